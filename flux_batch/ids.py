@@ -31,7 +31,9 @@ def _normalise(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys and integral floats as integers: the basis of every hash."""
-    return json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def content_hash(value: Any, digits: int = ID_HEX_DIGITS) -> str:
@@ -49,7 +51,9 @@ def derive_seed(base_seed: int, stage: str, key: Mapping[str, Any]) -> int:
 
     Adding a value to an axis, or a stage, leaves every existing job's ``key`` and so its seed unchanged.
     """
-    digest = hashlib.sha256(canonical_json({"base_seed": base_seed, "stage": stage, "key": key}).encode()).digest()
+    digest = hashlib.sha256(
+        canonical_json({"base_seed": base_seed, "stage": stage, "key": key}).encode()
+    ).digest()
     return int.from_bytes(digest[:8], "big") % SEED_MODULUS
 
 

@@ -18,7 +18,9 @@ import jsonschema
 
 from flux_batch import resources
 
-MODEL_REF = re.compile(r"^(?P<owner>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)(?::(?P<version>[0-9a-f]{64}))?$")
+MODEL_REF = re.compile(
+    r"^(?P<owner>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)(?::(?P<version>[0-9a-f]{64}))?$"
+)
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 #: Stands in for an image that only exists at run time (an upstream output, a local file) when checking.
 PLACEHOLDER_URL = "https://flux-batch.invalid/placeholder.png"
@@ -108,11 +110,12 @@ def suggest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str:
 def _with_placeholders(spec: ModelSpec, input: Mapping[str, Any]) -> dict[str, Any]:
     """Image references that resolve only at run time (mappings) are checked as a URL."""
     return {
-        k: PLACEHOLDER_URL if k in spec.image_inputs and isinstance(v, Mapping) else v for k, v in input.items()
+        k: PLACEHOLDER_URL if k in spec.image_inputs and isinstance(v, Mapping) else v
+        for k, v in input.items()
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
     schema = known_models()[name].schema
     cls = jsonschema.validators.validator_for(schema)
@@ -159,13 +162,17 @@ def _describe(spec: ModelSpec, error: jsonschema.ValidationError) -> InputProble
         return InputProblem(missing, f"{spec.name} needs the input {missing!r}")
     if error.validator == "multipleOf":
         near = round(error.instance / error.validator_value) * error.validator_value
-        return InputProblem(path, f"{error.instance} is not a multiple of {error.validator_value}", f"try {near}")
+        return InputProblem(
+            path, f"{error.instance} is not a multiple of {error.validator_value}", f"try {near}"
+        )
     if error.validator == "enum":
         hint = suggest(error.instance, [str(v) for v in error.validator_value])
         choices = ", ".join(repr(v) for v in error.validator_value)
         return InputProblem(path, f"{error.instance!r} is not one of {choices}", hint)
     if error.validator == "maximum" and path == "safety_tolerance" and "input_image" in spec.inputs:
-        return InputProblem(path, f"safety_tolerance must be at most 2 with an input image, not {error.instance}")
+        return InputProblem(
+            path, f"safety_tolerance must be at most 2 with an input image, not {error.instance}"
+        )
     if error.validator in ("minimum", "maximum"):
         low, high = spec.inputs.get(path, {}).get("minimum"), spec.inputs.get(path, {}).get("maximum")
         return InputProblem(path, f"{error.instance} is out of range (allowed {low} to {high})")

@@ -24,7 +24,7 @@ def schemas_dir() -> Path:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_schema(relative: str) -> dict[str, Any]:
     """Parse one schema file, e.g. ``"manifest.schema.json"`` or ``"models/flux-pro.json"``."""
     with open(schemas_dir() / relative, encoding="utf-8") as f:
