@@ -17,6 +17,7 @@
     │   └── ProtocolError          a response we do not understand (unknown status, malformed JSON)
     ├── TransportError             the request may not have reached the API (timeout, reset, DNS)
     ├── DownloadError              an output file could not be fetched or failed its checks
+    │   └── OutputGoneError        the output file no longer exists (expired, data removed)
     └── Interrupted        (130)   the user pressed Ctrl-C; the state is resumable
 
 Lower libraries' exceptions (httpx, yaml, sqlite3, jsonschema) are translated at the boundary with
@@ -175,6 +176,10 @@ class TransportError(FluxBatchError):
 
 class DownloadError(FluxBatchError):
     """An output file could not be downloaded, or failed its size or format checks."""
+
+
+class OutputGoneError(DownloadError):
+    """The output file is gone for good (404/410, ``data_removed``): retrying the download cannot help."""
 
 
 class Interrupted(FluxBatchError):
