@@ -1,0 +1,243 @@
+"""The simulator as an ASGI app: routing, auth, throttling, request-level faults and statistics.
+
+Mounted at ``/v1`` (Replicate style) and ``/replicate/v1`` (proxy style); output files under
+``/delivery/``; ``GET /_simulator/stats`` and ``POST /_simulator/reset`` outside the API. In-process use::
+
+    app = create_app(SimConfig(latency=0), clock=fake_clock)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/v1")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from flux_batch.simulator import views
+from flux_batch.simulator.asgi import Receive, Request, Response, Scope, Send, send_response
+from flux_batch.simulator.config import FaultSpec, SimConfig
+from flux_batch.simulator.faults import FaultPlan, first
+from flux_batch.simulator.handlers import Handlers, Sleep, not_found, problem
+from flux_batch.simulator.store import Store
+from flux_batch.simulator.throttle import Throttle
+
+PREFIXES = (("/replicate/v1", True), ("/v1", False))  # (mount, proxy style)
+#: (method, path pattern below the prefix, route template, endpoint name, handler name)
+API_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
+    (
+        "POST",
+        r"/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions",
+        "/models/{owner}/{name}/predictions",
+        "create",
+        "create",
+    ),
+    ("POST", r"/predictions", "/predictions", "create", "create"),
+    ("GET", r"/predictions", "/predictions", "list", "list_predictions"),
+    ("GET", r"/predictions/(?P<id>[^/]+)", "/predictions/{id}", "get", "get"),
+    ("POST", r"/predictions/(?P<id>[^/]+)/cancel", "/predictions/{id}/cancel", "cancel", "cancel"),
+    ("POST", r"/files", "/files", "upload", "upload"),
+    ("GET", r"/files/(?P<id>[^/]+)", "/files/{id}", "file", "file"),
+    ("GET", r"/files/(?P<id>[^/]+)/download", "/files/{id}/download", "file", "file"),
+)
+_COMPILED = tuple((m, re.compile(p + "$"), t, e, h) for m, p, t, e, h in API_ROUTES)
+_OUTPUT = re.compile(r"^/delivery/(?P<id>[0-9a-z]+)/output_(?P<index>\d+)\.(?:png|jpg|webp)$")
+OUTPUT_ROUTE = "/delivery/{id}/{file}"
+
+
+async def _real_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+class SimulatorApp:
+    """The ASGI callable. ``stats()`` and ``reset()`` serve in-process tests without HTTP."""
+
+    def __init__(
+        self, config: SimConfig, clock: Callable[[], float], sleep: Callable[[float], Awaitable[None]]
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.sleep: Sleep = sleep
+        self.store = Store(config.seed)
+        self.faults = FaultPlan(config.faults, config.seed)
+        self.throttle = Throttle(config)
+        self.handlers = Handlers(config, self.store, clock, sleep)
+        self.requests: dict[str, dict[str, int]] = {}
+        self.throttled = 0
+        self.images_served = 0
+
+    # -- observability -------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """What happened so far: requests by route and status, predictions, duplicates, cost, faults."""
+        now = self.clock()
+        return {
+            "requests": {route: dict(codes) for route, codes in self.requests.items()},
+            "predictions_created": len(self.store.order),
+            "predictions_by_status": self.store.counts(now),
+            "duplicate_predictions": self.store.duplicates,
+            "cost_usd": self.store.billed_usd(now),
+            "throttled": self.throttled,
+            "faults_fired": dict(self.faults.fired),
+            "files_uploaded": len(self.store.files),
+            "images_served": self.images_served,
+        }
+
+    def reset(self) -> None:
+        """Forget every prediction, file, counter, limit and fault draw."""
+        self.store.reset()
+        self.faults.reset()
+        self.throttle.reset()
+        self.requests.clear()
+        self.throttled = 0
+        self.images_served = 0
+
+    def _count(self, route: str, status: int | str) -> None:
+        codes = self.requests.setdefault(route, {})
+        key = str(status)
+        codes[key] = codes.get(key, 0) + 1
+
+    # -- ASGI ----------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request.from_scope(scope, receive)
+        path = request.path
+        for prefix, proxy in PREFIXES:
+            if path.startswith(prefix + "/"):
+                await self._api(request, send, prefix, proxy)
+                return
+        match = _OUTPUT.match(path)
+        if match and request.method in ("GET", "HEAD"):
+            await self._output(request, send, match.groupdict())
+        elif path == "/_simulator/stats" and request.method == "GET":
+            await send_response(send, Response.json(200, self.stats()))
+        elif path == "/_simulator/reset" and request.method == "POST":
+            self.reset()
+            await send_response(send, Response.json(200, {"reset": True}))
+        else:
+            await send_response(send, not_found())
+
+    async def _api(self, request: Request, send: Send, prefix: str, proxy: bool) -> None:
+        rest = request.path[len(prefix) :]
+        route = None
+        allowed = False
+        for method, pattern, template, endpoint, handler in _COMPILED:
+            match = pattern.match(rest)
+            if match:
+                allowed = True
+                if method == request.method:
+                    route = (template, endpoint, handler, match.groupdict())
+                    break
+        if route is None:
+            status = 405 if allowed else 404
+            self._count(
+                f"{request.method} {prefix}{rest}" if allowed else f"{request.method} (no route)", status
+            )
+            await send_response(send, problem(status, "Method not allowed", "") if allowed else not_found())
+            return
+        template, endpoint, handler, params = route
+        name = f"{request.method} {prefix}{template}"
+        fired = self.faults.draw(endpoint)
+        response = await self._guard(request, endpoint, fired)
+        if response is None:
+            style = self._style(request, prefix, proxy)
+            response = await getattr(self.handlers, handler)(request, params, style, fired)
+        self._count(name, "dropped" if response.drop else response.status)
+        await send_response(send, response)
+
+    async def _guard(self, request: Request, endpoint: str, fired: list[FaultSpec]) -> Response | None:
+        """Faults that act before the endpoint, then auth and rate limits: a response, or None to go on."""
+        fault = _pre_fault(fired)
+        if fault is not None and fault.kind != "slow":
+            return _fault_response(fault, self.faults.draw_status)
+        if fault is not None:
+            await self.sleep(fault.delay)
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        if not token or (self.config.token is not None and token != self.config.token):
+            return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+        late = first(fired, "unauthorized", "billing", "create_5xx")
+        if late is not None:
+            return _fault_response(late, self.faults.draw_status)
+        limited = self.throttle.check(token, endpoint == "create", self.clock())
+        if limited is not None:
+            self.throttled += 1
+            response = problem(429, "Request was throttled", limited.detail, retry_after=limited.retry_after)
+            if self.config.retry_after_header:
+                response.header("Retry-After", str(limited.retry_after))
+            return response
+        return None
+
+    def _style(self, request: Request, prefix: str, proxy: bool) -> views.Style:
+        base = request.base_url
+        files_base = (self.config.files_base_url or base).rstrip("/")
+        if proxy:
+            return views.Style(views.REPLICATE_API, files_base, self.config.proxy_message)
+        return views.Style(base + prefix, files_base)
+
+    async def _output(self, request: Request, send: Send, params: dict[str, str]) -> None:
+        fired = self.faults.draw("output")
+        fault = _pre_fault(fired)
+        response: Response | None = None
+        if fault is not None and fault.kind == "slow":
+            await self.sleep(fault.delay)
+        elif fault is not None:
+            response = _fault_response(fault, self.faults.draw_status)
+        if response is None:
+            response = await self.handlers.output(request, params, fired)
+            if response.status == 200:
+                self.images_served += 1
+        self._count(f"{request.method} {OUTPUT_ROUTE}", "dropped" if response.drop else response.status)
+        await send_response(send, response)
+
+
+def _pre_fault(fired: list[FaultSpec]) -> FaultSpec | None:
+    """The request-level fault that acts first: a reset, else an HTML error page, else a delay."""
+    return first(fired, "reset") or first(fired, "html_5xx") or first(fired, "slow")
+
+
+def _fault_response(fault: FaultSpec, pick_status: Callable[[], int]) -> Response:
+    if fault.kind == "reset":
+        return Response(200, drop=True)
+    if fault.kind == "html_5xx":
+        status = fault.status or pick_status()
+        return Response(status, views.html_error(status), "text/html")
+    if fault.kind == "unauthorized":
+        return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+    if fault.kind == "billing":
+        return problem(
+            402,
+            "Billing required",
+            "You have insufficient credit to run this model. "
+            "Go to https://replicate.com/account/billing to purchase credit.",
+        )
+    status = fault.status or 503
+    return problem(status, "Service unavailable", "The service is temporarily unavailable; try again later.")
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def create_app(
+    config: SimConfig | None = None,
+    *,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> SimulatorApp:
+    """The simulator app. ``clock`` (epoch seconds, default ``time.time``) drives every lifecycle;
+    ``sleep`` (default ``asyncio.sleep``) is what ``Prefer: wait`` and slow-response faults await, so a
+    test can pass one that moves its fake clock instead of sleeping."""
+    return SimulatorApp(config or SimConfig(), clock or time.time, sleep or _real_sleep)

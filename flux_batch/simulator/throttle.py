@@ -1,0 +1,71 @@
+"""Per-token rate limits for the simulator, on :class:`flux_batch.ratelimit.TokenBucket`.
+
+Two buckets per token, as on Replicate: one for creating predictions, one for every other endpoint. The
+low-credit mode replaces the create bucket by 6 a minute with a burst of 1 and answers with the longer
+message seen in the wild.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from flux_batch.ratelimit import TokenBucket, per_minute
+from flux_batch.simulator.config import SimConfig
+
+LOW_CREDIT_RPM = 6
+LOW_CREDIT_BURST = 1
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """A refusal: ``retry_after`` whole seconds (at least 1) and the problem ``detail`` text."""
+
+    retry_after: int
+    detail: str
+
+
+class Throttle:
+    """Answers "may this token make this kind of request now?" from the config's limits."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.low_credit = config.low_credit
+        if config.low_credit:
+            self._create = (float(LOW_CREDIT_RPM), float(LOW_CREDIT_BURST))
+        else:
+            self._create = (float(config.create_rpm), float(config.burst))
+        other_burst = config.other_burst
+        if other_burst is None:
+            # The same seconds of burst as the create bucket: 10 at 600/min -> 50 at 3000/min.
+            ratio = config.other_rpm / config.create_rpm if config.create_rpm else 1.0
+            other_burst = max(1, round(config.burst * ratio))
+        self._other = (float(config.other_rpm), float(other_burst))
+        self._buckets: dict[tuple[str, bool], TokenBucket] = {}
+
+    def check(self, token: str, create: bool, now: float) -> Throttled | None:
+        """Take a token from the right bucket; None when allowed, else how long to wait."""
+        rpm, burst = self._create if create else self._other
+        if rpm <= 0:
+            return None
+        bucket = self._buckets.get((token, create))
+        if bucket is None:
+            bucket = self._buckets[(token, create)] = TokenBucket(per_minute(rpm), burst)
+        wait = bucket.take(now)
+        if wait <= 0:
+            return None
+        seconds = max(1, math.ceil(wait))
+        if create and self.low_credit:
+            detail = (
+                "Request was throttled. Your rate limit for creating predictions is reduced to "
+                f"{LOW_CREDIT_RPM} requests per minute with a burst of {LOW_CREDIT_BURST} requests while you "
+                f"have less than $5.0 in credit. Your rate limit resets in ~{seconds}s."
+            )
+        else:
+            detail = f"Request was throttled. Your rate limit resets in ~{seconds}s."
+        return Throttled(seconds, detail)
+
+    def reset(self) -> None:
+        self._buckets.clear()
+
+    def __repr__(self) -> str:
+        return f"Throttle(create={self._create}, other={self._other}, tokens={len(self._buckets)})"
