@@ -37,7 +37,9 @@ def pred(**kw: object) -> dict[str, object]:
     return body
 
 
-def client_for(handler: Callable[[httpx.Request], httpx.Response], token: str | None = "r8_secret") -> ApiClient:
+def client_for(
+    handler: Callable[[httpx.Request], httpx.Response], token: str | None = "r8_secret"
+) -> ApiClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return ApiClient(http, BASE + "/", token, wall_clock=lambda: 1_700_000_000.0)
 
@@ -50,7 +52,9 @@ async def test_create_by_model_sends_prefer_wait_and_cancel_after() -> None:
         return httpx.Response(201, json=pred())
 
     client = client_for(handler)
-    p = await client.create("black-forest-labs/flux-pro", None, {"prompt": "a cake"}, wait=30, cancel_after_s=600)
+    p = await client.create(
+        "black-forest-labs/flux-pro", None, {"prompt": "a cake"}, wait=30, cancel_after_s=600
+    )
     req = seen[0]
     assert str(req.url) == BASE + "/models/black-forest-labs/flux-pro/predictions"
     assert req.headers["Prefer"] == "wait=30"
@@ -97,7 +101,10 @@ async def test_list_follows_next_cursor_on_the_configured_host() -> None:
         if "cursor" not in request.url.params:
             return httpx.Response(
                 200,
-                json={"results": [pred(id="a")], "next": "https://api.replicate.com/v1/predictions?cursor=c2"},
+                json={
+                    "results": [pred(id="a")],
+                    "next": "https://api.replicate.com/v1/predictions?cursor=c2",
+                },
             )
         return httpx.Response(200, json={"results": [pred(id="b")], "next": None})
 
@@ -111,7 +118,11 @@ async def test_list_follows_next_cursor_on_the_configured_host() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "exc"),
     [
-        (401, {"title": "Unauthenticated", "detail": "You did not pass a valid token", "status": 401}, AuthError),
+        (
+            401,
+            {"title": "Unauthenticated", "detail": "You did not pass a valid token", "status": 401},
+            AuthError,
+        ),
         (403, {"detail": "forbidden"}, AuthError),
         (402, {"title": "Billing required", "detail": "add a card", "status": 402}, BillingError),
         (404, {"detail": "model not found"}, NotFoundError),

@@ -149,7 +149,8 @@ def error_for(response: httpx.Response, *, now: float) -> ApiError:
         )
     if code == 402:
         return BillingError(
-            f"the API needs billing set up (402: {detail}); add credit at https://replicate.com/account/billing",
+            f"the API needs billing set up (402: {detail}); add credit at"
+            " https://replicate.com/account/billing",
             status=code,
             detail=detail,
         )
@@ -166,7 +167,7 @@ def error_for(response: httpx.Response, *, now: float) -> ApiError:
 
 
 class ApiClient:
-    """The endpoints flux-batch calls. ``calls`` counts requests by kind (create, get, list, cancel, upload)."""
+    """The endpoints flux-batch calls; ``calls`` counts requests by kind (create, get, list, ...)."""
 
     def __init__(
         self,
@@ -198,7 +199,9 @@ class ApiClient:
         return {}
 
     def _timeout(self, read: float | None = None) -> httpx.Timeout:
-        return httpx.Timeout(self._read_timeout, connect=self._connect_timeout, read=read or self._read_timeout)
+        return httpx.Timeout(
+            self._read_timeout, connect=self._connect_timeout, read=read or self._read_timeout
+        )
 
     async def _request(
         self,
@@ -226,18 +229,23 @@ class ApiClient:
                 timeout=self._timeout(read_timeout),
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise TransportError(f"{method} {url}: could not connect ({exc or type(exc).__name__})", sent=False) from exc
+            raise TransportError(
+                f"{method} {url}: could not connect ({exc or type(exc).__name__})", sent=False
+            ) from exc
         except httpx.TimeoutException as exc:
             raise TransportError(f"{method} {url}: timed out waiting for the response", sent=True) from exc
         except httpx.TransportError as exc:
-            raise TransportError(f"{method} {url}: connection lost ({exc or type(exc).__name__})", sent=True) from exc
+            raise TransportError(
+                f"{method} {url}: connection lost ({exc or type(exc).__name__})", sent=True
+            ) from exc
         if response.status_code >= 400:
             raise error_for(response, now=self._wall_clock())
         try:
             return response.json()
         except ValueError as exc:
             raise ProtocolError(
-                f"{method} {url}: HTTP {response.status_code} with a body that is not JSON", status=response.status_code
+                f"{method} {url}: HTTP {response.status_code} with a body that is not JSON",
+                status=response.status_code,
             ) from exc
 
     async def create(

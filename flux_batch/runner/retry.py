@@ -62,7 +62,7 @@ def is_transient(err: BaseException) -> bool:
 
 
 def delay_for(err: BaseException, attempt: int, policy: Backoff, rng: random.Random) -> float:
-    """The wait before retry number ``attempt``: the server's hint on a 429 if it gave one, else the policy."""
+    """The wait before retry ``attempt``: the server's hint on a 429 if it gave one, else the policy."""
     if isinstance(err, RateLimitedError) and err.retry_after is not None:
         return max(0.0, err.retry_after)
     return policy(attempt, rng)

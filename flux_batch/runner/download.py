@@ -1,0 +1,165 @@
+"""Safe downloads of output files: streamed, size-capped, checked, and atomically put in place.
+
+A file is written under a temporary name in its final folder, hashed as it streams, checked (the byte
+count against ``Content-Length``, the format identified by Pillow from the bytes, the format's own end
+marker so a truncated body never passes), fsynced, renamed to ``<stem>.<ext>`` (the extension of what the
+bytes really are, not of what was requested) and the folder fsynced. Only ``http(s)`` and ``data:`` URLs
+are fetched; the caller passes the headers, so the API token goes only to the API's own host.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import unquote_to_bytes, urlsplit
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from flux_batch.errors import DownloadError, OutputGoneError
+from flux_batch.runner.state import FileInfo
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
+
+
+def decode_data_url(url: str) -> bytes:
+    """The bytes of a ``data:[<type>][;base64],<data>`` URL."""
+    head, sep, data = url[5:].partition(",")
+    if not sep:
+        raise DownloadError("a data: URL without a comma")
+    try:
+        if head.endswith(";base64"):
+            return base64.b64decode(data, validate=False)
+        return unquote_to_bytes(data)
+    except (binascii.Error, ValueError) as exc:
+        raise DownloadError(f"a malformed data: URL ({exc})") from exc
+
+
+def complete(fmt: str, head: bytes, tail: bytes, size: int) -> bool:
+    """Whether a file of format ``fmt`` ends where its own structure says it should."""
+    if fmt == "PNG":
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if fmt == "JPEG":
+        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if fmt == "WEBP":
+        return len(head) >= 8 and int.from_bytes(head[4:8], "little") + 8 in (size, size - 1)
+    if fmt == "GIF":
+        return tail.endswith(b";")
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def finish_file(tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str, size: int) -> FileInfo:
+    """Check the bytes at ``tmp`` are a whole image, then move them to ``dest_dir/stem.<ext>``."""
+    try:
+        with Image.open(tmp) as image:
+            fmt = image.format or ""
+            width, height = image.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DownloadError(f"the file for {stem} is not an image Pillow can read ({exc})") from exc
+    with tmp.open("rb") as fh:
+        head = fh.read(16)
+        fh.seek(max(0, size - 16))
+        tail = fh.read(16)
+    if not complete(fmt, head, tail, size):
+        raise DownloadError(f"the {fmt} file for {stem} is truncated ({size} bytes)")
+    ext = _EXTENSIONS.get(fmt, fmt.lower() or "bin")
+    final = dest_dir / f"{stem}.{ext}"
+    os.replace(tmp, final)
+    _fsync_dir(dest_dir)
+    return FileInfo(final.relative_to(out_dir).as_posix(), digest, size, width, height)
+
+
+async def download(
+    http: httpx.AsyncClient,
+    url: str,
+    out_dir: Path,
+    rel_dir: str,
+    stem: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: float = 120.0,
+) -> FileInfo:
+    """Fetch ``url`` into ``out_dir/rel_dir/stem.<ext>``. OutputGoneError when the file no longer exists
+    (404, 410); DownloadError for anything else that went wrong (worth retrying)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https", "data"):
+        raise DownloadError(f"refusing to fetch {url[:80]!r}: only http(s) and data: URLs are downloaded")
+    dest_dir = out_dir / rel_dir
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    tmp = dest_dir / f".{stem}.{secrets.token_hex(4)}.part"
+    sha = hashlib.sha256()
+    size = 0
+    try:
+        with tmp.open("wb") as fh:
+            if scheme == "data":
+                data = decode_data_url(url)
+                if len(data) > max_bytes:
+                    raise DownloadError(f"the output for {stem} is larger than the {max_bytes}-byte cap")
+                sha.update(data)
+                fh.write(data)
+                size = len(data)
+            else:
+                size = await _stream(http, url, fh, sha, stem, headers or {}, max_bytes, timeout)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return finish_file(tmp, dest_dir, stem, out_dir, sha.hexdigest(), size)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+async def _stream(
+    http: httpx.AsyncClient,
+    url: str,
+    fh: BinaryIO,
+    sha: Any,
+    stem: str,
+    headers: Mapping[str, str],
+    max_bytes: int,
+    timeout: float,
+) -> int:
+    size = 0
+    write = fh.write
+    try:
+        async with http.stream("GET", url, headers=dict(headers), timeout=timeout) as response:
+            if response.status_code in (404, 410):
+                raise OutputGoneError(f"the output file for {stem} is gone ({response.status_code}): {url}")
+            if response.status_code >= 400:
+                raise DownloadError(
+                    f"downloading the output for {stem} failed with HTTP {response.status_code}"
+                )
+            expected = response.headers.get("content-length")
+            if expected is not None and expected.isdigit() and int(expected) > max_bytes:
+                raise DownloadError(
+                    f"the output for {stem} is {expected} bytes, over the {max_bytes}-byte cap"
+                )
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadError(f"the output for {stem} is over the {max_bytes}-byte cap")
+                sha.update(chunk)
+                write(chunk)
+            encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+            if expected is not None and expected.isdigit() and int(expected) != size and not encoded:
+                raise DownloadError(f"the download for {stem} was cut short: {size} of {expected} bytes")
+    except httpx.HTTPError as exc:
+        raise DownloadError(f"downloading the output for {stem} failed: {exc or type(exc).__name__}") from exc
+    return size

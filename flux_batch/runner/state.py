@@ -1,0 +1,553 @@
+"""The crash-safe store of a run: SQLite in WAL mode in ``<out>/state.db``.
+
+Write-ahead discipline lives here as the only way to change a job:
+
+1. :meth:`Store.begin_attempt` records the intent (the exact input about to be sent) *before* a create;
+2. :meth:`Store.attach` records the prediction id as soon as the create's response arrives;
+3. :meth:`Store.record_terminal` records the prediction's end (and its output URLs);
+4. :meth:`Store.record_download` records a file only once it is safely in place.
+
+Every write is its own short transaction, so a crash at any point leaves a state from which a resume
+knows exactly what to do: a job ``submitting`` may have a prediction (reconcile before creating again), a
+job with a prediction id is re-attached, a job ``downloading`` fetches its missing files.
+
+Job statuses: ``pending``, ``submitting`` (intent recorded, no id yet), ``submitted``, ``running``,
+``downloading`` (prediction succeeded, files not all here), then terminal ``succeeded``, ``failed``,
+``canceled``, ``aborted``, ``expired`` (output gone before download) or ``skipped`` (an upstream failed).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flux_batch.errors import StateError
+from flux_batch.ids import canonical_json, derive_seed
+from flux_batch.jobs import Job
+from flux_batch.runner.migrations import migrate
+
+STATE_FILE = "state.db"
+IN_PROGRESS = ("submitting", "submitted", "running", "downloading")
+FAILED = ("failed", "canceled", "aborted")
+TERMINAL = ("succeeded", *FAILED, "expired", "skipped")
+#: How internal statuses appear in manifest.csv and ``status``.
+PUBLIC_STATUS = {"submitting": "submitted", "downloading": "running"}
+
+_JOB_COLUMNS = (
+    "id, seq, stage, model, version, input, vars, needs, slug, cost_usd, status, prediction_id, seed, "
+    "attempts, error, created_at, completed_at, predict_time"
+)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job and where it stands. ``seed`` is the seed actually sent (it differs after a reseed)."""
+
+    job: Job
+    seq: int
+    cost_usd: float | None
+    status: str
+    prediction_id: str | None
+    seed: int | None
+    attempts: int
+    error: str | None
+    created_at: str | None
+    completed_at: str | None
+    predict_time: float | None
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def send_input(self) -> dict[str, Any]:
+        """The job's input with the seed to send (image references not yet resolved)."""
+        data = dict(self.job.input)
+        if self.seed is not None:
+            data["seed"] = self.seed
+        return data
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    job_id: str
+    idx: int
+    url: str | None
+    url_until: float | None
+    file_name: str | None
+    sha256: str | None
+    bytes: int | None
+    width: int | None
+    height: int | None
+    thumb: str | None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """A downloaded file: ``file_name`` relative to the output folder."""
+
+    file_name: str
+    sha256: str
+    bytes: int
+    width: int
+    height: int
+
+
+def _row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> JobRow:
+    job = Job(
+        id=r[0],
+        stage=r[2],
+        model=r[3],
+        version=r[4],
+        input=json.loads(r[5]),
+        vars=json.loads(r[6]),
+        needs=tuple(json.loads(r[7])),
+        slug=r[8],
+    )
+    return JobRow(job, r[1], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17])
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, with a busy timeout."""
+    try:
+        if readonly:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+        else:
+            db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: every commit survives a killed process (the WAL is in the OS); only a power
+            # failure could lose the last commits. FULL would fsync each of the ~3 commits per job.
+            db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=OFF")
+        return db
+    except sqlite3.Error as exc:
+        raise StateError(f"{path}: cannot open the state database ({exc})") from exc
+
+
+class Store:
+    """The state of one output folder. Open with :meth:`open`; not shared between threads."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self.path = path
+        self._clock = clock
+        self._var_names: dict[str, None] = {}
+        self._input_names: dict[str, None] = {}
+        self._seq = 0
+
+    @classmethod
+    def open(cls, out_dir: Path, *, clock: Callable[[], float] = time.time) -> Store:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / STATE_FILE
+        db = connect(path)
+        try:
+            migrate(db, clock=clock)
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StateError(
+                f"{path}: not a usable state database ({exc}); move it away to start afresh"
+            ) from exc
+        return cls(db, path, clock=clock)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+    # -- loading the manifest's jobs -------------------------------------------------------------------
+
+    def begin_ingest(self) -> None:
+        """Start loading the current manifest's jobs: until they are added again, none is live."""
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET live = 0 WHERE live = 1")
+        self._var_names.clear()
+        self._input_names.clear()
+        self._seq = 0
+
+    def add_jobs(self, jobs: Iterable[tuple[Job, float | None]]) -> None:
+        """Add (or mark live again) a batch of ``(job, estimated cost)``, in manifest order."""
+        job_rows: list[tuple[Any, ...]] = []
+        dep_rows: list[tuple[str, str]] = []
+        for job, cost in jobs:
+            self._seq += 1
+            for name in job.vars:
+                self._var_names.setdefault(name, None)
+            for name in job.input:
+                if name not in ("prompt", "seed"):
+                    self._input_names.setdefault(name, None)
+            job_rows.append(
+                (
+                    job.id,
+                    self._seq,
+                    job.stage,
+                    job.model,
+                    job.version,
+                    canonical_json(job.input),
+                    json.dumps(dict(job.vars), ensure_ascii=False),
+                    json.dumps(list(job.needs)),
+                    job.slug,
+                    cost,
+                    job.seed,
+                    len(job.needs),
+                )
+            )
+            dep_rows.extend((need, job.id) for need in job.needs)
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO jobs (id, seq, stage, model, version, input, vars, needs, slug, cost_usd,"
+                " seed, waiting)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET live = 1, seq = excluded.seq, cost_usd = excluded.cost_usd,"
+                " vars = excluded.vars, slug = excluded.slug",
+                job_rows,
+            )
+            db.executemany("INSERT OR IGNORE INTO deps (needs_id, job_id) VALUES (?, ?)", dep_rows)
+
+    def prepare_run(self, *, retry_failed: bool = False, reseed: bool = False) -> None:
+        """After loading: decide what this run will do with jobs from earlier runs.
+
+        Jobs whose output is gone (``expired``) are redone; with ``retry_failed`` so are failed, canceled
+        and aborted ones (with ``reseed`` under a new seed derived from the old one and the attempt);
+        ``skipped`` jobs are reconsidered; then each pending job's count of unfinished upstream jobs is
+        recomputed, and jobs whose upstream has definitively failed are skipped.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('columns', ?)",
+                (json.dumps({"vars": list(self._var_names), "inputs": list(self._input_names)}),),
+            )
+            revive = ["expired", "skipped", *(FAILED if retry_failed else ())]
+            marks = ",".join("?" * len(revive))
+            if reseed and retry_failed:
+                rows = db.execute(
+                    "SELECT id, stage, seed, attempts FROM jobs WHERE live = 1 AND status IN"
+                    f" ({','.join('?' * 3)})",
+                    FAILED,
+                ).fetchall()
+                db.executemany(
+                    "UPDATE jobs SET seed = ? WHERE id = ?",
+                    [
+                        (derive_seed(seed or 0, stage, {"retry": attempts}), jid)
+                        for jid, stage, seed, attempts in rows
+                    ],
+                )
+            db.execute(
+                f"UPDATE jobs SET status = 'pending', prediction_id = NULL, error = NULL WHERE live = 1"
+                f" AND status IN ({marks})",
+                revive,
+            )
+            db.execute(
+                "UPDATE jobs SET waiting = (SELECT COUNT(*) FROM deps d JOIN jobs u ON u.id = d.needs_id"
+                " WHERE d.job_id = jobs.id AND u.status != 'succeeded') WHERE status = 'pending' AND live = 1"
+            )
+            while True:
+                changed = db.execute(
+                    "UPDATE jobs SET status = 'skipped', error = 'an upstream job did not succeed'"
+                    " WHERE status = 'pending' AND waiting > 0 AND EXISTS (SELECT 1 FROM deps d JOIN jobs u"
+                    " ON u.id = d.needs_id WHERE d.job_id = jobs.id AND (u.status IN"
+                    " ('failed', 'canceled', 'aborted', 'expired', 'skipped') OR u.live = 0))"
+                ).rowcount
+                if not changed:
+                    break
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> JobRow:
+        row = self._db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise StateError(f"job {job_id} is not in the state database")
+        return _row_to_job(row)
+
+    def runnable(self, limit: int, after_seq: int = 0) -> list[JobRow]:
+        """Pending live jobs whose upstream jobs have all succeeded, in manifest order after ``after_seq``."""
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND waiting = 0 AND live = 1 AND seq"
+            " > ?"
+            " ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def in_progress(self) -> list[JobRow]:
+        """Jobs an earlier run left between intent and download, to resume first."""
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE live = 1 AND status IN (?, ?, ?, ?) ORDER BY seq",
+            IN_PROGRESS,
+        ).fetchall()
+        return [_row_to_job(r) for r in rows]
+
+    def iter_jobs(self, *, live_only: bool = True, batch: int = 2000) -> Iterator[JobRow]:
+        """Every (live) job in manifest order, fetched in batches."""
+        last = -1
+        where = "live = 1 AND " if live_only else ""
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}seq > ? ORDER BY seq LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _row_to_job(r)
+            last = rows[-1][1]
+
+    def outputs(self, job_id: str) -> list[OutputRow]:
+        rows = self._db.execute(
+            "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb FROM outputs"
+            " WHERE job_id = ? ORDER BY idx",
+            (job_id,),
+        ).fetchall()
+        return [OutputRow(*r) for r in rows]
+
+    def outputs_of(self, job_ids: list[str]) -> dict[str, list[OutputRow]]:
+        found: dict[str, list[OutputRow]] = {}
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            rows = self._db.execute(
+                "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb FROM"
+                " outputs"
+                f" WHERE job_id IN ({','.join('?' * len(chunk))}) ORDER BY job_id, idx",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                found.setdefault(r[0], []).append(OutputRow(*r))
+        return found
+
+    def attempts(self, job_id: str) -> list[tuple[int, float, str, str | None, str | None]]:
+        """``(n, intent_at, sent_input JSON, prediction_id, outcome)`` of each create, oldest first."""
+        return self._db.execute(
+            "SELECT n, intent_at, sent_input, prediction_id, outcome FROM attempts WHERE job_id = ? ORDER"
+            " BY n",
+            (job_id,),
+        ).fetchall()
+
+    def known_prediction(self, prediction_id: str) -> bool:
+        return bool(
+            self._db.execute("SELECT 1 FROM attempts WHERE prediction_id = ?", (prediction_id,)).fetchone()
+        )
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Live jobs by stage and (internal) status."""
+        out: dict[str, dict[str, int]] = {}
+        for stage, status, n in self._db.execute(
+            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
+        ):
+            out.setdefault(stage, {})[status] = n
+        return out
+
+    def spent_usd(self) -> float:
+        """Estimated spend so far: every prediction that succeeded, at its job's price (all runs)."""
+        row = self._db.execute(
+            "SELECT SUM(j.cost_usd) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.outcome ="
+            " 'succeeded'"
+        ).fetchone()
+        return float(row[0] or 0.0)
+
+    def upload_for(self, sha256: str, newer_than: float) -> str | None:
+        row = self._db.execute(
+            "SELECT url FROM uploads WHERE sha256 = ? AND uploaded_at > ?", (sha256, newer_than)
+        ).fetchone()
+        return row[0] if row else None
+
+    def recent_errors(self, limit: int = 10) -> list[tuple[float, str | None, str]]:
+        return self._db.execute(
+            "SELECT at, job_id, message FROM errors ORDER BY at DESC LIMIT ?", (limit,)
+        ).fetchall()
+
+    # -- writing (each call one transaction) ----------------------------------------------------------------
+
+    def begin_attempt(self, job_id: str, sent_input: Mapping[str, Any], intent_at: float) -> int:
+        """Record the intent to create a prediction with exactly ``sent_input``; return the attempt number."""
+        with self._tx() as db:
+            (n,) = db.execute("SELECT attempts + 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            db.execute(
+                "INSERT INTO attempts (job_id, n, intent_at, sent_input) VALUES (?, ?, ?, ?)",
+                (job_id, n, intent_at, canonical_json(sent_input)),
+            )
+            db.execute(
+                "UPDATE jobs SET status = 'submitting', attempts = ?, prediction_id = NULL, error = NULL"
+                " WHERE id = ?",
+                (n, job_id),
+            )
+        return int(n)
+
+    def abandon_attempt(self, job_id: str, outcome: str) -> None:
+        """The last create certainly made nothing (a 429, a 422, a connection never made): say so."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE attempts SET outcome = ? WHERE job_id = ? AND n = (SELECT attempts FROM jobs WHERE"
+                " id = ?)",
+                (outcome, job_id, job_id),
+            )
+
+    def attach(self, job_id: str, prediction_id: str, status: str, created_at: str | None) -> None:
+        """Record the prediction a create (or a reconciliation) gave the job's current attempt."""
+        public = "running" if status == "processing" else "submitted"
+        with self._tx() as db:
+            db.execute(
+                "UPDATE attempts SET prediction_id = ? WHERE job_id = ? AND n = (SELECT attempts FROM jobs"
+                " WHERE id = ?)",
+                (prediction_id, job_id, job_id),
+            )
+            db.execute(
+                "UPDATE jobs SET prediction_id = ?, status = ?, created_at = ? WHERE id = ?",
+                (prediction_id, public, created_at, job_id),
+            )
+
+    def mark_running(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status = 'running' WHERE id = ? AND status = 'submitted'", (job_id,))
+
+    def record_terminal(
+        self,
+        job_id: str,
+        *,
+        status: str,
+        error: str | None,
+        urls: tuple[str, ...],
+        url_until: float,
+        completed_at: str | None,
+        predict_time: float | None,
+    ) -> None:
+        """The job's prediction ended. On success the job moves to ``downloading`` with its output URLs."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE attempts SET outcome = ? WHERE job_id = ? AND prediction_id = (SELECT prediction_id"
+                " FROM jobs"
+                " WHERE id = ?)",
+                (status, job_id, job_id),
+            )
+            if status == "succeeded":
+                db.execute("DELETE FROM outputs WHERE job_id = ?", (job_id,))
+                db.executemany(
+                    "INSERT INTO outputs (job_id, idx, url, url_until) VALUES (?, ?, ?, ?)",
+                    [(job_id, i, url, url_until) for i, url in enumerate(urls)],
+                )
+                db.execute(
+                    "UPDATE jobs SET status = 'downloading', completed_at = ?, predict_time = ?, error = NULL"
+                    " WHERE id = ?",
+                    (completed_at, predict_time, job_id),
+                )
+            else:
+                db.execute(
+                    "UPDATE jobs SET status = ?, error = ?, completed_at = ?, predict_time = ?, finished_at"
+                    " = ?"
+                    " WHERE id = ?",
+                    (status, error, completed_at, predict_time, self._clock(), job_id),
+                )
+                self._skip_dependents(db, job_id)
+
+    def record_download(self, job_id: str, idx: int, info: FileInfo, thumb: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outputs SET file_name = ?, sha256 = ?, bytes = ?, width = ?, height = ?, thumb = ?"
+                " WHERE job_id = ? AND idx = ?",
+                (info.file_name, info.sha256, info.bytes, info.width, info.height, thumb, job_id, idx),
+            )
+
+    def mark_succeeded(self, job_id: str) -> int:
+        """Every output is on disk: the job succeeded. Returns how many downstream jobs became runnable."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'succeeded', finished_at = ? WHERE id = ?", (self._clock(), job_id)
+            )
+            db.execute(
+                "UPDATE jobs SET waiting = waiting - 1 WHERE status = 'pending' AND waiting > 0 AND id IN"
+                " (SELECT job_id FROM deps WHERE needs_id = ?)",
+                (job_id,),
+            )
+            released = db.execute(
+                "SELECT COUNT(*) FROM deps d JOIN jobs j ON j.id = d.job_id WHERE d.needs_id = ?"
+                " AND j.status = 'pending' AND j.waiting = 0 AND j.live = 1",
+                (job_id,),
+            ).fetchone()[0]
+        return int(released)
+
+    def mark_failed(self, job_id: str, status: str, error: str) -> None:
+        """The job ends without output (``failed``, ``expired``, ...); its downstream jobs are skipped."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                (status, error, self._clock(), job_id),
+            )
+            self._skip_dependents(db, job_id)
+
+    def reset_pending(self, job_id: str, error: str | None = None) -> None:
+        """Put the job back to be created again (its prediction was canceled on interrupt, or expired)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'pending', prediction_id = NULL, error = ? WHERE id = ?",
+                (error, job_id),
+            )
+
+    def _skip_dependents(self, db: sqlite3.Connection, job_id: str) -> None:
+        db.execute(
+            "WITH RECURSIVE down(id) AS (SELECT job_id FROM deps WHERE needs_id = ?"
+            " UNION SELECT d.job_id FROM deps d JOIN down ON d.needs_id = down.id)"
+            " UPDATE jobs SET status = 'skipped', error = ?, finished_at = ?"
+            " WHERE id IN (SELECT id FROM down) AND status = 'pending'",
+            (job_id, f"upstream job {job_id} did not succeed", self._clock()),
+        )
+
+    def log_error(self, job_id: str | None, message: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO errors (at, job_id, message) VALUES (?, ?, ?)", (self._clock(), job_id, message)
+            )
+
+    def remember_upload(self, sha256: str, url: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads (sha256, url, uploaded_at) VALUES (?, ?, ?)",
+                (sha256, url, self._clock()),
+            )
+
+
+def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
+    """A read-only connection to a folder's state (None if there is none), safe beside a running run."""
+    path = Path(out_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    return connect(path, readonly=True)
+
+
+def done_counts(out_dir: Path) -> dict[str, dict[str, int]]:
+    """Live jobs of an output folder by stage and public status (``{}`` without state): for ``plan``."""
+    db = open_readonly(out_dir)
+    if db is None:
+        return {}
+    try:
+        out: dict[str, dict[str, int]] = {}
+        for stage, status, n in db.execute(
+            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
+        ):
+            public = PUBLIC_STATUS.get(status, status)
+            out.setdefault(stage, {})
+            out[stage][public] = out[stage].get(public, 0) + n
+        return out
+    except sqlite3.Error as exc:
+        raise StateError(f"{out_dir / STATE_FILE}: cannot read the state ({exc})") from exc
+    finally:
+        db.close()
