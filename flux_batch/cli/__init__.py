@@ -20,6 +20,7 @@ from flux_batch.errors import EXIT_INTERRUPTED, FluxBatchError, ManifestError
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.manifest_cmds",
+    "flux_batch.cli.simulate_cmd",
 )
 
 

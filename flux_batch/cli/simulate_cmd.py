@@ -1,0 +1,111 @@
+"""``flux-batch simulate``: serve the Replicate-compatible simulator on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from flux_batch.errors import UsageError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="serve a Replicate-compatible simulator (no token, no cost)",
+        description=(
+            "Serve a simulator of the Replicate predictions API at /v1 (Replicate style) and /replicate/v1 "
+            "(proxy style). Flags override the --profile file. See docs/simulator.md."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=8787, help="port to listen on (default 8787; 0: any free)"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="YAML profile with settings and faults")
+    parser.add_argument(
+        "--latency", metavar="SECONDS", help="mean time from create to done (e.g. 3, 2.5s, 1m)"
+    )
+    parser.add_argument(
+        "--create-rpm", type=int, metavar="N", help="create limit per minute per token (0: none)"
+    )
+    parser.add_argument(
+        "--other-rpm", type=int, metavar="N", help="limit per minute for other calls (0: none)"
+    )
+    parser.add_argument(
+        "--burst", type=int, metavar="N", help="requests allowed in a burst above the create rate"
+    )
+    parser.add_argument("--retention", metavar="SECONDS", help="how long outputs live (default 3600)")
+    parser.add_argument("--token", help="accept only this bearer token (default: any non-empty one)")
+    parser.add_argument(
+        "--retry-after-header",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send a Retry-After header with 429s (default on)",
+    )
+    parser.add_argument("--low-credit", action="store_true", default=None, help="6 creates a minute, burst 1")
+    parser.add_argument("--seed", type=int, help="seed for faults, latencies, ids and random seeds")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="add a fault: KIND[:SCHEDULE][:key=value,...], e.g. ambiguous_create:0.05, "
+        "html_5xx:every=20, unauthorized:from=100, slow:0.1:delay=3 (repeatable; see docs/simulator.md)",
+    )
+    parser.add_argument(
+        "--no-list",
+        dest="list_supported",
+        action="store_false",
+        default=None,
+        help="answer 404 to list calls",
+    )
+    parser.add_argument("--files-base-url", metavar="URL", help="absolute base URL of output files")
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    parser.set_defaults(func=run)
+
+
+_OVERRIDES = (
+    "latency",
+    "create_rpm",
+    "other_rpm",
+    "burst",
+    "retention",
+    "token",
+    "retry_after_header",
+    "low_credit",
+    "seed",
+    "list_supported",
+    "files_base_url",
+)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`SimConfig` the flags describe: the profile (if any), then each flag given."""
+    from flux_batch.simulator.config import SimConfig, config_from_mapping, load_profile, parse_fault
+
+    base = load_profile(args.profile) if args.profile else SimConfig()
+    changes = {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name) is not None}
+    if args.fault:
+        changes["faults"] = (*base.faults, *(parse_fault(spec) for spec in args.fault))
+    return config_from_mapping(changes, base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from flux_batch.simulator import create_app
+    from flux_batch.simulator.server import base_urls, bind, serve
+
+    config = config_from_args(args)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
+    urls = base_urls(args.host, sock.getsockname()[1])
+    print(
+        f"flux-batch simulator serving (Ctrl-C to stop)\n"
+        f"  Replicate style: {urls['replicate']}\n"
+        f"  proxy style:     {urls['proxy']}\n"
+        f"  stats:           {urls['stats']}",
+        flush=True,
+    )
+    serve(create_app(config), sock, log_level=args.log_level)
+    return 0

@@ -1,0 +1,76 @@
+"""Serving the simulator over HTTP with uvicorn: in the foreground (the CLI) or in a background thread.
+
+Dropped-connection faults raise :class:`SimulatedDisconnect` inside the app so that uvicorn closes the
+socket; the log filter here keeps those deliberate drops out of the error log.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from flux_batch.simulator.asgi import SimulatedDisconnect
+
+
+class _HideSimulatedDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, SimulatedDisconnect)
+
+
+def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
+    logging.getLogger("uvicorn.error").addFilter(_HideSimulatedDrops())
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+
+
+def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A listening socket (port 0: a free one), so the port is known before the server starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def base_urls(host: str, port: int) -> dict[str, str]:
+    """The API's base URLs as served: Replicate style and proxy style."""
+    shown = f"[{host}]" if ":" in host else host
+    return {
+        "replicate": f"http://{shown}:{port}/v1",
+        "proxy": f"http://{shown}:{port}/replicate/v1",
+        "stats": f"http://{shown}:{port}/_simulator/stats",
+    }
+
+
+def serve(app: Any, sock: socket.socket, log_level: str = "warning") -> None:
+    """Serve ``app`` on the bound ``sock`` until interrupted (Ctrl-C)."""
+    host, port = sock.getsockname()[:2]
+    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run(sockets=[sock])
+
+
+@contextmanager
+def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a background thread; yields ``http://host:port`` and stops on exit."""
+    sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(_uvicorn_config(app, host, bound_port, "warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the simulator server failed to start")
+            threading.Event().wait(0.01)
+        yield f"http://{host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
