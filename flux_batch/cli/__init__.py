@@ -21,6 +21,7 @@ from flux_batch.errors import EXIT_INTERRUPTED, FluxBatchError, ManifestError
 COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.manifest_cmds",
     "flux_batch.cli.simulate_cmd",
+    "flux_batch.cli.report_cmd",
 )
 
 

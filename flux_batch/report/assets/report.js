@@ -1,0 +1,433 @@
+// flux-batch report: renders the grid, the table and the image viewer from the JSON embedded in the page.
+// No network and no libraries: everything here works from file://. Only the visible page of the grid or
+// the table is in the DOM, and thumbnails load lazily, so 10,000 images stay responsive.
+"use strict";
+(function () {
+  const DATA = JSON.parse(document.getElementById("report-data").textContent);
+  const FAILED = new Set(["failed", "canceled", "aborted", "expired", "skipped"]);
+  const UNFINISHED = new Set(["pending", "submitted", "running"]);
+  const GRID_MAX_COLS = 16;          // columns per grid page; more page sideways
+  const GRID_IMAGES_PER_PAGE = 240;  // rows per grid page follow from this
+  const TABLE_PAGE = 100;
+  const ALL = "\u0000all";
+
+  const rows = DATA.rows.map(function (values, index) {
+    const row = { index: index };
+    DATA.fields.forEach(function (field, k) { row[field] = values[k]; });
+    return row;
+  });
+  const byJob = new Map();
+  rows.forEach(function (r) { if (!byJob.has(r.job_id)) byJob.set(r.job_id, r); });
+  const stages = DATA.stages;
+  const stageRows = new Map(stages.map(function (s) { return [s.id, rows.filter(function (r) { return r.stage === s.id; })]; }));
+
+  const state = {
+    view: "grid",
+    stage: stages.length ? stages[0].id : "",
+    grids: {},
+    table: { stage: ALL, status: ALL, query: "", sort: null, dir: 1, page: 0 },
+    viewer: { list: [], pos: 0 },
+  };
+  stages.forEach(function (s) {
+    const fixed = {};
+    s.vars.forEach(function (v) { if (v !== s.rows && v !== s.cols) fixed[v] = v in s.fixed ? s.fixed[v] : ALL; });
+    state.grids[s.id] = { rows: s.rows, cols: s.cols, fixed: fixed, rowPage: 0, colPage: 0 };
+  });
+
+  // ---- small helpers ----------------------------------------------------------------------------------
+  function $(id) { return document.getElementById(id); }
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    if (attrs) Object.keys(attrs).forEach(function (k) {
+      const v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      if (k === "text") node.textContent = v;
+      else if (k === "class") node.className = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : v);
+    });
+    (children || []).forEach(function (c) { if (c !== null && c !== undefined) node.append(c); });
+    return node;
+  }
+  function src(path) { return path.split("/").map(encodeURIComponent).join("/"); }
+  function money(x) { return x === null || x === undefined ? "" : "$" + Number(x).toFixed(x < 0.1 ? 3 : 2); }
+  function show(v) {
+    if (v === null || v === undefined || v === "") return "";
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
+  function option(value, label, selected) { return el("option", { value: value, text: label, selected: selected }); }
+  function matchesFixed(row, fixed) {
+    return Object.keys(fixed).every(function (k) { return fixed[k] === ALL || row.vars[k] === fixed[k]; });
+  }
+  function statusLabel(row) { return row.status === "succeeded" && !row.thumb ? "missing" : row.status; }
+
+  // ---- tabs -------------------------------------------------------------------------------------------
+  function renderTabs() {
+    ["grid", "table"].forEach(function (view) {
+      $("tab-" + view).setAttribute("aria-selected", String(state.view === view));
+      $(view + "-view").hidden = state.view !== view;
+    });
+    const box = $("stage-tabs");
+    box.replaceChildren.apply(box, stages.map(function (s) {
+      return el("button", {
+        role: "tab", "data-stage": s.id, "aria-selected": String(s.id === state.stage), title: s.model,
+        onclick: function () { state.stage = s.id; render(); },
+      }, [s.id, el("span", { class: "count", text: String(stageRows.get(s.id).length) })]);
+    }));
+    box.hidden = state.view !== "grid";
+  }
+
+  // ---- grid -------------------------------------------------------------------------------------------
+  function axisSelect(id, label, value, onchange) {
+    const s = stages.find(function (x) { return x.id === state.stage; });
+    const select = el("select", { id: id, onchange: function (e) { onchange(e.target.value || null); } },
+      [option("", "(none)", !value)].concat(s.vars.map(function (v) {
+        return option(v, v + " (" + s.values[v].length + ")", v === value);
+      })));
+    return el("label", null, [label, select]);
+  }
+
+  function setAxis(g, which, value) {
+    const other = which === "rows" ? "cols" : "rows";
+    const old = g[which];
+    if (value && value === g[other]) g[other] = old;  // picking the other axis's variable swaps them
+    g[which] = value;
+    const s = stages.find(function (x) { return x.id === state.stage; });
+    const fixed = {};
+    s.vars.forEach(function (v) {
+      if (v === g.rows || v === g.cols) return;
+      fixed[v] = v in g.fixed ? g.fixed[v] : s.values[v][0];
+    });
+    g.fixed = fixed;
+    g.rowPage = g.colPage = 0;
+    renderGrid();
+  }
+
+  function renderGridControls(s, g) {
+    const controls = [
+      axisSelect("rows-axis", "Rows", g.rows, function (v) { setAxis(g, "rows", v); }),
+      el("button", { class: "btn", id: "swap-axes", title: "Swap rows and columns", text: "⇄",
+        onclick: function () { const r = g.rows; g.rows = g.cols; g.cols = r; g.rowPage = g.colPage = 0; renderGrid(); } }),
+      axisSelect("cols-axis", "Columns", g.cols, function (v) { setAxis(g, "cols", v); }),
+    ];
+    const filters = Object.keys(g.fixed);
+    if (filters.length) controls.push(el("span", { class: "sep" }));
+    filters.forEach(function (v) {
+      const select = el("select", { "data-var": v, class: "filter", onchange: function (e) {
+        g.fixed[v] = e.target.value; g.rowPage = g.colPage = 0; renderGrid();
+      } }, [option(ALL, "all " + s.values[v].length, g.fixed[v] === ALL)].concat(s.values[v].map(function (x) {
+        return option(x, x === "" ? "(none)" : x, g.fixed[v] === x);
+      })));
+      controls.push(el("label", null, [v, select]));
+    });
+    controls.push(el("span", { class: "sep" }));
+    const size = el("input", { type: "range", min: 72, max: 256, step: 8, value: parseInt(getComputedStyle(document.documentElement).getPropertyValue("--thumb"), 10) || 160,
+      oninput: function (e) { document.documentElement.style.setProperty("--thumb", e.target.value + "px"); } });
+    controls.push(el("label", null, ["Size", size]));
+    $("grid-controls").replaceChildren.apply($("grid-controls"), controls);
+  }
+
+  function pagerControls(what, page, pages, onpage) {
+    if (pages <= 1) return [];
+    return [
+      el("button", { class: "btn", text: "‹", disabled: page === 0, "data-pager": what + "-prev", onclick: function () { onpage(page - 1); } }),
+      el("span", { class: "what", text: what + " page " + (page + 1) + " of " + pages }),
+      el("button", { class: "btn", text: "›", disabled: page >= pages - 1, "data-pager": what + "-next", onclick: function () { onpage(page + 1); } }),
+    ];
+  }
+
+  function renderGrid() {
+    renderTabs();
+    const s = stages.find(function (x) { return x.id === state.stage; });
+    const table = $("grid");
+    if (!s) { table.replaceChildren(el("caption", { class: "empty", text: "This run has no jobs yet." })); return; }
+    const g = state.grids[s.id];
+    renderGridControls(s, g);
+    const rowValues = g.rows ? s.values[g.rows] : [""];
+    const colValues = g.cols ? s.values[g.cols] : [""];
+    const cells = new Map();
+    let shown = 0;
+    stageRows.get(s.id).forEach(function (r) {
+      if (!matchesFixed(r, g.fixed)) return;
+      const key = (g.rows ? r.vars[g.rows] : "") + "\u0000" + (g.cols ? r.vars[g.cols] : "");
+      if (!cells.has(key)) cells.set(key, []);
+      cells.get(key).push(r);
+      shown += 1;
+    });
+    const colPages = Math.ceil(colValues.length / GRID_MAX_COLS);
+    g.colPage = Math.min(g.colPage, colPages - 1);
+    const cols = colValues.slice(g.colPage * GRID_MAX_COLS, (g.colPage + 1) * GRID_MAX_COLS);
+    const perCell = Math.max(1, Math.ceil(shown / Math.max(1, cells.size)));
+    const rowsPerPage = Math.max(1, Math.floor(GRID_IMAGES_PER_PAGE / (cols.length * perCell)));
+    const rowPages = Math.ceil(rowValues.length / rowsPerPage);
+    g.rowPage = Math.min(g.rowPage, rowPages - 1);
+    const pageRows = rowValues.slice(g.rowPage * rowsPerPage, (g.rowPage + 1) * rowsPerPage);
+
+    const pager = pagerControls("Rows", g.rowPage, rowPages, function (p) { g.rowPage = p; renderGrid(); })
+      .concat(pagerControls("Columns", g.colPage, colPages, function (p) { g.colPage = p; renderGrid(); }));
+    $("grid-pager").replaceChildren.apply($("grid-pager"), pager);
+
+    const chain = s.needs.length > 0;
+    const order = [];
+    const axisRow = el("tr", { class: "axis-row" }, [
+      el("th", { class: "corner", rowspan: 2, text: g.rows ? g.rows + " ↓" : "" }),
+      el("th", { class: "axis", colspan: cols.length, text: g.cols ? g.cols + " →" : "" }),
+    ]);
+    const valueRow = el("tr", { class: "value-row" }, cols.map(function (c) {
+      return el("th", { class: "col-label", "data-value": c, text: c === "" && g.cols ? "(none)" : c });
+    }));
+    const body = pageRows.map(function (rv) {
+      return el("tr", null, [el("th", { class: "row-label", "data-value": rv, text: rv === "" && g.rows ? "(none)" : rv })].concat(cols.map(function (cv) {
+        const found = cells.get(rv + "\u0000" + cv) || [];
+        found.forEach(function (r) { order.push(r.index); });
+        return el("td", null, [el("div", { class: "cell" }, found.map(function (r) { return shot(r, chain, order); }))]);
+      })));
+    });
+    table.replaceChildren(el("thead", null, [axisRow, valueRow]), el("tbody", null, body));
+    if (!shown) table.append(el("caption", { class: "empty", text: "No job matches these filters." }));
+  }
+
+  function thumbImage(row, alt) {
+    return el("img", { src: src(row.thumb || row.file_name), alt: alt, loading: "lazy", decoding: "async",
+      onerror: function (e) { if (row.thumb && e.target.dataset.fallback !== "1") { e.target.dataset.fallback = "1"; e.target.src = src(row.file_name); } } });
+  }
+
+  function describe(row) {
+    return Object.keys(row.vars).map(function (k) { return k + "=" + row.vars[k]; }).join(", ");
+  }
+
+  function shot(row, chain, order) {
+    const open = function () { openViewer(order, order.indexOf(row.index)); };
+    let main;
+    if (row.status === "succeeded" && row.file_name) {
+      main = el("button", { class: "shot", "data-job": row.job_id, title: describe(row) + "\nseed " + row.seed, onclick: open },
+        [thumbImage(row, describe(row))]);
+    } else {
+      const status = statusLabel(row);
+      main = el("button", { class: "shot tile " + status, "data-job": row.job_id, title: row.error || status, onclick: open },
+        [el("b", { text: status }), el("span", { text: row.error || (UNFINISHED.has(status) ? "not finished yet" : "") })]);
+    }
+    if (!chain) return main;
+    const up = byJob.get(row.upstream_job_id);
+    const upstream = up && up.file_name
+      ? el("button", { class: "shot up", title: "upstream " + up.stage + " image", onclick: function () { openViewer([up.index], 0); } }, [thumbImage(up, "upstream image")])
+      : null;
+    return el("div", { class: "pair" }, [upstream, upstream ? el("span", { class: "arrow", text: "→" }) : null, main]);
+  }
+
+  // ---- table ------------------------------------------------------------------------------------------
+  function tableColumns(selected) {
+    const vars = [];
+    stages.forEach(function (s) {
+      if (state.table.stage !== ALL && s.id !== state.table.stage) return;
+      s.vars.forEach(function (v) { if (vars.indexOf(v) < 0) vars.push(v); });
+    });
+    // model inputs that differ between the selected jobs (the rest are the same for all: see the viewer)
+    const seen = {};
+    selected.forEach(function (r) {
+      Object.keys(r.input).forEach(function (k) {
+        if (k === "prompt" || k === "seed" || r.image_inputs.indexOf(k) >= 0 || vars.indexOf(k) >= 0) return;
+        (seen[k] = seen[k] || new Set()).add(show(r.input[k]));
+      });
+    });
+    const inputs = Object.keys(seen).filter(function (k) { return seen[k].size > 1; });
+    const columns = [
+      { key: "thumb", label: "", cls: "thumb", get: function () { return ""; }, sortable: false },
+      { key: "stage", label: "stage", get: function (r) { return r.stage; } },
+      { key: "status", label: "status", get: function (r) { return statusLabel(r); } },
+      { key: "prompt", label: "prompt", cls: "prompt", get: function (r) { return r.prompt; } },
+    ];
+    vars.forEach(function (v) { columns.push({ key: "var:" + v, label: v, get: function (r) { return v in r.vars ? r.vars[v] : ""; } }); });
+    inputs.forEach(function (k) { columns.push({ key: "in:" + k, label: k, get: function (r) { return show(r.input[k]); } }); });
+    columns.push(
+      { key: "seed", label: "seed", cls: "num", get: function (r) { return r.seed; } },
+      { key: "cost", label: "cost", cls: "num", get: function (r) { return r.cost_usd; }, fmt: money },
+      { key: "time", label: "time s", cls: "num", get: function (r) { return r.predict_time; } },
+      { key: "attempts", label: "tries", cls: "num", get: function (r) { return r.attempts; } },
+      { key: "error", label: "error", cls: "error", get: function (r) { return r.error; } }
+    );
+    return columns;
+  }
+
+  function isEmpty(v) { return v === null || v === undefined || v === ""; }
+  function compare(a, b) {
+    const ea = isEmpty(a), eb = isEmpty(b);
+    if (ea || eb) return ea === eb ? 0 : ea ? 1 : -1;
+    const na = Number(a), nb = Number(b);
+    if (!isNaN(na) && !isNaN(nb)) return na - nb;
+    return String(a).localeCompare(String(b), undefined, { numeric: true });
+  }
+
+  function filteredRows() {
+    const t = state.table;
+    const q = t.query.trim().toLowerCase();
+    return rows.filter(function (r) {
+      if (t.stage !== ALL && r.stage !== t.stage) return false;
+      if (t.status === "failures" && !FAILED.has(r.status)) return false;
+      if (t.status !== ALL && t.status !== "failures" && statusLabel(r) !== t.status) return false;
+      if (!q) return true;
+      const hay = [r.job_id, r.prompt, r.error, r.status, r.seed].concat(Object.values(r.vars)).join(" ").toLowerCase();
+      return hay.indexOf(q) >= 0;
+    });
+  }
+
+  function renderTableControls() {
+    const t = state.table;
+    const counts = {};
+    rows.forEach(function (r) { const s = statusLabel(r); counts[s] = (counts[s] || 0) + 1; });
+    const failures = rows.filter(function (r) { return FAILED.has(r.status); }).length;
+    const stageSelect = el("select", { id: "table-stage", onchange: function (e) { t.stage = e.target.value; t.page = 0; renderTable(); } },
+      [option(ALL, "all stages", t.stage === ALL)].concat(stages.map(function (s) { return option(s.id, s.id, t.stage === s.id); })));
+    const statusSelect = el("select", { id: "table-status", onchange: function (e) { t.status = e.target.value; t.page = 0; renderTable(); } },
+      [option(ALL, "all statuses", t.status === ALL), option("failures", "failures only (" + failures + ")", t.status === "failures")]
+        .concat(Object.keys(counts).sort().map(function (s) { return option(s, s + " (" + counts[s] + ")", t.status === s); })));
+    let timer = null;
+    const search = el("input", { type: "search", id: "table-search", placeholder: "prompt, value, job id, error…", value: t.query,
+      oninput: function (e) { clearTimeout(timer); timer = setTimeout(function () { t.query = e.target.value; t.page = 0; renderTable(false); }, 150); } });
+    $("table-controls").replaceChildren(
+      el("label", null, ["Stage", stageSelect]), el("label", null, ["Status", statusSelect]), el("label", null, ["Search", search]),
+      el("span", { id: "table-count", class: "pager" }));
+  }
+
+  function renderTable(withControls) {
+    renderTabs();
+    if (withControls !== false) renderTableControls();
+    const t = state.table;
+    const selected = filteredRows();
+    const columns = tableColumns(selected);
+    const sortCol = columns.find(function (c) { return c.key === t.sort; });
+    if (sortCol) selected.sort(function (a, b) {
+      const x = sortCol.get(a), y = sortCol.get(b);
+      return isEmpty(x) || isEmpty(y) ? compare(x, y) : compare(x, y) * t.dir;  // empty cells stay last
+    });
+    const pages = Math.max(1, Math.ceil(selected.length / TABLE_PAGE));
+    t.page = Math.min(t.page, pages - 1);
+    const page = selected.slice(t.page * TABLE_PAGE, (t.page + 1) * TABLE_PAGE);
+    const order = selected.map(function (r) { return r.index; });
+    const head = el("tr", null, columns.map(function (c) {
+      return el("th", { "data-key": c.key, "aria-sort": t.sort === c.key ? (t.dir > 0 ? "ascending" : "descending") : null, text: c.label,
+        onclick: c.sortable === false ? null : function () { if (t.sort === c.key) t.dir = -t.dir; else { t.sort = c.key; t.dir = 1; } renderTable(false); } });
+    }));
+    const body = page.map(function (r, i) {
+      return el("tr", { "data-job": r.job_id, "data-status": r.status, onclick: function () { openViewer(order, t.page * TABLE_PAGE + i); } },
+        columns.map(function (c) {
+          if (c.key === "thumb") return el("td", { class: "thumb" }, [r.file_name ? thumbImage(r, "") : null]);
+          if (c.key === "status") return el("td", null, [el("span", { class: "chip " + statusLabel(r), text: statusLabel(r) })]);
+          const value = c.get(r);
+          const text = c.fmt ? c.fmt(value) : show(value);
+          return el("td", { class: c.cls || null, title: text.length > 60 ? text : null }, [c.cls === "prompt" || c.cls === "error" ? el("div", { class: "clamp", text: text }) : text]);
+        }));
+    });
+    $("jobs").replaceChildren(el("thead", null, [head]), el("tbody", null, body));
+    $("table-count").textContent = selected.length + " of " + rows.length + " rows";
+    $("table-pager").replaceChildren.apply($("table-pager"), pagerControls("Table", t.page, pages, function (p) { t.page = p; renderTable(false); }));
+  }
+
+  // ---- viewer -----------------------------------------------------------------------------------------
+  function openViewer(list, pos) {
+    state.viewer = { list: list, pos: Math.max(0, pos) };
+    renderViewer();
+    const dialog = $("viewer");
+    if (!dialog.open) dialog.showModal();
+  }
+
+  function paramRow(name, value, cls) {
+    return el("tr", { class: cls || null }, [el("th", { text: name }), el("td", null, [value instanceof Node ? value : show(value)])]);
+  }
+
+  function renderViewer() {
+    const v = state.viewer;
+    const row = rows[v.list[v.pos]];
+    $("viewer-title").textContent = row.stage + " · " + describe(row);
+    $("viewer-prev").disabled = v.pos <= 0;
+    $("viewer-next").disabled = v.pos >= v.list.length - 1;
+    $("viewer-pos").textContent = v.list.length > 1 ? (v.pos + 1) + " / " + v.list.length : "";
+
+    const picture = [];
+    if (row.status === "succeeded" && row.file_name) {
+      picture.push(el("a", { href: src(row.file_name), target: "_blank", title: "open the full-size file" },
+        [el("img", { class: "large", id: "viewer-img", src: src(row.file_name), alt: describe(row) })]));
+    } else {
+      picture.push(el("div", { class: "tile " + statusLabel(row) }, [el("b", { text: statusLabel(row) }), el("span", { text: row.error || "" })]));
+    }
+    const up = byJob.get(row.upstream_job_id);
+    if (up) {
+      picture.push(el("div", { class: "upstream" }, [
+        up.file_name ? el("img", { src: src(up.thumb || up.file_name), alt: "upstream image", title: "open the upstream job",
+          onclick: function () { openViewer([up.index], 0); } }) : null,
+        el("span", { text: "input: " + up.stage + " job " + up.job_id + " (" + describe(up) + ")" }),
+      ]));
+    }
+    $("viewer-picture").replaceChildren.apply($("viewer-picture"), picture);
+
+    const side = [];
+    if (row.error) side.push(el("div", { class: "error", id: "viewer-error", text: row.status + ": " + row.error }));
+    side.push(el("h3", { text: "Sweep values" }));
+    side.push(el("table", { class: "params" }, Object.keys(row.vars).map(function (k) { return paramRow(k, row.vars[k], "var"); })));
+    side.push(el("h3", { text: "Model input" }));
+    side.push(el("table", { class: "params", id: "viewer-input" }, [paramRow("model", row.model)].concat(Object.keys(row.input).map(function (k) {
+      return paramRow(k, row.input[k]);
+    }))));
+    side.push(el("h3", { text: "Job" }));
+    side.push(el("table", { class: "params" }, [
+      paramRow("status", el("span", { class: "chip " + statusLabel(row), text: statusLabel(row) })),
+      paramRow("job id", row.job_id), paramRow("prediction", row.prediction_id), paramRow("file", row.file_name),
+      paramRow("size", row.width ? row.width + " × " + row.height : ""), paramRow("predict time", row.predict_time === null ? "" : row.predict_time + " s"),
+      paramRow("cost", money(row.cost_usd)), paramRow("attempts", row.attempts),
+      paramRow("created", row.created_at), paramRow("completed", row.completed_at),
+    ].filter(function (tr) { return tr.lastChild.textContent !== ""; })));
+    const copied = el("span", { class: "copied", id: "viewer-copied" });
+    side.push(el("h3", null, ["One-job manifest", copied,
+      el("button", { class: "btn", id: "viewer-download", text: "Download", onclick: function () { download(row); } }),
+      el("button", { class: "btn primary", id: "viewer-copy", text: "Copy", onclick: function () { copy(row.manifest, copied); } })]));
+    side.push(el("pre", { class: "yaml", id: "viewer-yaml", text: row.manifest }));
+    $("viewer-side").replaceChildren.apply($("viewer-side"), side);
+  }
+
+  function copy(text, feedback) {
+    function fallback() {
+      const area = el("textarea", { style: "position:fixed;opacity:0" });
+      area.value = text;
+      $("viewer").append(area);
+      area.select();
+      const ok = document.execCommand("copy");
+      area.remove();
+      feedback.textContent = ok ? "copied" : "select the text and copy it";
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { feedback.textContent = "copied"; }, fallback);
+    } else fallback();
+  }
+
+  function download(row) {
+    const url = URL.createObjectURL(new Blob([row.manifest], { type: "application/yaml" }));
+    const a = el("a", { href: url, download: "repro-" + row.job_id + ".yaml" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+  }
+
+  function step(delta) {
+    const v = state.viewer;
+    if (v.pos + delta < 0 || v.pos + delta >= v.list.length) return;
+    v.pos += delta;
+    renderViewer();
+  }
+
+  // ---- wiring -----------------------------------------------------------------------------------------
+  function render() { if (state.view === "grid") renderGrid(); else renderTable(); }
+  $("tab-grid").addEventListener("click", function () { state.view = "grid"; render(); });
+  $("tab-table").addEventListener("click", function () { state.view = "table"; render(); });
+  $("viewer-prev").addEventListener("click", function () { step(-1); });
+  $("viewer-next").addEventListener("click", function () { step(1); });
+  $("viewer-close").addEventListener("click", function () { $("viewer").close(); });
+  $("viewer").addEventListener("click", function (e) { if (e.target === $("viewer")) $("viewer").close(); });
+  document.addEventListener("keydown", function (e) {
+    if (!$("viewer").open) return;
+    if (e.key === "ArrowLeft") step(-1);
+    if (e.key === "ArrowRight") step(1);
+  });
+  render();
+  document.body.dataset.ready = "1";
+})();

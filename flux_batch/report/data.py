@@ -1,0 +1,288 @@
+"""Reads an output folder's ``manifest.csv`` and ``run.json`` into plain data for the report.
+
+Every CSV cell is a string; the model inputs (``input_*`` columns) are turned back into the types of the
+model's input schema (integers, numbers, booleans), so the report shows and reproduces the exact request.
+Sweep variables stay the strings they were written as: they are labels, and their order comes from
+:func:`axis_values`. An empty cell means "none".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flux_batch import models
+from flux_batch.errors import UsageError
+from flux_batch.report.thumbnails import thumb_path_for
+
+MANIFEST_CSV = "manifest.csv"
+RUN_JSON = "run.json"
+HEAD_COLUMNS = ("job_id", "stage", "model", "status", "prompt", "seed")
+TAIL_COLUMNS = (
+    "prediction_id",
+    "upstream_job_id",
+    "file_name",
+    "sha256",
+    "bytes",
+    "width",
+    "height",
+    "predict_time",
+    "created_at",
+    "completed_at",
+    "attempts",
+    "cost_usd",
+    "error",
+)
+INPUT_PREFIX = "input_"
+VAR_PREFIX = "var_"
+#: Statuses that end a job without an image: what "failures" means in the report.
+FAILED_STATUSES = frozenset({"failed", "canceled", "aborted", "expired", "skipped"})
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One stage as ``run.json`` describes it."""
+
+    id: str
+    model: str
+    needs: tuple[str, ...] = ()
+    vars: tuple[str, ...] = ()
+    product_axes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of ``manifest.csv``: an output image, or a job that has none (failed, unfinished).
+
+    ``input`` is the job's exact model input (prompt and seed included) with schema types restored;
+    image inputs hold a path relative to the output folder (an upstream image or a local file) or a URL.
+    """
+
+    job_id: str
+    stage: str
+    model: str
+    status: str
+    prompt: str
+    seed: int | None
+    vars: Mapping[str, str]
+    input: Mapping[str, Any]
+    image_inputs: Mapping[str, str] = field(default_factory=dict)
+    upstream_job_id: str = ""
+    file_name: str = ""
+    thumb: str = ""
+    width: int | None = None
+    height: int | None = None
+    predict_time: float | None = None
+    cost_usd: float | None = None
+    attempts: int | None = None
+    prediction_id: str = ""
+    created_at: str = ""
+    completed_at: str = ""
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+
+@dataclass(frozen=True)
+class RunData:
+    """Everything the report shows: the stages, every row, the run summary and the raw ``run.json``."""
+
+    out_dir: Path
+    stages: tuple[StageInfo, ...]
+    rows: tuple[Row, ...]
+    summary: Mapping[str, Any]
+    run: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        document = self.run.get("manifest", {}).get("document", {})
+        return str(document.get("name") or self.out_dir.name)
+
+    def stage_rows(self, stage: str) -> list[Row]:
+        return [r for r in self.rows if r.stage == stage]
+
+
+def load(out_dir: Path) -> RunData:
+    """Read ``out_dir``'s manifest.csv and run.json; UsageError if it is not a flux-batch output folder."""
+    out_dir = Path(out_dir)
+    csv_path = out_dir / MANIFEST_CSV
+    if not csv_path.is_file():
+        raise UsageError(
+            f"{out_dir} has no {MANIFEST_CSV}: is it a flux-batch output folder? (see `flux-batch run`)"
+        )
+    run = _load_run_json(out_dir / RUN_JSON)
+    with open(csv_path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        header = tuple(reader.fieldnames or ())
+        raw_rows = list(reader)
+    stages = _stages(run, header, raw_rows)
+    manifest_dir = _manifest_dir(run)
+    rows = tuple(_row(raw, header, stages, out_dir, manifest_dir) for raw in raw_rows)
+    return RunData(out_dir, stages, rows, dict(run.get("summary") or {}), run)
+
+
+def _load_run_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}  # a run interrupted before it wrote run.json: the CSV alone still makes a report
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} cannot be read ({exc}); rerun the pipeline to rewrite it") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _stages(
+    run: Mapping[str, Any], header: Sequence[str], raw_rows: Sequence[Mapping[str, str]]
+) -> tuple[StageInfo, ...]:
+    described = [
+        StageInfo(
+            id=str(s["id"]),
+            model=str(s.get("model", "")),
+            needs=tuple(s.get("needs") or ()),
+            vars=tuple(s.get("vars") or ()),
+            product_axes=tuple(s.get("product_axes") or ()),
+        )
+        for s in run.get("stages") or ()
+    ]
+    known = {s.id for s in described}
+    # Without run.json, every column between the fixed ones and the inputs is a sweep variable.
+    middle = [
+        c
+        for c in header
+        if c not in HEAD_COLUMNS and c not in TAIL_COLUMNS and not c.startswith(INPUT_PREFIX)
+    ]
+    for raw in raw_rows:
+        if raw["stage"] not in known:
+            known.add(raw["stage"])
+            described.append(StageInfo(raw["stage"], raw.get("model", ""), vars=tuple(middle)))
+    return tuple(described)
+
+
+def _manifest_dir(run: Mapping[str, Any]) -> Path | None:
+    path = run.get("manifest", {}).get("path")
+    return Path(path).parent if path else None
+
+
+def var_column(name: str, header: Sequence[str]) -> str:
+    """The CSV column of sweep variable ``name``: its plain name, or ``var_<name>`` if that collided."""
+    prefixed = VAR_PREFIX + name
+    return prefixed if prefixed in header else name
+
+
+def _row(
+    raw: Mapping[str, str],
+    header: Sequence[str],
+    stages: Sequence[StageInfo],
+    out_dir: Path,
+    manifest_dir: Path | None,
+) -> Row:
+    stage = next(s for s in stages if s.id == raw["stage"])
+    spec = models.get_model(raw.get("model") or stage.model)
+    var_columns = {var_column(v, header) for s in stages for v in s.vars}
+    input: dict[str, Any] = {}
+    if raw.get("prompt"):
+        input["prompt"] = raw["prompt"]
+    seed = _int(raw.get("seed", ""))
+    if seed is not None:
+        input["seed"] = seed
+    image_inputs: dict[str, str] = {}
+    for column in header:
+        if not column.startswith(INPUT_PREFIX) or column in var_columns or not raw.get(column):
+            continue
+        name = column[len(INPUT_PREFIX) :]
+        if name in spec.image_inputs:
+            image_inputs[name] = _image_path(
+                raw[column], raw.get("upstream_job_id", ""), out_dir, manifest_dir
+            )
+            input[name] = image_inputs[name]
+        else:
+            input[name] = coerce(raw[column], spec.inputs.get(name, {}))
+    file_name = raw.get("file_name", "")
+    return Row(
+        job_id=raw["job_id"],
+        stage=raw["stage"],
+        model=raw.get("model", ""),
+        status=raw.get("status", ""),
+        prompt=raw.get("prompt", ""),
+        seed=seed,
+        vars={v: raw.get(var_column(v, header), "") for v in stage.vars},
+        input=input,
+        image_inputs=image_inputs,
+        upstream_job_id=raw.get("upstream_job_id", ""),
+        file_name=file_name,
+        thumb=thumb_path_for(file_name) if file_name else "",
+        width=_int(raw.get("width", "")),
+        height=_int(raw.get("height", "")),
+        predict_time=_float(raw.get("predict_time", "")),
+        cost_usd=_float(raw.get("cost_usd", "")),
+        attempts=_int(raw.get("attempts", "")),
+        prediction_id=raw.get("prediction_id", ""),
+        created_at=raw.get("created_at", ""),
+        completed_at=raw.get("completed_at", ""),
+        error=raw.get("error", ""),
+    )
+
+
+def _image_path(value: str, upstream: str, out_dir: Path, manifest_dir: Path | None) -> str:
+    """An image input as a path relative to the output folder (or the URL it is)."""
+    if "://" in value or value.startswith("data:") or upstream:
+        return value  # an upstream image's path is already relative to the output folder
+    if manifest_dir is None or os.path.isabs(value):
+        return value
+    # A local file named by the manifest: its path is relative to the manifest's folder.
+    return Path(os.path.relpath(manifest_dir / value, out_dir)).as_posix()
+
+
+def coerce(text: str, schema: Mapping[str, Any]) -> Any:
+    """A CSV cell back to the type its input schema gives (the text itself if it does not fit)."""
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    if "boolean" in kinds and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if "integer" in kinds and (value := _int(text)) is not None:
+        return value
+    if "number" in kinds and (number := _float(text)) is not None:
+        return int(number) if number.is_integer() and "." not in text else number
+    if any(k in ("array", "object") for k in kinds):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return text
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def axis_values(rows: Iterable[Row], var: str) -> list[str]:
+    """The distinct values of sweep variable ``var``: numerically sorted if all are numbers, otherwise in
+    the order they first appear (the manifest's order, as expansion writes rows in it)."""
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.setdefault(row.vars.get(var, ""), None)
+    values = list(seen)
+    numbers = {v: _float(v) for v in values}
+    if all(n is not None for n in numbers.values()):
+        return sorted(values, key=lambda v: numbers[v] or 0.0)
+    return values

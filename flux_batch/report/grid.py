@@ -1,0 +1,86 @@
+"""The X/Y grid of one stage: which sweep variables become rows and columns, and which images fall in
+each cell. Pure: takes rows, returns plain data. The HTML report starts from :func:`default_grid` and lets
+the reader switch axes; the PNG contact sheet draws it as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from flux_batch.report.data import Row, StageInfo, axis_values
+
+#: Beyond this many values an axis reads better as rows (paged) than as columns (scrolled).
+MAX_DEFAULT_COLUMNS = 12
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A sweep variable laid along the grid, with its values in display order."""
+
+    var: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """Rows and columns (either may be None: a single row or column) and the value every other
+    variable is held at (``fixed``; a variable absent from it is shown at all its values)."""
+
+    stage: str
+    rows: Axis | None
+    cols: Axis | None
+    fixed: Mapping[str, str]
+
+
+def all_axis_values(stage: StageInfo, rows: Sequence[Row]) -> dict[str, tuple[str, ...]]:
+    """Every sweep variable of the stage with its values in display order."""
+    return {var: tuple(axis_values(rows, var)) for var in stage.vars}
+
+
+def default_axes(stage: StageInfo, values: Mapping[str, Sequence[str]]) -> tuple[str | None, str | None]:
+    """``(rows, columns)``: the stage's first two product axes that vary, then any other varying variable.
+
+    A chain stage lays its own first axis across (each row is then one upstream image and its edits). A
+    single axis with many values becomes the rows (they page); otherwise it becomes the columns.
+    """
+    varying = [v for v in stage.vars if len(values.get(v, ())) > 1]
+    ordered = [v for v in stage.product_axes if v in varying] + [
+        v for v in varying if v not in stage.product_axes
+    ]
+    if not ordered:
+        return None, None
+    if len(ordered) == 1:
+        only = ordered[0]
+        return (only, None) if len(values[only]) > MAX_DEFAULT_COLUMNS else (None, only)
+    row_var, col_var = (ordered[1], ordered[0]) if stage.needs else (ordered[0], ordered[1])
+    if len(values[col_var]) > MAX_DEFAULT_COLUMNS and len(values[row_var]) < len(values[col_var]):
+        row_var, col_var = col_var, row_var
+    return row_var, col_var
+
+
+def default_grid(stage: StageInfo, rows: Sequence[Row]) -> GridSpec:
+    """The grid the report opens with: default axes, every other variable held at its first value."""
+    values = all_axis_values(stage, rows)
+    row_var, col_var = default_axes(stage, values)
+    fixed = {v: vals[0] for v, vals in values.items() if v not in (row_var, col_var) and vals}
+    return GridSpec(
+        stage=stage.id,
+        rows=Axis(row_var, tuple(values[row_var])) if row_var else None,
+        cols=Axis(col_var, tuple(values[col_var])) if col_var else None,
+        fixed=fixed,
+    )
+
+
+def cells(spec: GridSpec, rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    """The rows in each ``(row value, column value)`` cell ("" for a missing axis), in input order."""
+    out: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        if row.stage != spec.stage or any(row.vars.get(k, "") != v for k, v in spec.fixed.items()):
+            continue
+        key = (
+            row.vars.get(spec.rows.var, "") if spec.rows else "",
+            row.vars.get(spec.cols.var, "") if spec.cols else "",
+        )
+        out.setdefault(key, []).append(row)
+    return out

@@ -1,0 +1,70 @@
+"""Small WebP thumbnails of output images, under the output folder's hidden ``.thumbs/`` folder.
+
+The runner makes one right after each image is downloaded, so the report never has to decode thousands of
+full-size images. ``images/<stage>/<stem>.<ext>`` gets ``.thumbs/<stage>/<stem>.webp``: the folder starts
+with a dot so that the Hugging Face imagefolder loader, which skips hidden folders, does not count
+thumbnails as dataset rows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from PIL import Image, ImageOps
+
+THUMBS_DIR = ".thumbs"
+IMAGES_DIR = "images"
+#: The longest side of a thumbnail, in pixels: sharp in a grid cell, a few kilobytes on disk.
+THUMB_SIZE = 256
+THUMB_QUALITY = 80
+
+
+def thumb_path_for(rel_image_path: str) -> str:
+    """The thumbnail's path relative to the output folder, for an image path relative to it.
+
+    ``images/base/cat-1a2b.png`` -> ``.thumbs/base/cat-1a2b.webp`` (a path outside ``images/`` keeps its
+    folders below ``.thumbs/``).
+    """
+    parts = PurePosixPath(rel_image_path.replace("\\", "/")).parts
+    if parts and parts[0] == IMAGES_DIR:
+        parts = parts[1:]
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{rel_image_path!r} is not a path inside the output folder")
+    return str(PurePosixPath(THUMBS_DIR, *parts).with_suffix(".webp"))
+
+
+def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
+    """Write the thumbnail of ``out_dir/rel_image_path`` and return its path relative to ``out_dir``.
+
+    The image is scaled to fit ``THUMB_SIZE`` pixels (never enlarged), EXIF rotation applied, the first
+    frame of an animation taken. The file is written to a temporary name and renamed, so a crash never
+    leaves a truncated thumbnail behind. Raises ``OSError`` (Pillow's ``UnidentifiedImageError`` included)
+    if the image cannot be read.
+    """
+    rel_thumb = thumb_path_for(rel_image_path)
+    target = Path(out_dir) / rel_thumb
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(Path(out_dir) / rel_image_path) as image:
+        image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a reduced scale, much faster
+        small = ImageOps.exif_transpose(image)
+        small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+        if small.mode not in ("RGB", "RGBA"):
+            small = small.convert(
+                "RGBA" if "transparency" in small.info or small.mode in ("LA", "PA") else "RGB"
+            )
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        small.save(tmp, "WEBP", quality=THUMB_QUALITY, method=4)
+    os.replace(tmp, target)
+    return rel_thumb
+
+
+def ensure_thumbnail(out_dir: Path, rel_image_path: str) -> str | None:
+    """The thumbnail's relative path, making it if it is missing; None if the image cannot be read."""
+    rel_thumb = thumb_path_for(rel_image_path)
+    if (Path(out_dir) / rel_thumb).is_file():
+        return rel_thumb
+    try:
+        return make_thumbnail(out_dir, rel_image_path)
+    except OSError:
+        return None

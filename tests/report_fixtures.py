@@ -1,0 +1,267 @@
+"""A synthetic flux-batch output folder, laid out exactly as docs (contracts) say, for the report tests.
+
+Two stages: ``base`` (flux-dev, ``subject`` x ``guidance``, one job failed by the content filter) and
+``edit`` (flux-kontext-pro on every base image, x ``style``; the failed base job's edits are skipped).
+Images are small Pillow drawings, thumbnails made with the real ``make_thumbnail``.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import csv
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw
+
+from flux_batch import ids
+from flux_batch.jobs import Job
+from flux_batch.report.thumbnails import make_thumbnail
+
+DEV = "black-forest-labs/flux-dev"
+KONTEXT = "black-forest-labs/flux-kontext-pro"
+BASE_INPUTS = ("aspect_ratio", "num_inference_steps", "output_format", "guidance")
+EDIT_INPUTS = ("input_image", "aspect_ratio", "output_format", "safety_tolerance")
+FILTER_ERROR = "Output image was flagged as sensitive; try a different prompt or seed (E005)"
+
+
+@dataclass
+class Synthetic:
+    """What the fixture wrote, for the tests' expectations."""
+
+    out: Path
+    subjects: tuple[str, ...]
+    guidances: tuple[str, ...]
+    styles: tuple[str, ...]
+    failed_job: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def stage_rows(self, stage: str) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["stage"] == stage]
+
+
+def columns(var_names: Sequence[str], input_names: Sequence[str]) -> list[str]:
+    """manifest.csv's columns in the contract's order."""
+    return [
+        "job_id",
+        "stage",
+        "model",
+        "status",
+        "prompt",
+        "seed",
+        *var_names,
+        *(f"input_{n}" for n in input_names),
+        "prediction_id",
+        "upstream_job_id",
+        "file_name",
+        "sha256",
+        "bytes",
+        "width",
+        "height",
+        "predict_time",
+        "created_at",
+        "completed_at",
+        "attempts",
+        "cost_usd",
+        "error",
+    ]
+
+
+def _draw(path: Path, size: int, hue: float, label: str, ring: float | None = None) -> bytes:
+    r, g, b = (int(c * 255) for c in colorsys.hsv_to_rgb(hue, 0.55, 0.9))
+    image = Image.new("RGB", (size, size), (r, g, b))
+    draw = ImageDraw.Draw(image)
+    m = size // 5
+    draw.ellipse((m, m, size - m, size - m), fill=(255, 255, 255))
+    if ring is not None:
+        rr, rg, rb = (int(c * 255) for c in colorsys.hsv_to_rgb(ring, 0.9, 0.7))
+        draw.ellipse((m, m, size - m, size - m), outline=(rr, rg, rb), width=max(2, size // 16))
+    draw.text((m + 4, size // 2 - 6), label[:10], fill=(20, 20, 20))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, "PNG")
+    return path.read_bytes()
+
+
+def build_output_folder(
+    out: Path,
+    *,
+    subjects: Sequence[str] = ("cat", "dog", "fox"),
+    guidances: Sequence[str] = ("2", "3", "4.5"),
+    styles: Sequence[str] = ("gold", "glass"),
+    fail: tuple[str, str] | None = ("dog", "4.5"),
+    image_size: int = 96,
+    thumbnails: bool = True,
+    finished: bool = True,
+) -> Synthetic:
+    """Write manifest.csv, metadata.csv, run.json, images and thumbnails under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    syn = Synthetic(out, tuple(subjects), tuple(guidances), tuple(styles))
+    base_by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    clock = 0
+    for subject in subjects:
+        for gi, guidance in enumerate(guidances):
+            input = {
+                "prompt": f"a photo of a {subject}, studio light",
+                "seed": ids.derive_seed(42, "base", {"subject": subject, "guidance": guidance}),
+                "aspect_ratio": "1:1",
+                "num_inference_steps": 28,
+                "output_format": "png",
+                "guidance": float(guidance) if "." in guidance else int(guidance),
+            }
+            vars = {"subject": subject, "guidance": guidance}
+            job = Job(ids.job_id(DEV, None, input), "base", DEV, None, input, vars, slug=ids.slugify(subject))
+            failed = fail == (subject, guidance)
+            clock += 1
+            row = _row(job, vars, clock)
+            if failed:
+                row.update(status="failed", error=FILTER_ERROR, cost_usd="")
+                syn.failed_job = job.id
+            else:
+                rel = f"images/base/{job.file_stem()}.png"
+                hue = gi / max(1, len(guidances))
+                _finish(
+                    row, out, rel, _draw(out / rel, image_size, hue, subject), image_size, thumbnails, 0.025
+                )
+            syn.rows.append(row)
+            base_by_key[(subject, guidance)] = row
+    for (subject, guidance), base in base_by_key.items():
+        for ti, style in enumerate(styles):
+            input = {
+                "prompt": f"make the {subject} {style}",
+                "seed": ids.derive_seed(
+                    42, "edit", {"subject": subject, "guidance": guidance, "style": style}
+                ),
+                "input_image": {"$upstream": base["job_id"], "output": 0},
+                "aspect_ratio": "match_input_image",
+                "output_format": "png",
+                "safety_tolerance": 2,
+            }
+            vars = {"subject": subject, "guidance": guidance, "style": style}
+            job = Job(
+                ids.job_id(KONTEXT, None, input, [base["job_id"]]),
+                "edit",
+                KONTEXT,
+                None,
+                input,
+                vars,
+                needs=(base["job_id"],),
+                slug=ids.slugify(f"{subject}-{style}"),
+            )
+            clock += 1
+            row = _row(job, vars, clock)
+            row["input_input_image"] = base.get("file_name", "")
+            row["upstream_job_id"] = base["job_id"]
+            if base["status"] != "succeeded":
+                row.update(status="skipped", error=f"upstream job {base['job_id']} failed", cost_usd="")
+            else:
+                rel = f"images/edit/{job.file_stem()}.png"
+                hue = guidances.index(guidance) / max(1, len(guidances))
+                data = _draw(out / rel, image_size, hue, f"{subject}*", ring=ti / max(1, len(styles)) + 0.1)
+                _finish(row, out, rel, data, image_size, thumbnails, 0.04)
+            syn.rows.append(row)
+    _write_csvs(out, syn.rows)
+    _write_run_json(out, syn, finished)
+    return syn
+
+
+def _row(job: Job, vars: dict[str, str], clock: int) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "job_id": job.id,
+        "stage": job.stage,
+        "model": job.model,
+        "status": "succeeded",
+        "prompt": job.prompt,
+        "seed": job.seed,
+        **vars,
+    }
+    for key, value in job.input.items():
+        if key not in ("prompt", "seed") and not isinstance(value, dict):
+            row[f"input_{key}"] = value
+    row.update(
+        prediction_id=hashlib.sha1(job.id.encode()).hexdigest()[:26],
+        created_at=f"2025-01-01T00:{clock // 60:02d}:{clock % 60:02d}Z",
+        completed_at=f"2025-01-01T00:{(clock + 3) // 60 % 60:02d}:{(clock + 3) % 60:02d}Z",
+        attempts=1,
+        predict_time=2.5,
+    )
+    return row
+
+
+def _finish(
+    row: dict[str, Any], out: Path, rel: str, data: bytes, size: int, thumbnails: bool, cost: float
+) -> None:
+    digest = hashlib.sha256(data).hexdigest()
+    row.update(file_name=rel, sha256=digest, bytes=len(data), width=size, height=size, cost_usd=cost)
+    if thumbnails:
+        make_thumbnail(out, rel)
+
+
+def _write_csvs(out: Path, rows: list[dict[str, Any]]) -> None:
+    header = columns(["subject", "guidance", "style"], [*BASE_INPUTS, *EDIT_INPUTS[:1], "safety_tolerance"])
+    for name, selected in (
+        ("manifest.csv", rows),
+        ("metadata.csv", [r for r in rows if r["status"] == "succeeded"]),
+    ):
+        with open(out / name, "w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, header, extrasaction="raise")
+            writer.writeheader()
+            for row in selected:
+                writer.writerow({k: ("" if row.get(k) is None else row.get(k, "")) for k in header})
+
+
+def _write_run_json(out: Path, syn: Synthetic, finished: bool) -> None:
+    counts: dict[str, int] = {}
+    for row in syn.rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    cost = sum(float(r["cost_usd"]) for r in syn.rows if r.get("cost_usd") not in ("", None))
+    run = {
+        "flux_batch_version": "0.1.0",
+        "manifest": {
+            "path": str(out.parent / "sweep.yaml"),
+            "sha256": "0" * 64,
+            "document": {"version": 1, "name": "synthetic sweep"},
+        },
+        "plan": {},
+        "stages": [
+            {
+                "id": "base",
+                "model": DEV,
+                "needs": [],
+                "vars": ["subject", "guidance"],
+                "product_axes": ["subject", "guidance"],
+            },
+            {
+                "id": "edit",
+                "model": KONTEXT,
+                "needs": ["base"],
+                "vars": ["subject", "guidance", "style"],
+                "product_axes": ["style"],
+            },
+        ],
+        "summary": {
+            "counts": counts,
+            "jobs": len({r["job_id"] for r in syn.rows}),
+            "images": sum(1 for r in syn.rows if r["status"] == "succeeded"),
+            "cost_usd": round(cost, 4),
+            "wall_time_s": 83.4,
+            "started_at": "2025-01-01T00:00:00Z",
+            "finished_at": "2025-01-01T00:01:23Z" if finished else None,
+            "api_calls": {
+                "create": len(syn.rows),
+                "get": 3,
+                "list": 0,
+                "cancel": 0,
+                "upload": 0,
+                "download": len(syn.rows),
+            },
+            "throttled_429": 2,
+            "retries": 1,
+            "possible_duplicates": 0,
+            "create_rate_per_min": 587.5,
+        },
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2), encoding="utf-8")
