@@ -1,0 +1,149 @@
+"""Expansion: a manifest becomes a deterministic stream of :class:`~flux_batch.jobs.Job` s.
+
+Stages are expanded one after another in topological order. A stage's jobs are its sweep's combinations,
+times each upstream image it takes (an upstream stage is expanded again, streaming, rather than held in
+memory). A job's input is: the manifest's defaults and the stage's literal inputs, then the swept inputs,
+the rendered prompt, and a seed derived from the base seed, the stage and the job's own sweep values
+(plus the upstream job it edits), never from its position. Its id hashes the whole request.
+
+The same generator also runs in a cheaper *check* mode (no seeds, no ids, placeholder upstream images)
+that the manifest checks and the counts use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flux_batch import ids
+from flux_batch.jobs import Job, file_ref, upstream_ref
+from flux_batch.manifest.model import ImageSource, Manifest, Stage
+from flux_batch.sweep import REPEAT, matches
+
+#: Stands in for an upstream image in check mode (its job id is not computed there).
+PLACEHOLDER_REF: Mapping[str, Any] = upstream_ref("", 0)
+SLUG_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class UpstreamImage:
+    """One output image of an upstream job, as fed to the ``input`` of a downstream job."""
+
+    input: str
+    job_id: str
+    output: int
+    vars: Mapping[str, Any]
+
+
+Row = tuple[dict[str, Any], dict[str, Any], dict[str, Any], tuple[UpstreamImage, ...]]
+
+
+def expand(manifest: Manifest) -> Iterator[Job]:
+    """Every job of the manifest, stage by stage in topological order; deterministic."""
+    for stage in manifest.stages:
+        yield from expand_stage(manifest, stage)
+
+
+def expand_stage(manifest: Manifest, stage: Stage) -> Iterator[Job]:
+    """The jobs of one stage, with ids and seeds."""
+    same_seed = stage.same_seed_across
+    for vars, combo, input, ups in rows(manifest, stage, full=True):
+        if "seed" not in input:
+            key = {k: v for k, v in combo.items() if k not in same_seed and not (k == REPEAT and v == 0)}
+            if ups:
+                key["upstream"] = [u.job_id if u.output == 0 else f"{u.job_id}#{u.output}" for u in ups]
+            input["seed"] = ids.derive_seed(manifest.base_seed, stage.id, key)
+        needs = tuple(u.job_id for u in ups)
+        job_id = ids.job_id(stage.model, stage.version, input, needs)
+        slug = ids.slugify(str(input.get("prompt") or stage.id), SLUG_LENGTH)
+        yield Job(job_id, stage.id, stage.model, stage.version, input, vars, needs, slug)
+
+
+def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
+    """``(vars, own sweep values, input, upstream images)`` for each job of ``stage``.
+
+    With ``full=False`` (check mode) upstream images are placeholders and no seed is set.
+    """
+    base = stage.input
+    template = stage.prompt
+    input_vars = [n for n in stage.sweep.names if n in stage.input_vars]
+    files = stage.files
+    for ups in _upstream_product(manifest, stage.sources, full):
+        up_vars: dict[str, Any] = {}
+        for u in ups:
+            up_vars.update(u.vars)
+        context = {**manifest.vars, **up_vars}
+        for combo in stage.sweep.combinations():
+            input = dict(base)
+            for u in ups:
+                input[u.input] = upstream_ref(u.job_id, u.output) if full else PLACEHOLDER_REF
+            for name in input_vars:
+                if name in combo:
+                    value = combo[name]
+                    hashes = files.get(name)
+                    input[name] = file_ref(value, hashes[value]) if hashes else value
+            if template is not None:
+                input["prompt"] = template.render({**context, **combo} if context else combo)
+            yield ({**up_vars, **combo} if up_vars else combo), combo, input, ups
+
+
+def _upstream_product(
+    manifest: Manifest, sources: tuple[ImageSource, ...], full: bool
+) -> Iterator[tuple[UpstreamImage, ...]]:
+    if not sources:
+        yield ()
+        return
+    for image in upstream_images(manifest, sources[0], full=full):
+        for rest in _upstream_product(manifest, sources[1:], full):
+            yield (image, *rest)
+
+
+def upstream_images(manifest: Manifest, source: ImageSource, *, full: bool) -> Iterator[UpstreamImage]:
+    """Each output image of the upstream stage's jobs whose variables match ``source.where``."""
+    stage = manifest.stage(source.stage)
+    spec = manifest.spec_for(stage.id)
+    if full:
+        for job in expand_stage(manifest, stage):
+            if not source.where or matches(job.vars, source.where):
+                for i in range(spec.images_per_prediction(job.input)):
+                    yield UpstreamImage(source.input, job.id, i, job.vars)
+        return
+    for vars, _, input, _ in rows(manifest, stage, full=False):
+        if not source.where or matches(vars, source.where):
+            for i in range(spec.images_per_prediction(input)):
+                yield UpstreamImage(source.input, "", i, vars)
+
+
+def count_jobs(manifest: Manifest) -> dict[str, int]:
+    """Jobs per stage, computed arithmetically where possible (never building Job objects)."""
+    return count_jobs_and_images(manifest)[0]
+
+
+def count_jobs_and_images(
+    manifest: Manifest, *, limit: int | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Jobs and output images per stage. With ``limit``, stops once the total passes it."""
+    jobs: dict[str, int] = {}
+    images: dict[str, int] = {}
+    for stage in manifest.stages:
+        count = stage.sweep.count(limit)
+        for source in stage.sources:
+            if not source.where and source.stage in images:
+                count *= images[source.stage]
+            else:
+                count *= sum(1 for _ in upstream_images(manifest, source, full=False))
+        jobs[stage.id] = count
+        images[stage.id] = _images(manifest, stage, count)
+        if limit is not None and sum(jobs.values()) > limit:
+            break
+    return jobs, images
+
+
+def _images(manifest: Manifest, stage: Stage, jobs: int) -> int:
+    spec = manifest.spec_for(stage.id)
+    if "num_outputs" not in spec.inputs or jobs == 0:
+        return jobs
+    if "num_outputs" not in stage.input_vars:
+        return jobs * spec.images_per_prediction(stage.input)
+    return sum(spec.images_per_prediction(input) for _, _, input, _ in rows(manifest, stage, full=False))

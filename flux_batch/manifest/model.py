@@ -1,0 +1,106 @@
+"""The loaded manifest as frozen values: :class:`Manifest`, its :class:`ApiSettings` and :class:`Stage` s.
+
+These are what the rest of flux-batch reads. They hold everything expansion needs (compiled templates,
+resolved sweeps, literal inputs with defaults applied) and nothing that changes at run time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flux_batch import models
+from flux_batch.errors import Issue
+from flux_batch.sweep import Sweep
+from flux_batch.template import Template
+
+DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+DEFAULT_MAX_JOBS = 1_000_000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How to reach the API and how hard to push it."""
+
+    base_url: str = DEFAULT_BASE_URL
+    token_env: str = "REPLICATE_API_TOKEN"
+    create_rpm: float = 600
+    other_rpm: float = 3000
+    burst: int = 10
+    max_in_flight: int = 100
+    wait: int = 60
+    deadline_s: float = 600.0
+    simulator: bool = False
+    ambiguous_create: str = "create"
+    confirm_above_usd: float = 5.0
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An image input fed by an upstream stage: one job per upstream image whose variables match ``where``."""
+
+    input: str
+    stage: str
+    where: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: a model, a prompt template, fixed inputs and the sweep that multiplies them.
+
+    ``input`` holds the literal inputs with the manifest's defaults applied (local files already as
+    ``{"$file": ..., "sha256": ...}`` references); ``sources`` the upstream image inputs; ``input_vars``
+    the sweep variables that set model inputs; ``files`` for each globbed image variable the sha256 of
+    each of its files, by path.
+    """
+
+    id: str
+    model: str
+    version: str | None = None
+    needs: tuple[str, ...] = ()
+    product_axes: tuple[str, ...] = ()
+    var_names: tuple[str, ...] = ()
+    prompt: Template | None = field(default=None, repr=False)
+    input: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    sources: tuple[ImageSource, ...] = ()
+    sweep: Sweep = field(default_factory=Sweep, repr=False)
+    input_vars: frozenset[str] = frozenset()
+    files: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
+    same_seed_across: frozenset[str] = frozenset()
+    index: int = 0  # position in the manifest's stages list, for locating issues
+    origins: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)  # variable -> JSON path
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A loaded, fully validated manifest. ``stages`` are in topological order."""
+
+    path: Path
+    name: str
+    output: Path
+    api: ApiSettings
+    base_seed: int
+    defaults: Mapping[str, Any]
+    vars: Mapping[str, Any]
+    stages: tuple[Stage, ...]
+    max_jobs: int = DEFAULT_MAX_JOBS
+    max_cost_usd: float | None = None
+    retry_failed: bool = False
+    reseed_failed: bool = False
+    prices: Mapping[str, float] = field(default_factory=dict)
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    warnings: tuple[Issue, ...] = ()
+
+    def stage(self, stage_id: str) -> Stage:
+        """The stage with id ``stage_id`` (KeyError if none)."""
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        raise KeyError(stage_id)
+
+    def spec_for(self, stage_id: str) -> models.ModelSpec:
+        """The model spec of a stage, with the manifest's price override applied."""
+        model = self.stage(stage_id).model
+        return models.get_model(model, self.prices.get(model))

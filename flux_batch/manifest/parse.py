@@ -1,0 +1,403 @@
+"""Turns a schema-valid manifest document into a :class:`Manifest`, checking what a schema cannot.
+
+Semantic checks, each reported with its location: duplicate stage ids, unknown, self and cyclic stage
+references, unknown template variables, zipped axes of different lengths, missing or empty data files and
+globs, duplicate sweep values, variables defined twice, include/exclude and ``where`` rules naming unknown
+variables, defaults that no stage's model takes. The files a sweep names are read here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flux_batch import graph, models, sweep
+from flux_batch.errors import Issue
+from flux_batch.manifest.model import DEFAULT_MAX_JOBS, ApiSettings, ImageSource, Manifest, Stage
+from flux_batch.manifest.yaml_loader import Document, JsonPath
+from flux_batch.template import TemplateError, compile_template
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from ``90``, ``"30s"``, ``"5m"`` or ``"1h30m"``."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = _DURATION.match(value)
+    if not match or not value:
+        raise ValueError(f"not a duration: {value!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Parser:
+    def __init__(self, doc: Document, base: Path) -> None:
+        self.doc = doc
+        self.base = base
+        self.issues: list[Issue] = []
+        self.data: dict[str, Any] = doc.data
+        self.prices: dict[str, float] = dict(self.data.get("prices", {}))
+        self.file_hashes: dict[str, str] = {}
+
+    def error(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
+        self.issues.append(self.doc.issue(path, message, hint, key=key))
+
+    def warn(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
+        self.issues.append(self.doc.issue(path, message, hint, key=key, severity="warning"))
+
+    def sweep_error(self, path: JsonPath, exc: sweep.SweepError) -> None:
+        if exc.file and exc.line:
+            self.issues.append(Issue(exc.file, exc.line, exc.column, "$", exc.message, exc.hint))
+        else:
+            self.error(path, exc.message, exc.hint)
+
+    # -- top level -------------------------------------------------------------------------------------
+
+    def manifest(self, path: Path) -> Manifest:
+        data = self.data
+        api = self.api(data.get("api", {}))
+        stages = [self.stage(i, raw) for i, raw in enumerate(data["stages"])]
+        ordered = self.order(stages)
+        self.check_defaults(stages)
+        retry = data.get("retry_failed", False)
+        name = data["name"]
+        output = Path(data["output"]) if "output" in data else Path("out") / name
+        document = {**data, "output": str(output)}
+        return Manifest(
+            path=path,
+            name=name,
+            output=output,
+            api=api,
+            base_seed=int(data.get("seed", 0)),
+            defaults=dict(data.get("defaults", {})),
+            vars=dict(data.get("vars", {})),
+            stages=tuple(ordered),
+            max_jobs=int(data.get("max_jobs", DEFAULT_MAX_JOBS)),
+            max_cost_usd=data.get("max_cost_usd"),
+            retry_failed=bool(retry),
+            reseed_failed=bool(isinstance(retry, dict) and retry.get("reseed", False)),
+            prices=self.prices,
+            document=document,
+            warnings=tuple(i for i in self.issues if i.severity == "warning"),
+        )
+
+    def api(self, raw: Mapping[str, Any]) -> ApiSettings:
+        fields = {k: v for k, v in raw.items() if k != "deadline"}
+        if "deadline" in raw:
+            try:
+                fields["deadline_s"] = parse_duration(raw["deadline"])
+            except ValueError:
+                self.error(("api", "deadline"), f"{raw['deadline']!r} is not a duration", "write '30s', '5m' or 90")
+            else:
+                if fields["deadline_s"] < 5:
+                    self.error(("api", "deadline"), "the deadline must be at least 5 seconds")
+        return ApiSettings(**fields)
+
+    # -- stages ----------------------------------------------------------------------------------------
+
+    def stage(self, index: int, raw: Mapping[str, Any]) -> Stage:
+        at: JsonPath = ("stages", index)
+        model, version = models.split_ref(raw["model"])
+        spec = models.get_model(model, self.prices.get(model))
+        if not spec.known:
+            hint = models.suggest(model, list(models.known_models()))
+            self.warn((*at, "model"), f"{model} is not a known model: its inputs are not checked",
+                      hint or f"set its price with prices: {{{model}: 0.01}} to estimate the cost")
+        origins: dict[str, JsonPath] = {}
+        factors = self.factors(at, raw, origins)
+        repeat = int(raw.get("repeat", 1))
+        names = [n for f in factors for n in f.names]
+        self.rules(at, raw, names)
+        built = sweep.Sweep(
+            tuple(factors), tuple(raw.get("include", ())), tuple(raw.get("exclude", ())), repeat
+        )
+        for i, rule in enumerate(raw.get("include", ())):
+            for key in rule:
+                origins.setdefault(key, (*at, "include", i, key))
+        template = None
+        if "prompt" in raw:
+            try:
+                template = compile_template(raw["prompt"])
+            except TemplateError as exc:
+                self.error((*at, "prompt"), str(exc))
+        literal, sources = self.inputs(at, raw, spec)
+        input_names = set(spec.inputs) if spec.known else None
+        used = set(template.names) if template else set()
+        if input_names is not None:
+            input_vars = frozenset(n for n in built.names if n in input_names)
+        else:
+            input_vars = frozenset(n for n in built.names if n not in used and n != sweep.REPEAT)
+        if template and ("prompt" in input_vars or "prompt" in literal):
+            where = origins.get("prompt", (*at, "input", "prompt"))
+            self.error(where, "the prompt is given twice: by the stage's prompt template and here",
+                       "keep one: rename the variable and use it as {name} in the template")
+        for name in built.names:
+            if name not in input_vars and name not in used and name != sweep.REPEAT and input_names is not None:
+                hint = models.suggest(name, sorted(input_names))
+                self.warn(origins.get(name, at), f"variable {name!r} is neither a {model} input nor used in the prompt",
+                          f"{hint} (an input)" if hint else "use it as {" + name + "} in the prompt, or drop it")
+        files = self.glob_files(origins, input_vars, spec, model)
+        same_seed = raw.get("same_seed_across", [])
+        for i, name in enumerate(same_seed):
+            if name not in built.names:
+                self.error((*at, "same_seed_across", i), f"{name!r} is not a sweep variable of this stage",
+                           models.suggest(name, built.names))
+        needs = tuple(dict.fromkeys([*raw.get("needs", ()), *(s.stage for s in sources)]))
+        return Stage(
+            id=raw["id"],
+            model=model,
+            version=version,
+            needs=needs,
+            product_axes=tuple(n for n in raw.get("matrix", {}) if origins.get(n) == (*at, "matrix", n)),
+            var_names=built.names,
+            prompt=template,
+            input=literal,
+            sources=tuple(sources),
+            sweep=built,
+            input_vars=input_vars,
+            files=files,
+            same_seed_across=frozenset(same_seed),
+            index=index,
+            origins=origins,
+        )
+
+    def factors(self, at: JsonPath, raw: Mapping[str, Any], origins: dict[str, JsonPath]) -> list[sweep.Factor]:
+        factors: list[sweep.Factor] = []
+
+        def define(name: str, where: JsonPath) -> bool:
+            if name == sweep.REPEAT:
+                self.error(where, "'repeat' is reserved for the repeat index", "use repeat: N on the stage", key=True)
+                return False
+            if name in origins:
+                self.error(where, f"variable {name!r} is already defined (at {self.doc.where(origins[name])[0]})",
+                           "give each variable one source", key=True)
+                return False
+            origins[name] = where
+            return True
+
+        for name, source in raw.get("matrix", {}).items():
+            where = (*at, "matrix", name)
+            values = self.axis_values(where, source)
+            if values is not None and define(name, where):
+                factors.append(sweep.axis(name, values))
+        for g, group in enumerate(raw.get("zip", ())):
+            columns: dict[str, list[Any]] = {}
+            for name, source in group.items():
+                values = self.axis_values((*at, "zip", g, name), source)
+                if values is not None and define(name, (*at, "zip", g, name)):
+                    columns[name] = values
+            if len(columns) == len(group):
+                try:
+                    factors.append(sweep.zipped(columns))
+                except sweep.SweepError as exc:
+                    self.sweep_error((*at, "zip", g), exc)
+        if "cases" in raw:
+            rows = self.cases((*at, "cases"), raw["cases"])
+            if rows:
+                factor = sweep.table(rows)
+                if all(define(name, (*at, "cases")) for name in factor.names):
+                    factors.append(factor)
+        return factors
+
+    def axis_values(self, where: JsonPath, source: Any) -> list[Any] | None:
+        try:
+            if isinstance(source, list):
+                seen: dict[Any, int] = {}
+                for i, value in enumerate(source):
+                    key = (type(value), value)
+                    if key in seen:
+                        self.error((*where, i), f"{value!r} is listed twice (also at index {seen[key]})",
+                                   "each value once; use repeat: N for more images of the same")
+                    seen[key] = i
+                return list(source)
+            if "range" in source:
+                r = source["range"]
+                return sweep.number_range(r["start"], r["stop"], r.get("step", 1), r.get("inclusive", True))
+            if "file" in source:
+                values, repeats = sweep.read_lines(self.base / source["file"], source["file"])
+                if repeats:
+                    line, first = repeats[0]
+                    self.warn((*where, "file"), f"{len(repeats)} repeated line(s) in {source['file']} skipped "
+                              f"(line {line} repeats line {first})", "use repeat: N for more images of the same")
+                return list(values)
+            paths = sweep.glob_files(self.base, source["glob"])
+            if not paths:
+                self.error((*where, "glob"), f"no files match {source['glob']!r}",
+                           f"paths are relative to the manifest's folder ({self.base})")
+                return None
+            return list(paths)
+        except sweep.SweepError as exc:
+            self.sweep_error(where, exc)
+            return None
+
+    def cases(self, where: JsonPath, raw: Any) -> list[dict[str, Any]]:
+        if isinstance(raw, list):
+            rows = [dict(r) for r in raw]
+            seen: dict[str, int] = {}
+            for i, row in enumerate(rows):
+                key = repr(sorted(row.items()))
+                if key in seen:
+                    self.error((*where, i), f"case {i} repeats case {seen[key]}", "each case once")
+                seen.setdefault(key, i)
+            return rows
+        try:
+            rows = sweep.read_rows(self.base / raw["file"], raw["file"])
+        except sweep.SweepError as exc:
+            self.sweep_error((*where, "file"), exc)
+            return []
+        unique: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            unique.setdefault(repr(sorted(row.items())), row)
+        if len(unique) < len(rows):
+            self.warn((*where, "file"), f"{len(rows) - len(unique)} repeated row(s) in {raw['file']} skipped")
+        return list(unique.values())
+
+    def rules(self, at: JsonPath, raw: Mapping[str, Any], names: list[str]) -> None:
+        for i, rule in enumerate(raw.get("exclude", ())):
+            for key in rule:
+                if key not in names:
+                    self.error((*at, "exclude", i, key), f"exclude names {key!r}, which is not a sweep variable",
+                               models.suggest(key, names) or f"variables: {', '.join(names) or 'none'}", key=True)
+
+    def inputs(self, at: JsonPath, raw: Mapping[str, Any], spec: models.ModelSpec) -> tuple[dict[str, Any], list[ImageSource]]:
+        literal: dict[str, Any] = {}
+        defaults = self.data.get("defaults", {})
+        for name, value in defaults.items():
+            if not spec.known or name in spec.inputs:
+                literal[name] = self.literal(("defaults", name), value)
+        sources: list[ImageSource] = []
+        for name, value in raw.get("input", {}).items():
+            where = (*at, "input", name)
+            if isinstance(value, dict) and "from" in value:
+                if spec.known and name not in spec.image_inputs:
+                    self.error(where, f"{name!r} is not an image input of {spec.name}",
+                               f"image inputs: {', '.join(spec.image_inputs) or 'none'}", key=True)
+                sources.append(ImageSource(name, value["from"], dict(value.get("where", {}))))
+                literal.pop(name, None)
+                continue
+            literal[name] = self.literal(where, value)
+        return {k: v for k, v in literal.items() if v is not None}, sources
+
+    def literal(self, where: JsonPath, value: Any) -> Any:
+        if isinstance(value, dict) and "file" in value:
+            written = value["file"]
+            try:
+                digest = file_sha256(self.base / written)
+            except OSError as exc:
+                self.error((*where, "file"), f"cannot read {written}: {exc.strerror or exc}",
+                           "paths are relative to the manifest's folder")
+                digest = ""
+            return {"$file": written, "sha256": digest}
+        return value
+
+    def glob_files(
+        self, origins: Mapping[str, JsonPath], input_vars: frozenset[str], spec: models.ModelSpec, model: str
+    ) -> dict[str, dict[str, str]]:
+        """For each globbed variable that sets an input: the sha256 of each of its files, by path."""
+        files: dict[str, dict[str, str]] = {}
+        for name, where in origins.items():
+            node = self.doc_value(where)
+            if not (isinstance(node, dict) and "glob" in node) or name not in input_vars:
+                continue
+            if spec.known and name not in spec.image_inputs:
+                self.error(where, f"a glob gives local files, but {name!r} is not an image input of {model}",
+                           f"image inputs: {', '.join(spec.image_inputs) or 'none'}", key=True)
+                continue
+            hashes: dict[str, str] = {}
+            for path in sweep.glob_files(self.base, node["glob"]):
+                if path not in self.file_hashes:
+                    self.file_hashes[path] = file_sha256(self.base / path)
+                hashes[path] = self.file_hashes[path]
+            files[name] = hashes
+        return files
+
+    def doc_value(self, path: JsonPath) -> Any:
+        node: Any = self.data
+        for part in path:
+            node = node[part]
+        return node
+
+    # -- across stages ---------------------------------------------------------------------------------
+
+    def order(self, stages: list[Stage]) -> list[Stage]:
+        by_id: dict[str, Stage] = {}
+        for stage in stages:
+            if stage.id in by_id:
+                first = self.doc.where(("stages", by_id[stage.id].index, "id"))[0]
+                self.error(("stages", stage.index, "id"), f"stage id {stage.id!r} is used twice (first on line {first})",
+                           "give every stage its own id")
+            else:
+                by_id[stage.id] = stage
+        needs = {s.id: s.needs for s in by_id.values()}
+        problems = graph.check_graph(needs)
+        for p in problems:
+            stage = by_id[p.stage]
+            self.error(self.reference_path(stage, p.ref), p.message, p.hint)
+        if problems:
+            return stages
+        ordered = [by_id[s] for s in graph.topological_order(needs)]
+        visible: dict[str, tuple[str, ...]] = {}
+        global_vars = set(self.data.get("vars", {}))
+        for stage in ordered:
+            upstream: list[str] = []
+            for source in stage.sources:
+                names = visible[source.stage]
+                upstream.extend(names)
+                for key in source.where:
+                    if key not in names:
+                        self.error((*self.reference_path(stage, source.stage)[:-1], "where", key),
+                                   f"stage {source.stage!r} has no variable {key!r}",
+                                   models.suggest(key, names) or f"its variables: {', '.join(names) or 'none'}",
+                                   key=True)
+            visible[stage.id] = tuple(dict.fromkeys([*upstream, *stage.var_names]))
+            if stage.prompt:
+                known = set(visible[stage.id]) | global_vars
+                for name in stage.prompt.names:
+                    if name not in known:
+                        self.error(("stages", stage.index, "prompt"), f"unknown variable {{{name}}} in the prompt",
+                                   models.suggest(name, sorted(known)) or
+                                   f"define it under vars, or as a sweep variable; known: {', '.join(sorted(known)) or 'none'}")
+        return [
+            Stage(**{**s.__dict__, "var_names": visible[s.id]}) if visible.get(s.id) != s.var_names else s
+            for s in ordered
+        ]
+
+    def reference_path(self, stage: Stage, ref: str) -> JsonPath:
+        raw = self.data["stages"][stage.index]
+        for name, value in raw.get("input", {}).items():
+            if isinstance(value, dict) and value.get("from") == ref:
+                return ("stages", stage.index, "input", name, "from")
+        needs = raw.get("needs", [])
+        if ref in needs:
+            return ("stages", stage.index, "needs", needs.index(ref))
+        return ("stages", stage.index)
+
+    def check_defaults(self, stages: list[Stage]) -> None:
+        takers = [models.get_model(s.model) for s in stages]
+        if any(not spec.known for spec in takers):
+            return
+        names = sorted({n for spec in takers for n in spec.inputs})
+        for key in self.data.get("defaults", {}):
+            if key not in names:
+                self.error(("defaults", key), f"no stage's model takes the input {key!r}",
+                           models.suggest(key, names) or "see `flux-batch models`", key=True)
+
+
+def parse(doc: Document, path: Path) -> tuple[Manifest, list[Issue]]:
+    """The manifest in ``doc`` (read from ``path``) and every issue found (errors and warnings)."""
+    parser = _Parser(doc, path.parent)
+    manifest = parser.manifest(path)
+    return manifest, parser.issues
