@@ -10,7 +10,7 @@ values), ``loader`` (the steps in order).
 
 from __future__ import annotations
 
+from flux_batch.manifest.loader import load
 from flux_batch.manifest.model import ApiSettings, ImageSource, Manifest, Stage
-from flux_batch.manifest.loader import load  # noqa: I001  (model first: expand imports it)
 
 __all__ = ["ApiSettings", "ImageSource", "Manifest", "Stage", "load"]

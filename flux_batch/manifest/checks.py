@@ -12,9 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flux_batch import models
 from flux_batch.errors import Issue
-from flux_batch.expand import rows
+from flux_batch import expand, models  # expand as a module reference: expand imports manifest.model
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.template import format_value
@@ -45,7 +44,7 @@ def _check_stage(manifest: Manifest, stage: Stage, spec: models.ModelSpec, doc: 
     seed_free = _stands_in(spec, "seed", {"type": "integer"})
     cache: dict[Any, list[models.InputProblem]] = {}
     found: dict[tuple[str, str, str, str], list[Any]] = {}
-    for vars, _, input, _ in rows(manifest, stage, full=False):
+    for vars, _, input, _ in expand.rows(manifest, stage, full=False):
         prompt = input.get("prompt")
         skip_prompt = prompt_free and type(prompt) is str and prompt != ""
         skip_seed = seed_free and type(input.get("seed")) is int

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from flux_batch.errors import Issue, ManifestError
-from flux_batch.expand import count_jobs_and_images
+from flux_batch import expand  # a module reference: expand imports manifest.model
 from flux_batch.manifest.checks import check_inputs
 from flux_batch.manifest.model import Manifest
 from flux_batch.manifest.parse import parse
@@ -49,7 +49,7 @@ def _raise_if_errors(doc: Document, issues: list[Issue]) -> None:
 
 
 def _check_limit(doc: Document, manifest: Manifest, issues: list[Issue]) -> None:
-    jobs, _ = count_jobs_and_images(manifest, limit=manifest.max_jobs)
+    jobs, _ = expand.count_jobs_and_images(manifest, limit=manifest.max_jobs)
     total = sum(jobs.values())
     if total <= manifest.max_jobs:
         return

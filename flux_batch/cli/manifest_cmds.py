@@ -1,0 +1,137 @@
+"""``flux-batch validate``, ``plan`` and ``models``: thin commands over the manifest library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from flux_batch import models
+from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
+from flux_batch.expand import count_jobs, expand
+from flux_batch.manifest import load
+from flux_batch.plan import Plan, build_plan
+from flux_batch.template import format_value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``validate``, ``plan`` and ``models`` subcommands."""
+    p = sub.add_parser("validate", help="check manifests; print every error with file:line:column")
+    p.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    p.add_argument("--max-jobs", type=int, help="raise (or lower) the job limit (default: the manifest's, 1,000,000)")
+    p.set_defaults(func=validate_command)
+
+    p = sub.add_parser("plan", help="show jobs, cost and time per stage without running anything")
+    p.add_argument("manifest", metavar="MANIFEST")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the plan as one JSON object")
+    out.add_argument("--jobs", action="store_true", help="print every job as JSON Lines")
+    p.add_argument("--max-jobs", type=int, help="raise (or lower) the job limit")
+    p.set_defaults(func=plan_command)
+
+    p = sub.add_parser("models", help="list the known models with their inputs, defaults and prices")
+    p.add_argument("--json", action="store_true", help="print the model schemas as JSON")
+    p.set_defaults(func=models_command)
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    code = EXIT_OK
+    for path in args.manifests:
+        try:
+            manifest = load(path, max_jobs=args.max_jobs)
+        except ManifestError as err:
+            print(err.render_all(), file=sys.stderr)
+            code = EXIT_INVALID
+            continue
+        for warning in manifest.warnings:
+            print(warning.render(), file=sys.stderr)
+        counts = count_jobs(manifest)
+        print(f"{path}: ok: {manifest.name}, {len(manifest.stages)} stage(s), {sum(counts.values()):,} job(s)")
+    return code
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    manifest = load(args.manifest, max_jobs=args.max_jobs)
+    out = sys.stdout
+    if args.jobs:
+        for job in expand(manifest):
+            out.write(json.dumps(job.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        return EXIT_OK
+    for warning in manifest.warnings:
+        print(warning.render(), file=sys.stderr)
+    plan = build_plan(manifest)
+    if args.json:
+        print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(render_plan(plan))
+    return EXIT_OK
+
+
+def _money(value: float | None) -> str:
+    return "?" if value is None else f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 / 60:02.0f}m"
+
+
+def render_plan(plan: Plan) -> str:
+    """The human plan: a table per stage, totals, sample jobs."""
+    rows = [("stage", "model", "jobs", "images", "cost", "time")]
+    for s in plan.stages:
+        rows.append((s.id, s.model, f"{s.jobs:,}", f"{s.images:,}", _money(s.cost_usd), _duration(s.time_s)))
+    total_cost = _money(plan.cost_usd) + ("" if plan.cost_complete else " + unpriced")
+    rows.append(("total", "", f"{plan.jobs:,}", f"{plan.images:,}", total_cost, _duration(plan.time_s)))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = [f"{plan.name} ({plan.manifest}) -> {plan.output}"]
+    for r in rows:
+        cells = [r[i].ljust(widths[i]) if i < 2 else r[i].rjust(widths[i]) for i in range(6)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    lines.append(f"  time is the floor at {plan.create_rpm:g} creates per minute (api.create_rpm)")
+    if plan.max_cost_usd is not None:
+        verdict = "OVER the limit: run will refuse" if plan.over_budget else "within the limit"
+        lines.append(f"  max_cost_usd {_money(plan.max_cost_usd)}: {verdict}")
+    for s in plan.stages:
+        if s.done:
+            shown = ", ".join(f"{k} {v:,}" for k, v in sorted(s.done.items()))
+            lines.append(f"  already in {plan.output} for {s.id}: {shown}")
+    if plan.samples:
+        lines.append("sample jobs:")
+        for job in plan.samples:
+            vars = " ".join(f"{k}={format_value(v)}" for k, v in job.vars.items())
+            lines.append(f"  {job.stage} {job.id} seed={job.seed} {vars}".rstrip())
+            lines.append(f"    {job.prompt[:100]!r}")
+    return "\n".join(lines)
+
+
+def models_command(args: argparse.Namespace) -> int:
+    known = models.known_models()
+    if args.json:
+        print(json.dumps({name: spec.schema for name, spec in known.items()}, indent=2))
+        return EXIT_OK
+    for spec in known.values():
+        print(f"{spec.name}  ({spec.title}; {_money(spec.price_usd)} per image; output: "
+              f"{'a list of URLs' if spec.output == 'list' else 'one URL'})")
+        for name, rule in spec.inputs.items():
+            print(f"  {name:<24} {_describe_input(rule)}")
+        print()
+    print("Other owner/name models run unchecked; price them in the manifest with prices: {owner/name: 0.01}.")
+    return EXIT_OK
+
+
+def _describe_input(rule: dict[str, Any]) -> str:
+    kind = str(rule.get("type", "any"))
+    if "enum" in rule:
+        kind = " | ".join(str(v) for v in rule["enum"])
+    elif "minimum" in rule or "maximum" in rule:
+        kind += f" {rule.get('minimum', '')}..{rule.get('maximum', '')}"
+        if "multipleOf" in rule:
+            kind += f" (x{rule['multipleOf']})"
+    if "default" in rule:
+        kind += f"  [default {format_value(rule['default'])}]"
+    return kind

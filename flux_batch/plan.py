@@ -1,0 +1,150 @@
+"""The plan: per stage, how many jobs and images, what they should cost and how long they should take.
+
+Counts come from :func:`flux_batch.expand.count_jobs_and_images` (arithmetic where possible), so a plan
+of a million jobs is cheap. Time is the floor set by the create rate limit: every job needs one create
+request, and stages run back to back at ``api.create_rpm``. An optional ``done`` callback (given by the
+runner, which owns the output folder's state) adds each stage's counts by status from earlier runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flux_batch.expand import count_jobs_and_images, expand_stage
+from flux_batch.jobs import Job
+from flux_batch.manifest.model import Manifest
+from flux_batch.models import ModelSpec
+
+SAMPLES_PER_STAGE = 3
+
+
+def job_cost(job: Job, spec: ModelSpec) -> float | None:
+    """The job's price: price per image times images per prediction; None when the price is unknown."""
+    if spec.price_usd is None:
+        return None
+    return spec.price_usd * spec.images_per_prediction(job.input)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One stage's share of the plan. ``cost_usd`` is None when the model's price is unknown."""
+
+    id: str
+    model: str
+    jobs: int
+    images: int
+    price_usd: float | None
+    cost_usd: float | None
+    time_s: float
+    needs: tuple[str, ...] = ()
+    done: Mapping[str, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "id": self.id, "model": self.model, "needs": list(self.needs), "jobs": self.jobs,
+            "images": self.images, "price_usd": self.price_usd, "cost_usd": self.cost_usd,
+            "time_s": round(self.time_s, 1),
+        }
+        if self.done is not None:
+            data["done"] = dict(self.done)
+        return data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What running a manifest would do. ``cost_usd`` covers the stages with a known price only."""
+
+    name: str
+    manifest: str
+    output: str
+    stages: tuple[StagePlan, ...]
+    create_rpm: float
+    max_cost_usd: float | None
+    samples: tuple[Job, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def jobs(self) -> int:
+        return sum(s.jobs for s in self.stages)
+
+    @property
+    def images(self) -> int:
+        return sum(s.images for s in self.stages)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(s.cost_usd or 0.0 for s in self.stages)
+
+    @property
+    def cost_complete(self) -> bool:
+        """False when some stage's model has no known price (set one with ``prices:``)."""
+        return all(s.cost_usd is not None for s in self.stages)
+
+    @property
+    def time_s(self) -> float:
+        return sum(s.time_s for s in self.stages)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.max_cost_usd is not None and self.cost_usd > self.max_cost_usd
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole plan as one JSON-able object (``plan --json``, and ``run.json``'s ``plan``)."""
+        return {
+            "name": self.name,
+            "manifest": self.manifest,
+            "output": self.output,
+            "jobs": self.jobs,
+            "images": self.images,
+            "cost_usd": round(self.cost_usd, 6),
+            "cost_complete": self.cost_complete,
+            "max_cost_usd": self.max_cost_usd,
+            "over_budget": self.over_budget,
+            "time_s": round(self.time_s, 1),
+            "create_rpm": self.create_rpm,
+            "stages": [s.to_json() for s in self.stages],
+            "samples": [j.to_json() for j in self.samples],
+            "warnings": list(self.warnings),
+        }
+
+
+def build_plan(
+    manifest: Manifest,
+    *,
+    done: Callable[[str], Mapping[str, int]] | None = None,
+    samples_per_stage: int = SAMPLES_PER_STAGE,
+) -> Plan:
+    """The plan for a loaded manifest; ``done(stage_id)`` (optional) gives counts by status so far."""
+    jobs, images = count_jobs_and_images(manifest)
+    stages = []
+    samples: list[Job] = []
+    for stage in manifest.stages:
+        spec = manifest.spec_for(stage.id)
+        price = spec.price_usd
+        stages.append(
+            StagePlan(
+                id=stage.id,
+                model=stage.model,
+                jobs=jobs[stage.id],
+                images=images[stage.id],
+                price_usd=price,
+                cost_usd=None if price is None else price * images[stage.id],
+                time_s=jobs[stage.id] * 60.0 / manifest.api.create_rpm,
+                needs=stage.needs,
+                done=done(stage.id) if done else None,
+            )
+        )
+        samples.extend(itertools.islice(expand_stage(manifest, stage), samples_per_stage))
+    return Plan(
+        name=manifest.name,
+        manifest=str(manifest.path),
+        output=str(manifest.output),
+        stages=tuple(stages),
+        create_rpm=manifest.api.create_rpm,
+        max_cost_usd=manifest.max_cost_usd,
+        samples=tuple(samples),
+        warnings=tuple(w.render() for w in manifest.warnings),
+    )
