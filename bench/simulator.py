@@ -1,0 +1,204 @@
+"""Benchmark of the simulator: requests per second served on loopback, and image rendering cost.
+
+Starts ``flux-batch simulate`` (limits off, latency 0) in a subprocess on a free port, then runs client
+processes, each with concurrent tasks doing create (no wait) + get pairs for a fixed time, and prints
+create, get and total requests per second: first with a bare keep-alive HTTP/1.1 client (cheap, so the
+server is what is measured), then with ``httpx.AsyncClient`` (what flux-batch itself uses). Then times rendering a 1-megapixel
+WebP cold (first request for that image) and cached.
+
+    python bench/simulator.py [--seconds 10] [--clients 2] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+
+SERVE = (
+    "import argparse, sys; from flux_batch.cli import simulate_cmd; p = argparse.ArgumentParser(); "
+    "simulate_cmd.register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
+)
+CREATE = "/models/black-forest-labs/flux-schnell/predictions"
+
+
+def start_server() -> tuple[subprocess.Popen[str], str]:
+    args = ["simulate", "--port", "0", "--latency", "0", "--create-rpm", "0", "--other-rpm", "0"]
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, *args], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        match = re.search(r"Replicate style: (\S+)", line)
+        if match:
+            return proc, match[1]
+    raise RuntimeError("the simulator did not start")
+
+
+async def _client(base: str, seconds: float, concurrency: int, worker: int) -> tuple[int, int, int]:
+    creates = gets = errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": "Bearer bench"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        end = time.perf_counter() + seconds
+
+        async def loop(task: int) -> None:
+            nonlocal creates, gets, errors
+            n = 0
+            while time.perf_counter() < end:
+                n += 1
+                body = {"input": {"prompt": f"bench {worker} {task} {n}", "seed": n}}
+                created = await client.post(CREATE, json=body)
+                creates += 1
+                if created.status_code != 201:
+                    errors += 1
+                    continue
+                got = await client.get(f"/predictions/{created.json()['id']}")
+                gets += 1
+                errors += got.status_code != 200
+
+        await asyncio.gather(*(loop(t) for t in range(concurrency)))
+    return creates, gets, errors
+
+
+class RawConnection:
+    """A bare HTTP/1.1 keep-alive connection: a load generator much lighter than httpx, so that on a
+    2-core machine the clients leave CPU for the server being measured."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer bench\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        headers = await self.reader.readuntil(b"\r\n\r\n")
+        match = re.search(rb"(?i)content-length: *(\d+)", headers)
+        payload = await self.reader.readexactly(int(match[1]) if match else 0)
+        return int(status_line.split()[1]), payload
+
+
+async def _raw_client(base: str, seconds: float, concurrency: int, worker: int) -> tuple[int, int, int]:
+    url = httpx.URL(base)
+    creates = gets = errors = 0
+    end = time.perf_counter() + seconds
+
+    async def loop(task: int) -> None:
+        nonlocal creates, gets, errors
+        conn = RawConnection(url.host, url.port or 80)
+        await conn.open()
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+            body = json.dumps({"input": {"prompt": f"bench {worker} {task} {n}", "seed": n}}).encode()
+            status, payload = await conn.request("POST", url.path + CREATE, body)
+            creates += 1
+            if status != 201:
+                errors += 1
+                continue
+            status, _ = await conn.request("GET", f"{url.path}/predictions/{json.loads(payload)['id']}")
+            gets += 1
+            errors += status != 200
+        conn.writer.close()
+
+    await asyncio.gather(*(loop(t) for t in range(concurrency)))
+    return creates, gets, errors
+
+
+def _client_process(args: tuple[str, str, float, int, int]) -> tuple[int, int, int]:
+    kind, *rest = args
+    return asyncio.run((_raw_client if kind == "raw" else _client)(*rest))  # type: ignore[arg-type]
+
+
+def measure_rate(kind: str, base: str, seconds: float, clients: int, concurrency: int) -> None:
+    with multiprocessing.Pool(clients) as pool:
+        jobs = [(kind, base, seconds, concurrency, w) for w in range(clients)]
+        results = pool.map(_client_process, jobs)
+    creates = sum(r[0] for r in results)
+    gets = sum(r[1] for r in results)
+    errors = sum(r[2] for r in results)
+    print(f"{kind} client: {clients} processes x {concurrency} concurrent, {seconds:g} s, {errors} errors")
+    print(f"  create (no wait): {creates / seconds:8.0f} req/s")
+    print(f"  get:              {gets / seconds:8.0f} req/s")
+    print(f"  create+get:       {(creates + gets) / seconds:8.0f} req/s")
+
+
+def measure_images(base: str) -> None:
+    headers = {"Authorization": "Bearer bench"}
+    with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+        for run in range(3):
+            body = {
+                "input": {"prompt": f"a lighthouse at dusk, take {run}", "seed": run, "output_format": "webp"}
+            }
+            url = client.post(CREATE, json=body).json()["id"]
+            output = client.get(f"/predictions/{url}").json()["output"][0]
+            t0 = time.perf_counter()
+            first = client.get(output)
+            cold = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            client.get(output)
+            cached = time.perf_counter() - t0
+            print(
+                f"1-megapixel webp ({len(first.content)} bytes): cold {cold * 1000:6.1f} ms, "
+                f"cached {cached * 1000:5.1f} ms (HTTP round trip included)"
+            )
+
+
+def measure_render(count: int = 10) -> None:
+    """Rendering alone, in this process: distinct 1-megapixel images (cold), then one of them again."""
+    from flux_batch.models import get_model
+    from flux_batch.simulator.images import image_spec, render
+
+    spec = get_model("black-forest-labs/flux-schnell")
+    for fmt in ("webp", "png", "jpg"):
+        specs = [
+            image_spec(spec, {"prompt": f"render {fmt} {i}", "output_format": fmt}, i, 0)
+            for i in range(count)
+        ]
+        t0 = time.perf_counter()
+        sizes = [len(render(s)) for s in specs]
+        cold = (time.perf_counter() - t0) / count
+        t0 = time.perf_counter()
+        for _ in range(1000):
+            render(specs[0])
+        cached = (time.perf_counter() - t0) / 1000
+        print(
+            f"render {specs[0].width}x{specs[0].height} {fmt}: cold {cold * 1000:5.1f} ms, cached "
+            f"{cached * 1e6:4.1f} us (mean of {count}, {sum(sizes) // count} bytes)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=1, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent tasks per client process")
+    args = parser.parse_args()
+    proc, base = start_server()
+    try:
+        print(f"simulator at {base} on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+        measure_rate("raw", base, args.seconds, args.clients, args.concurrency)
+        measure_rate("httpx", base, args.seconds, args.clients, args.concurrency)
+        measure_images(base)
+        measure_render()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
