@@ -15,6 +15,7 @@
     │   ├── RateLimitedError       429: nothing was created; carries ``retry_after`` seconds if known
     │   ├── ServerError            5xx: may be retried (an ambiguous create must be reconciled first)
     │   └── ProtocolError          a response we do not understand (unknown status, malformed JSON)
+    │       └── UnknownStatusError a prediction status flux-batch does not know: an error, not a hang
     ├── TransportError             the request may not have reached the API (timeout, reset, DNS)
     ├── DownloadError              an output file could not be fetched or failed its checks
     │   └── OutputGoneError        the output file no longer exists (expired, data removed)
@@ -161,6 +162,10 @@ class ServerError(ApiError):
 
 class ProtocolError(ApiError):
     """A response flux-batch does not understand: unknown status, malformed or unexpected body."""
+
+
+class UnknownStatusError(ProtocolError):
+    """A prediction reported a status that is not one of the documented ones; the job fails with it."""
 
 
 class TransportError(FluxBatchError):

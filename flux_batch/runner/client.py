@@ -33,6 +33,7 @@ from flux_batch.errors import (
     RateLimitedError,
     ServerError,
     TransportError,
+    UnknownStatusError,
 )
 
 RUNNING = frozenset({"starting", "processing"})
@@ -78,7 +79,9 @@ def parse_prediction(body: Any) -> Prediction:
         raise ProtocolError(f"expected a prediction object, got: {str(body)[:160]}")
     status = body.get("status")
     if status not in RUNNING and status not in TERMINAL:
-        raise ProtocolError(f"prediction {body['id']} has an unknown status {status!r}", detail=str(status))
+        raise UnknownStatusError(
+            f"prediction {body['id']} has an unknown status {status!r}, which flux-batch does not know"
+        )
     metrics = body.get("metrics") or {}
     predict_time = metrics.get("predict_time") if isinstance(metrics, Mapping) else None
     return Prediction(

@@ -22,6 +22,7 @@ from flux_batch.errors import (
     RateLimitedError,
     ServerError,
     TransportError,
+    UnknownStatusError,
 )
 
 T = TypeVar("T")
@@ -56,7 +57,7 @@ POLL_BACKOFF = Backoff(initial=0.5, maximum=10.0, multiplier=1.5, jitter=0.2)
 def is_transient(err: BaseException) -> bool:
     """True for failures that another identical request may not hit: 5xx, 429, transport errors,
     a garbled response, a download that broke or failed its checks (but not a file that is gone)."""
-    if isinstance(err, OutputGoneError):
+    if isinstance(err, (OutputGoneError, UnknownStatusError)):
         return False
     return isinstance(err, (ServerError, RateLimitedError, TransportError, ProtocolError, DownloadError))
 

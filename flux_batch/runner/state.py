@@ -430,8 +430,9 @@ class Store:
         url_until: float,
         completed_at: str | None,
         predict_time: float | None,
-    ) -> None:
-        """The job's prediction ended. On success the job moves to ``downloading`` with its output URLs."""
+    ) -> dict[str, int]:
+        """The job's prediction ended. On success the job moves to ``downloading`` with its output URLs;
+        otherwise its downstream jobs are skipped (returned: how many, by stage)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE attempts SET outcome = ? WHERE job_id = ? AND prediction_id = (SELECT prediction_id"
@@ -457,7 +458,8 @@ class Store:
                     " WHERE id = ?",
                     (status, error, completed_at, predict_time, self._clock(), job_id),
                 )
-                self._skip_dependents(db, job_id)
+                return self._skip_dependents(db, job_id)
+        return {}
 
     def record_download(self, job_id: str, idx: int, info: FileInfo, thumb: str | None = None) -> None:
         with self._tx() as db:
@@ -485,14 +487,15 @@ class Store:
             ).fetchone()[0]
         return int(released)
 
-    def mark_failed(self, job_id: str, status: str, error: str) -> None:
-        """The job ends without output (``failed``, ``expired``, ...); its downstream jobs are skipped."""
+    def mark_failed(self, job_id: str, status: str, error: str) -> dict[str, int]:
+        """The job ends without output (``failed``, ``expired``, ...); its downstream jobs are skipped
+        (returned: how many, by stage)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
                 (status, error, self._clock(), job_id),
             )
-            self._skip_dependents(db, job_id)
+            return self._skip_dependents(db, job_id)
 
     def reset_pending(self, job_id: str, error: str | None = None) -> None:
         """Put the job back to be created again (its prediction was canceled on interrupt, or expired)."""
@@ -502,14 +505,43 @@ class Store:
                 (error, job_id),
             )
 
-    def _skip_dependents(self, db: sqlite3.Connection, job_id: str) -> None:
-        db.execute(
+    def _skip_dependents(self, db: sqlite3.Connection, job_id: str) -> dict[str, int]:
+        down = (
             "WITH RECURSIVE down(id) AS (SELECT job_id FROM deps WHERE needs_id = ?"
             " UNION SELECT d.job_id FROM deps d JOIN down ON d.needs_id = down.id)"
-            " UPDATE jobs SET status = 'skipped', error = ?, finished_at = ?"
-            " WHERE id IN (SELECT id FROM down) AND status = 'pending'",
-            (job_id, f"upstream job {job_id} did not succeed", self._clock()),
         )
+        found = db.execute(
+            f"{down} SELECT stage, COUNT(*) FROM jobs"
+            " WHERE id IN (SELECT id FROM down) AND status = 'pending' GROUP BY stage",
+            (job_id,),
+        ).fetchall()
+        if found:
+            db.execute(
+                f"{down} UPDATE jobs SET status = 'skipped', error = ?, finished_at = ?"
+                " WHERE id IN (SELECT id FROM down) AND status = 'pending'",
+                (job_id, f"upstream job {job_id} did not succeed", self._clock()),
+            )
+        return {stage: int(n) for stage, n in found}
+
+    def reopen_missing_files(self, out_dir: Path) -> int:
+        """Succeeded jobs whose files were deleted go back to ``downloading`` (fetched again, or redone if
+        the output is gone). Returns how many jobs were reopened."""
+        missing: set[str] = set()
+        for job_id, file_name in self._db.execute(
+            "SELECT o.job_id, o.file_name FROM outputs o JOIN jobs j ON j.id = o.job_id"
+            " WHERE j.status = 'succeeded' AND j.live = 1 AND o.file_name IS NOT NULL"
+        ):
+            if not (out_dir / file_name).is_file():
+                missing.add(job_id)
+        if missing:
+            with self._tx() as db:
+                for job_id in missing:
+                    db.execute(
+                        "UPDATE outputs SET file_name = NULL WHERE job_id = ? AND file_name IS NOT NULL",
+                        (job_id,),
+                    )
+                    db.execute("UPDATE jobs SET status = 'downloading' WHERE id = ?", (job_id,))
+        return len(missing)
 
     def log_error(self, job_id: str | None, message: str) -> None:
         with self._tx() as db:

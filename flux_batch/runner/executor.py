@@ -1,0 +1,597 @@
+"""The async orchestration of a run: jobs from the state store to images on disk.
+
+A dispatcher pulls runnable jobs (pending, every upstream job succeeded) from the store in batches and
+starts one task per job, up to ``max_in_flight``; there is no barrier between stages, a downstream job
+becomes runnable the moment its upstream job's files are in place. Each task drives one job through the
+write-ahead steps of :mod:`flux_batch.runner.state`:
+
+    create (Prefer: wait, Cancel-After) -> [poll with backoff until done] -> download -> succeeded
+
+Create calls go through the create limiter, everything else through the other limiter. A 429 on create
+slows the whole create stream; a timeout, dropped connection or 5xx on create is *ambiguous* and is
+resolved by :mod:`flux_batch.runner.reconcile` before anything is created again. 401/402/403 stop the run
+at once; 422 fails the one job. Ctrl-C once stops submitting and lets what is in flight finish (or cancels
+it, with ``cancel_on_interrupt``); twice stops at once. The state stays resumable throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flux_batch.errors import (
+    AuthError,
+    BillingError,
+    FluxBatchError,
+    InvalidInputError,
+    NotFoundError,
+    OutputGoneError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnknownStatusError,
+)
+from flux_batch.runner.client import ApiClient, Prediction
+from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
+from flux_batch.runner.inputs import InputResolver
+from flux_batch.runner.limiter import Limiter
+from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
+from flux_batch.runner.reconcile import find_created, should_create_again
+from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF, retry_call
+from flux_batch.runner.state import JobRow, Store
+
+T = TypeVar("T")
+Thumbnailer = Callable[[Path, str], str]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run. ``base_dir`` resolves local image paths named by the manifest."""
+
+    out_dir: Path
+    base_dir: Path = Path(".")
+    max_in_flight: int = 100
+    wait: int = 60
+    deadline_s: float = 600.0
+    deadline_grace_s: float = 30.0
+    ambiguous_create: str = "create"
+    max_cost_usd: float | None = None
+    cancel_on_interrupt: bool = False
+    retention_s: float = 3600.0
+    freshness_margin_s: float = 300.0
+    max_download_bytes: int = DEFAULT_MAX_BYTES
+    max_create_tries: int = 8
+    max_redo: int = 2
+    checkpoint_every_s: float = 5.0
+
+
+@dataclass
+class RunStats:
+    throttled_429: int = 0
+    retries: int = 0
+    ambiguous_creates: int = 0
+    reattached: int = 0
+    possible_duplicates: int = 0
+    unfinished: int = 0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How the run ended. ``fatal`` is the auth or billing error that stopped it, if any."""
+
+    interrupted: bool
+    fatal: FluxBatchError | None
+    budget_reached: bool
+    stats: RunStats
+    api_calls: dict[str, int] = field(default_factory=dict)
+
+
+class _Stopped(Exception):
+    """The run is stopping: leave this job as it is (resumable)."""
+
+
+class _Ended(Exception):
+    """The job reached a final status (recorded); nothing more to do."""
+
+
+class _Job:
+    """A job being driven, with its current status (for the tracker)."""
+
+    __slots__ = ("cost", "intent_at", "row", "status")
+
+    def __init__(self, row: JobRow) -> None:
+        self.row = row
+        self.status = row.status
+        self.cost = row.cost_usd or 0.0
+        self.intent_at: float | None = None
+
+
+class Executor:
+    """Runs the live jobs of a :class:`Store`. Create one per run; call :meth:`run` once."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: ApiClient,
+        settings: RunSettings,
+        *,
+        create_limiter: Limiter,
+        other_limiter: Limiter,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        on_event: OnEvent = ignore,
+        thumbnail: Thumbnailer | None = None,
+        checkpoint: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self.settings = settings
+        self._create_limiter = create_limiter
+        self._other_limiter = other_limiter
+        self._clock = clock
+        self._wall = wall_clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._on_event = on_event
+        self._thumbnail = thumbnail
+        self._checkpoint = checkpoint
+        self._last_checkpoint = clock()
+        self.stats = RunStats()
+        self.tracker = Tracker(store.counts(), clock=clock, spent_usd=store.spent_usd())
+        self.resolver = InputResolver(
+            store, client, settings.out_dir, settings.base_dir, call=self._other, wall_clock=wall_clock
+        )
+        self._jobs: dict[str, _Job] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._given_up: set[str] = set()
+        self._reserved = 0.0
+        self._stop_submitting = False
+        self._cancel_requested = False
+        self._interrupts = 0
+        self._fatal: FluxBatchError | None = None
+        self._budget_reached = False
+        self._dirty = False
+        self._wake: asyncio.Event | None = None
+        self._slots: asyncio.Semaphore | None = None
+
+    # -- the run ----------------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.settings.max_in_flight)
+        for row in self._store.in_progress():
+            if not await self._admit(row):
+                break
+        await self._dispatch()
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+        self.stats.unfinished = len(self._given_up)
+        self._maybe_checkpoint(force=True)
+        return RunResult(
+            interrupted=self._interrupts > 0,
+            fatal=self._fatal,
+            budget_reached=self._budget_reached,
+            stats=self.stats,
+            api_calls=dict(self._client.calls),
+        )
+
+    async def _dispatch(self) -> None:
+        assert self._wake is not None
+        cursor = 0
+        while not self._stop_submitting:
+            batch = self._store.runnable(256, after_seq=cursor)
+            if batch:
+                cursor = batch[-1].seq
+                for row in batch:
+                    if row.id in self._tasks or row.id in self._given_up:
+                        continue
+                    if not await self._admit(row):
+                        return
+                continue
+            if self._dirty:
+                self._dirty, cursor = False, 0
+                continue
+            if not self._tasks:
+                return
+            self._wake.clear()
+            await self._wake.wait()
+            self._dirty, cursor = False, 0
+
+    async def _admit(self, row: JobRow) -> bool:
+        """Wait for an in-flight slot and start the job, unless the run is stopping or over budget."""
+        assert self._slots is not None
+        await self._slots.acquire()
+        if self._stop_submitting:
+            self._slots.release()
+            return False
+        job = _Job(row)
+        if row.status == "downloading":
+            job.cost = 0.0  # already paid for, and counted in the spend
+        cap = self.settings.max_cost_usd
+        if cap is not None and self.tracker.spent_usd + self._reserved + job.cost > cap + 1e-9:
+            self._slots.release()
+            self._budget_reached = self._stop_submitting = True
+            self._notice(
+                f"budget reached: ${self.tracker.spent_usd + self._reserved:.2f} spent or committed of the "
+                f"${cap:.2f} cap; raise --max-cost (or max_cost_usd) and run again to continue"
+            )
+            return False
+        self._reserved += job.cost
+        self._jobs[row.id] = job
+        self._tasks[row.id] = asyncio.create_task(self._job(job))
+        return True
+
+    def interrupt(self) -> None:
+        """Ctrl-C: the first stops submitting (and cancels in-flight predictions with
+        ``cancel_on_interrupt``); the second stops everything at once."""
+        self._interrupts += 1
+        self._stop_submitting = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._interrupts == 1:
+            self._cancel_requested = self.settings.cancel_on_interrupt
+            for job_id, job in self._jobs.items():
+                if job.status == "pending":  # waiting for a create slot: nothing sent yet
+                    self._tasks[job_id].cancel()
+            waiting = [j for j in self._jobs.values() if j.status != "pending"]
+            downloads = sum(1 for j in waiting if j.status == "downloading")
+            verb = "canceling" if self._cancel_requested else "waiting for"
+            self._notice(
+                f"stopping: no new predictions; {verb} {len(waiting) - downloads} in flight and "
+                f"{downloads} downloading (Ctrl-C again to stop now; the folder stays resumable)"
+            )
+        else:
+            for task in self._tasks.values():
+                task.cancel()
+
+    # -- one job ----------------------------------------------------------------------------------------
+
+    async def _job(self, job: _Job) -> None:
+        assert self._slots is not None and self._wake is not None
+        try:
+            await self._drive(job)
+        except (AuthError, BillingError) as err:
+            self._stop_everything(err)
+        except (_Stopped, _Ended, asyncio.CancelledError):
+            pass
+        except (UnknownStatusError, InvalidInputError) as err:
+            self._fail(job, "failed", str(err))
+        except FluxBatchError as err:
+            self._given_up.add(job.row.id)
+            self._store.log_error(job.row.id, str(err))
+            self._notice(f"job {job.row.id} ({job.row.job.stage}) left for the next run: {err}")
+        finally:
+            self._slots.release()
+            self._tasks.pop(job.row.id, None)
+            self._jobs.pop(job.row.id, None)
+            self._reserved -= job.cost
+            self._dirty = True
+            self._wake.set()
+            self._maybe_checkpoint()
+
+    async def _drive(self, job: _Job) -> None:
+        row = job.row
+        redo = 0
+        while True:
+            prediction: Prediction | None = None
+            if job.status == "pending":
+                prediction = await self._create(job)
+            elif job.status == "submitting":
+                prediction = await self._resume_submitting(job)
+            elif job.status in ("submitted", "running"):
+                job.intent_at = self._last_intent(row.id)
+                prediction = await self._other(partial(self._client.get, str(row.prediction_id)))
+            if prediction is not None:
+                prediction = await self._until_done(job, prediction)
+                self._record_end(job, prediction)
+            if await self._download_all(job):
+                released = self._store.mark_succeeded(row.id)
+                self._set(job, "succeeded")
+                if released:
+                    self._dirty = True
+                return
+            redo += 1
+            if redo > self.settings.max_redo:
+                self._fail(job, "expired", "the output was deleted before it could be downloaded")
+                return
+            self._store.reset_pending(row.id, "output gone before download; creating the prediction again")
+            self._set(job, "pending")
+
+    def _last_intent(self, job_id: str) -> float | None:
+        attempts = self._store.attempts(job_id)
+        return attempts[-1][1] if attempts else None
+
+    async def _create(self, job: _Job) -> Prediction:
+        row = job.row
+        tries = 0
+        while True:
+            if self._stop_submitting:
+                raise _Stopped
+            sent = await self.resolver.resolve(row.send_input())
+            await self._create_limiter.acquire()
+            if self._stop_submitting:
+                raise _Stopped
+            intent = job.intent_at = self._wall()
+            self._store.begin_attempt(row.id, sent, intent)
+            self._set(job, "submitting")
+            try:
+                prediction = await self._client.create(
+                    row.job.model,
+                    row.job.version,
+                    sent,
+                    wait=self.settings.wait,
+                    cancel_after_s=self.settings.deadline_s,
+                )
+            except RateLimitedError as err:
+                self._store.abandon_attempt(row.id, "throttled")
+                self._throttled(err)
+                continue
+            except (InvalidInputError, NotFoundError) as err:
+                self._store.abandon_attempt(row.id, "rejected")
+                self._fail(job, "failed", err.detail)
+                raise _Ended from err
+            except TransportError as err:
+                if err.sent:
+                    found = await self._ambiguous(job, sent, intent, err)
+                    if found is not None:
+                        return found
+                else:
+                    self._store.abandon_attempt(row.id, "not sent")
+                tries += 1
+                await self._backoff(tries, err)
+                continue
+            except (ServerError, ProtocolError) as err:
+                if isinstance(err, ProtocolError) and 400 <= err.status < 500:
+                    self._store.abandon_attempt(row.id, "rejected")
+                    self._fail(job, "failed", str(err))
+                    raise _Ended from err
+                found = await self._ambiguous(job, sent, intent, err)
+                if found is not None:
+                    return found
+                tries += 1
+                await self._backoff(tries, err)
+                continue
+            self._attach(job, prediction)
+            return prediction
+
+    async def _backoff(self, tries: int, err: FluxBatchError) -> None:
+        if tries >= self.settings.max_create_tries:
+            raise err
+        self.stats.retries += 1
+        await self._sleep(REQUEST_BACKOFF(tries, self._rng))
+
+    def _throttled(self, err: RateLimitedError) -> None:
+        self.stats.throttled_429 += 1
+        self.tracker.throttled += 1
+        self._create_limiter.throttled(err.retry_after)
+        self._on_event(Event("throttled", message=str(err)), self.tracker)
+
+    def _attach(self, job: _Job, prediction: Prediction) -> None:
+        self._store.attach(job.row.id, prediction.id, prediction.status, prediction.created_at)
+        self._set(job, "running" if prediction.status == "processing" else "submitted")
+
+    async def _ambiguous(
+        self, job: _Job, sent: dict[str, Any], intent: float, err: FluxBatchError
+    ) -> Prediction | None:
+        """The create may or may not have made a prediction: find it, or decide whether to create again."""
+        self.stats.ambiguous_creates += 1
+        found = await self._find(job, sent, intent)
+        if found is not None:
+            return found
+        self._store.abandon_attempt(job.row.id, "not created")
+        return None
+
+    async def _find(self, job: _Job, sent: dict[str, Any], intent: float) -> Prediction | None:
+        row = job.row
+        found = await self._other(
+            lambda: find_created(
+                self._client,
+                model=row.job.model,
+                version=row.job.version,
+                sent_input=sent,
+                since=intent,
+                is_known=self._store.known_prediction,
+            )
+        )
+        if found.prediction is not None:
+            self.stats.reattached += 1
+            self._attach(job, found.prediction)
+            return found.prediction
+        if should_create_again(found, self.settings.ambiguous_create):
+            if not found.listed:
+                self.stats.possible_duplicates += 1
+                self._store.log_error(row.id, "possible duplicate: a create's outcome was unknown and "
+                                      "this API cannot list predictions; created again")  # fmt: skip
+            return None
+        self._fail(
+            job,
+            "failed",
+            "a create's outcome is unknown and this API cannot list predictions to check, so it was not "
+            "repeated (api.ambiguous_create: fail); check the provider's dashboard, then run with "
+            "--retry-failed",
+        )
+        raise _Ended
+
+    async def _resume_submitting(self, job: _Job) -> Prediction:
+        """An earlier run recorded the intent to create but no prediction id: find it or create again."""
+        attempts = self._store.attempts(job.row.id)
+        if attempts and attempts[-1][4] is None:
+            _, intent, sent_json, _, _ = attempts[-1]
+            job.intent_at = intent
+            found = await self._find(job, json.loads(sent_json), intent)
+            if found is not None:
+                return found
+            self._store.abandon_attempt(job.row.id, "not created")
+        self._set(job, "pending")
+        return await self._create(job)
+
+    async def _until_done(self, job: _Job, prediction: Prediction) -> Prediction:
+        """Poll (with backoff) until the prediction ends or its deadline passes (then cancel it)."""
+        start = job.intent_at if job.intent_at is not None else self._wall()
+        deadline = start + self.settings.deadline_s + self.settings.deadline_grace_s
+        polls = 0
+        while not prediction.done:
+            if prediction.status == "processing" and job.status == "submitted":
+                self._store.mark_running(job.row.id)
+                self._set(job, "running")
+            if self._cancel_requested or self._wall() >= deadline:
+                prediction = await self._cancel(job, prediction, deadline_passed=not self._cancel_requested)
+                if prediction.done:
+                    break
+            polls += 1
+            await self._sleep(max(0.0, min(POLL_BACKOFF(polls, self._rng), deadline - self._wall() + 0.01)))
+            prediction = await self._other(partial(self._client.get, prediction.id))
+        return prediction
+
+    async def _cancel(self, job: _Job, prediction: Prediction, *, deadline_passed: bool) -> Prediction:
+        with contextlib.suppress(NotFoundError, ProtocolError, ServerError, TransportError):
+            prediction = await self._other(partial(self._client.cancel, prediction.id))
+        if not deadline_passed and prediction.status in ("canceled", "aborted"):
+            self._store.record_terminal(
+                job.row.id, status="canceled", error=None, urls=(), url_until=0.0, completed_at=None,
+                predict_time=None,
+            )  # fmt: skip
+            self._store.reset_pending(job.row.id, "canceled on interrupt; will run again")
+            self._set(job, "pending")
+            raise _Stopped
+        if deadline_passed and not prediction.done:
+            self._fail(job, "canceled", f"no result within the {self.settings.deadline_s:.0f} s deadline")
+            raise _Ended
+        return prediction
+
+    def _record_end(self, job: _Job, prediction: Prediction) -> None:
+        row = job.row
+        if prediction.status == "succeeded":
+            urls = prediction.output_urls()
+            self._store.record_terminal(
+                row.id,
+                status="succeeded",
+                error=None,
+                urls=urls,
+                url_until=self._wall() + self.settings.retention_s - self.settings.freshness_margin_s,
+                completed_at=prediction.completed_at,
+                predict_time=prediction.predict_time,
+            )
+            self.tracker.spent_usd += job.cost
+            self._reserved -= job.cost
+            job.cost = 0.0
+            self._set(job, "downloading")
+            return
+        error = prediction.error or {
+            "canceled": "the prediction was canceled (past its deadline, or by someone else)",
+            "aborted": "the prediction never started before its deadline",
+        }.get(prediction.status, f"the prediction ended {prediction.status}")
+        skipped = self._store.record_terminal(
+            row.id,
+            status=prediction.status,
+            error=error,
+            urls=(),
+            url_until=0.0,
+            completed_at=prediction.completed_at,
+            predict_time=prediction.predict_time,
+        )
+        self._set(job, prediction.status, message=error)
+        for stage, n in skipped.items():
+            self.tracker.move(stage, "pending", "skipped", n)
+        raise _Ended
+
+    async def _download_all(self, job: _Job) -> bool:
+        """Fetch every output not yet on disk. False if one is gone for good (the job must be redone)."""
+        row = job.row
+        outputs = self._store.outputs(row.id)
+        if not outputs and self._store.job(row.id).status != "downloading":
+            return True
+        for output in outputs:
+            if output.file_name and (self.settings.out_dir / output.file_name).is_file():
+                continue
+            if not output.url:
+                return False
+            url = output.url
+
+            async def fetch(url: str = url, idx: int = output.idx) -> Any:
+                self._client.calls["download"] += 1
+                return await download(
+                    self._client.http,
+                    url,
+                    self.settings.out_dir,
+                    f"images/{row.job.stage}",
+                    row.job.file_stem(idx),
+                    headers=self._client.auth_headers(url),
+                    max_bytes=self.settings.max_download_bytes,
+                )
+
+            try:
+                info = await retry_call(fetch, sleep=self._sleep, rng=self._rng, on_retry=self._on_retry)
+            except OutputGoneError:
+                return False
+            thumb = await self._make_thumbnail(info.file_name)
+            self._store.record_download(row.id, output.idx, info, thumb)
+        return True
+
+    async def _make_thumbnail(self, rel_path: str) -> str | None:
+        if self._thumbnail is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._thumbnail, self.settings.out_dir, rel_path)
+        except Exception as exc:  # a thumbnail is a convenience: never fail a job over it
+            self._store.log_error(None, f"thumbnail for {rel_path} failed: {exc}")
+            return None
+
+    # -- helpers ----------------------------------------------------------------------------------------
+
+    async def _other(self, call: Callable[[], Awaitable[T]]) -> T:
+        """A non-create API call: paced by the other limiter, retried on transient failures."""
+
+        async def once() -> T:
+            await self._other_limiter.acquire()
+            return await call()
+
+        return await retry_call(once, sleep=self._sleep, rng=self._rng, on_retry=self._on_retry)
+
+    def _on_retry(self, err: FluxBatchError, delay: float) -> None:
+        self.stats.retries += 1
+        if isinstance(err, RateLimitedError):
+            self.stats.throttled_429 += 1
+            self.tracker.throttled += 1
+            self._other_limiter.throttled(err.retry_after)
+
+    def _set(self, job: _Job, status: str, message: str = "") -> None:
+        self.tracker.move(job.row.job.stage, job.status, status)
+        job.status = status
+        self._on_event(Event("job", job.row.job.stage, job.row.id, status, message), self.tracker)
+
+    def _fail(self, job: _Job, status: str, error: str) -> None:
+        skipped = self._store.mark_failed(job.row.id, status, error)
+        self._set(job, status, message=error)
+        for stage, n in skipped.items():
+            self.tracker.move(stage, "pending", "skipped", n)
+
+    def _stop_everything(self, err: FluxBatchError) -> None:
+        if self._fatal is None:
+            self._fatal = err
+            self._notice(f"stopping: {err}")
+        self._stop_submitting = True
+        for task in self._tasks.values():
+            task.cancel()
+
+    def _notice(self, message: str) -> None:
+        self._on_event(Event("notice", message=message), self.tracker)
+
+    def _maybe_checkpoint(self, force: bool = False) -> None:
+        if self._checkpoint is None:
+            return
+        now = self._clock()
+        if force or now - self._last_checkpoint >= self.settings.checkpoint_every_s:
+            self._last_checkpoint = now
+            self._checkpoint()

@@ -1,0 +1,181 @@
+"""The run's tables and summary: ``manifest.csv``, ``metadata.csv`` and ``run.json``.
+
+``manifest.csv`` has a row per output image of every live job (one row for a job without images, with
+its status and error); ``metadata.csv`` the same columns for downloaded images only, which makes the
+folder a Hugging Face ``imagefolder`` dataset (``file_name`` relative to the folder). Both are streamed
+from the state store in batches and replaced atomically (temporary file, fsync, rename), so a reader, or
+an interrupted run, always sees a complete file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
+from flux_batch.runner.state import PUBLIC_STATUS, JobRow, OutputRow, Store
+
+HEAD = ("job_id", "stage", "model", "status", "prompt", "seed")
+TAIL = (
+    "prediction_id",
+    "upstream_job_id",
+    "file_name",
+    "sha256",
+    "bytes",
+    "width",
+    "height",
+    "predict_time",
+    "created_at",
+    "completed_at",
+    "attempts",
+    "cost_usd",
+    "error",
+)
+MANIFEST_CSV = "manifest.csv"
+METADATA_CSV = "metadata.csv"
+RUN_JSON = "run.json"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The header, and which column each sweep variable and input goes to."""
+
+    header: tuple[str, ...]
+    var_columns: Mapping[str, str]
+    input_columns: Mapping[str, str]
+
+
+def columns(var_names: Sequence[str], input_names: Sequence[str]) -> Columns:
+    """Variables keep their plain name unless it collides with another column (then ``var_<name>``);
+    inputs other than prompt and seed become ``input_<name>``."""
+    input_columns = {name: f"input_{name}" for name in input_names if name not in ("prompt", "seed")}
+    taken = set(HEAD) | set(TAIL) | set(input_columns.values())
+    var_columns = {name: (f"var_{name}" if name in taken else name) for name in var_names}
+    header = (*HEAD, *var_columns.values(), *input_columns.values(), *TAIL)
+    return Columns(header, var_columns, input_columns)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _rows(store: Store, cols: Columns, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    pending: list[JobRow] = []
+    for row in store.iter_jobs():
+        pending.append(row)
+        if len(pending) >= batch:
+            yield from _rows_of(store, cols, pending)
+            pending = []
+    if pending:
+        yield from _rows_of(store, cols, pending)
+
+
+def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[str, Any]]:
+    wanted = [r.id for r in rows] + [n for r in rows for n in r.job.needs]
+    outputs = store.outputs_of(wanted)
+    for row in rows:
+        job = row.job
+        base: dict[str, Any] = {
+            "job_id": job.id,
+            "stage": job.stage,
+            "model": job.model,
+            "status": PUBLIC_STATUS.get(row.status, row.status),
+            "prompt": job.prompt,
+            "seed": _cell(row.seed),
+            "prediction_id": _cell(row.prediction_id),
+            "upstream_job_id": ";".join(job.needs),
+            "predict_time": _cell(row.predict_time),
+            "created_at": _cell(row.created_at),
+            "completed_at": _cell(row.completed_at),
+            "attempts": row.attempts,
+            "error": _cell(row.error),
+        }
+        for name, column in cols.var_columns.items():
+            base[column] = _cell(job.vars.get(name))
+        for name, column in cols.input_columns.items():
+            base[column] = _input_cell(job.input.get(name), outputs)
+        paid = row.status in ("succeeded", "downloading") and row.cost_usd is not None
+        mine = outputs.get(job.id, []) if row.status in ("succeeded", "downloading") else []
+        if not mine:
+            yield {**base, "cost_usd": _cell(row.cost_usd) if paid else ""}
+            continue
+        for output in mine:
+            yield {
+                **base,
+                "file_name": _cell(output.file_name),
+                "sha256": _cell(output.sha256),
+                "bytes": _cell(output.bytes),
+                "width": _cell(output.width),
+                "height": _cell(output.height),
+                "cost_usd": round((row.cost_usd or 0.0) / len(mine), 6) if paid else "",
+            }
+
+
+def _input_cell(value: Any, outputs: Mapping[str, list[OutputRow]]) -> Any:
+    if isinstance(value, Mapping) and UPSTREAM_KEY in value:
+        index = int(value.get("output", 0))
+        found = [o for o in outputs.get(str(value[UPSTREAM_KEY]), []) if o.idx == index]
+        return found[0].file_name or "" if found else ""
+    if isinstance(value, Mapping) and FILE_KEY in value:
+        return str(value[FILE_KEY])
+    return _cell(value)
+
+
+def _replace(path: Path, write: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
+    """Rewrite manifest.csv and metadata.csv; return (rows, images)."""
+    meta = store.get_meta("columns", {"vars": [], "inputs": []})
+    cols = columns(meta["vars"], meta["inputs"])
+    counts = [0, 0]
+    manifest_tmp = out_dir / f".{MANIFEST_CSV}.tmp"
+    with manifest_tmp.open("w", encoding="utf-8", newline="") as fh:
+        all_rows = csv.DictWriter(fh, fieldnames=cols.header, extrasaction="ignore")
+        all_rows.writeheader()
+
+        def images(out: Any) -> None:
+            writer = csv.DictWriter(out, fieldnames=cols.header, extrasaction="ignore")
+            writer.writeheader()
+            for record in _rows(store, cols):
+                all_rows.writerow(record)
+                counts[0] += 1
+                if record["status"] == "succeeded" and record.get("file_name"):
+                    writer.writerow(record)
+                    counts[1] += 1
+
+        _replace(out_dir / METADATA_CSV, images)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(manifest_tmp, out_dir / MANIFEST_CSV)
+    return counts[0], counts[1]
+
+
+def write_run_json(out_dir: Path, data: Mapping[str, Any]) -> None:
+    """Replace run.json atomically."""
+    _replace(out_dir / RUN_JSON, lambda fh: json.dump(data, fh, indent=2, ensure_ascii=False, default=str))
+
+
+def read_run_json(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((out_dir / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,91 @@
+"""Resolving an ambiguous create: did the request that timed out (or got a 5xx) create a prediction?
+
+There is no idempotency key, so the only way to know is to list the predictions created since just before
+the attempt and look for one with the same model (or version) and the same input, compared as canonical
+JSON. Found: re-attach to it, pay once. Listing works and nothing matches: nothing was created, create
+again safely. Listing is not supported (some proxies answer 404 or 405): follow the configured policy,
+``"create"`` (create again and count a possible duplicate) or ``"fail"`` (fail the job, pay nothing more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from flux_batch.errors import NotFoundError, ProtocolError
+from flux_batch.ids import canonical_json
+from flux_batch.runner.client import ApiClient, Prediction
+
+POLICIES = ("create", "fail")
+#: How far before the attempt to look: allows for our clock running ahead of the API's.
+DEFAULT_MARGIN_S = 60.0
+
+
+@dataclass(frozen=True)
+class Found:
+    """The outcome of a search: ``prediction`` if one matched; ``listed`` False if listing is unsupported."""
+
+    prediction: Prediction | None
+    listed: bool
+
+
+def iso_utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def epoch_of(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def matches(prediction: Prediction, model: str, version: str | None, sent_input: Mapping[str, Any]) -> bool:
+    """Same model (or version) and the same input, whatever the key order or number spelling."""
+    if version:
+        if prediction.version and prediction.version.split(":")[-1] != version:
+            return False
+    elif prediction.model and prediction.model != model:
+        return False
+    return canonical_json(prediction.input) == canonical_json(sent_input)
+
+
+async def find_created(
+    client: ApiClient,
+    *,
+    model: str,
+    version: str | None,
+    sent_input: Mapping[str, Any],
+    since: float,
+    is_known: Callable[[str], bool],
+    margin_s: float = DEFAULT_MARGIN_S,
+) -> Found:
+    """Look for a prediction created at or after ``since - margin_s`` (epoch seconds) for this request,
+    skipping ones already attached to a job (``is_known``). The oldest match wins."""
+    start = since - margin_s
+    match: Prediction | None = None
+    try:
+        async for prediction in client.list_created_after(iso_utc(start)):
+            created = epoch_of(prediction.created_at)
+            if created is not None and created < start:
+                break  # newest first: everything from here on is older
+            if matches(prediction, model, version, sent_input) and not is_known(prediction.id):
+                match = prediction
+    except NotFoundError:
+        return Found(None, listed=False)
+    except ProtocolError as err:
+        if err.status in (400, 405, 501):
+            return Found(None, listed=False)
+        raise
+    return Found(match, listed=True)
+
+
+def should_create_again(found: Found, policy: str) -> bool:
+    """After a search that matched nothing: create again? (Listing worked, or the policy says so.)"""
+    if found.prediction is not None:
+        return False
+    return found.listed or policy == "create"

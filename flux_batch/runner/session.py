@@ -1,0 +1,233 @@
+"""One run of a job graph on an output folder, end to end: lock, state, executor, outputs, report.
+
+:func:`run_jobs` is what the ``run`` command (and the tests) call with a stream of jobs: it takes the
+folder's lock, loads the jobs into the state store in batches (never the whole graph in memory), resumes
+or starts the executor, rewrites ``manifest.csv``/``metadata.csv``/``run.json`` as it goes and at the end,
+and writes the report. The exit code follows :mod:`flux_batch.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flux_batch import __version__
+from flux_batch.errors import EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK
+from flux_batch.jobs import Job
+from flux_batch.runner.client import ApiClient
+from flux_batch.runner.executor import Executor, RunResult, RunSettings, Thumbnailer
+from flux_batch.runner.limiter import Limiter
+from flux_batch.runner.lock import FolderLock
+from flux_batch.runner.outputs import write_run_json, write_tables
+from flux_batch.runner.progress import OnEvent, ignore
+from flux_batch.runner.state import PUBLIC_STATUS, Store
+
+INGEST_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    """Where and how fast: the base URL, the token (None for none), limits per minute (None: unlimited)."""
+
+    base_url: str
+    token: str | None
+    create_rpm: float | None = 600
+    other_rpm: float | None = 3000
+    burst: int = 10
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What run.json records besides the summary: the manifest (path, sha256, document), plan, stages."""
+
+    manifest: Mapping[str, Any] | None = None
+    plan: Mapping[str, Any] | None = None
+    stages: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    result: RunResult
+    counts: dict[str, int]
+    images: int
+    exit_code: int
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_thumbnailer() -> Thumbnailer | None:
+    try:
+        from flux_batch.report.thumbnails import make_thumbnail
+    except ImportError:  # pragma: no cover - the report package is part of flux-batch
+        return None
+    return make_thumbnail
+
+
+def write_report(out_dir: Path) -> str | None:
+    """Write report.html (and grids); return an error message instead of raising: the run's outputs
+    are complete without it."""
+    try:
+        from flux_batch.report import write_report as report
+    except ImportError:  # pragma: no cover
+        return "the report package is not available"
+    try:
+        report(out_dir)
+    except Exception as exc:
+        return f"the report could not be written: {exc}"
+    return None
+
+
+def ingest(store: Store, jobs: Iterable[tuple[Job, float | None]], *, retry_failed: bool, reseed: bool) -> None:
+    """Load the manifest's jobs into the store in batches, then decide what this run does."""
+    store.begin_ingest()
+    iterator = iter(jobs)
+    while batch := list(itertools.islice(iterator, INGEST_BATCH)):
+        store.add_jobs(batch)
+    store.prepare_run(retry_failed=retry_failed, reseed=reseed)
+
+
+def exit_code(result: RunResult, counts: Mapping[str, int]) -> int:
+    if result.fatal is not None:
+        return result.fatal.exit_code
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    if any(n for status, n in counts.items() if status != "succeeded"):
+        return EXIT_JOBS_FAILED
+    return EXIT_OK
+
+
+async def run_jobs(
+    jobs: Iterable[tuple[Job, float | None]],
+    settings: RunSettings,
+    api: ApiTarget,
+    http: httpx.AsyncClient,
+    *,
+    info: RunInfo | None = None,
+    retry_failed: bool = False,
+    reseed: bool = False,
+    on_event: OnEvent = ignore,
+    on_executor: Callable[[Executor], None] | None = None,
+    thumbnails: bool = True,
+    report: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    rng: random.Random | None = None,
+) -> SessionResult:
+    """Run ``(job, estimated cost)`` pairs into ``settings.out_dir`` (resuming what is there)."""
+    out_dir = settings.out_dir
+    info = info or RunInfo()
+    with FolderLock(out_dir):
+        store = Store.open(out_dir, clock=wall_clock)
+        try:
+            ingest(store, jobs, retry_failed=retry_failed, reseed=reseed)
+            store.reopen_missing_files(out_dir)
+            client = ApiClient(http, api.base_url, api.token, wall_clock=wall_clock)
+            started = wall_clock()
+            started_mono = clock()
+            summary: dict[str, Any] = {}
+
+            def checkpoint(finished: bool = False) -> None:
+                summary.clear()
+                summary.update(_summary(store, executor, started, started_mono, clock, wall_clock, finished))
+                rows_images = write_tables(store, out_dir)
+                summary["images"] = rows_images[1]
+                write_run_json(out_dir, _run_json(info, summary))
+
+            executor = Executor(
+                store,
+                client,
+                settings,
+                create_limiter=Limiter(api.create_rpm, api.burst, clock=clock, sleep=sleep),
+                other_limiter=Limiter(api.other_rpm, api.burst * 5, clock=clock, sleep=sleep),
+                clock=clock,
+                wall_clock=wall_clock,
+                sleep=sleep,
+                rng=rng,
+                on_event=on_event,
+                thumbnail=default_thumbnailer() if thumbnails else None,
+                checkpoint=checkpoint,
+            )
+            if on_executor is not None:
+                on_executor(executor)
+            result = await executor.run()
+            checkpoint(finished=True)
+            counts = _public_counts(store)
+        finally:
+            store.close()
+    if report:
+        problem = write_report(out_dir)
+        if problem:
+            on_event_notice(on_event, executor, problem)
+    return SessionResult(result, counts, int(summary.get("images", 0)), exit_code(result, counts), dict(summary))
+
+
+def on_event_notice(on_event: OnEvent, executor: Executor, message: str) -> None:
+    from flux_batch.runner.progress import Event
+
+    on_event(Event("notice", message=message), executor.tracker)
+
+
+def _public_counts(store: Store) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for by_status in store.counts().values():
+        for status, n in by_status.items():
+            public = PUBLIC_STATUS.get(status, status)
+            counts[public] = counts.get(public, 0) + n
+    return counts
+
+
+def _summary(
+    store: Store,
+    executor: Executor,
+    started: float,
+    started_mono: float,
+    clock: Callable[[], float],
+    wall_clock: Callable[[], float],
+    finished: bool,
+) -> dict[str, Any]:
+    counts = _public_counts(store)
+    wall = clock() - started_mono
+    calls = {kind: executor._client.calls.get(kind, 0) for kind in ("create", "get", "list", "cancel", "upload")}
+    calls["download"] = executor._client.calls.get("download", 0)
+    stats = executor.stats
+    return {
+        "counts": counts,
+        "jobs": sum(counts.values()),
+        "images": 0,
+        "cost_usd": round(store.spent_usd(), 6),
+        "wall_time_s": round(wall, 3),
+        "started_at": _iso(started),
+        "finished_at": _iso(wall_clock()) if finished else None,
+        "api_calls": calls,
+        "throttled_429": stats.throttled_429,
+        "retries": stats.retries,
+        "possible_duplicates": stats.possible_duplicates,
+        "ambiguous_creates": stats.ambiguous_creates,
+        "reattached": stats.reattached,
+        "create_rate_per_min": round(calls["create"] / wall * 60, 2) if wall > 0 else 0.0,
+    }
+
+
+def _run_json(info: RunInfo, summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "flux_batch_version": __version__,
+        "manifest": dict(info.manifest or {}),
+        "plan": dict(info.plan or {}),
+        "stages": [dict(s) for s in info.stages],
+        "summary": dict(summary),
+    }
