@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.manifest_cmds",
     "flux_batch.cli.simulate_cmd",
     "flux_batch.cli.report_cmd",
+    "flux_batch.cli.run_cmds",
 )
 
 

@@ -91,7 +91,9 @@ def write_report(out_dir: Path) -> str | None:
     return None
 
 
-def ingest(store: Store, jobs: Iterable[tuple[Job, float | None]], *, retry_failed: bool, reseed: bool) -> None:
+def ingest(
+    store: Store, jobs: Iterable[tuple[Job, float | None]], *, retry_failed: bool, reseed: bool
+) -> None:
     """Load the manifest's jobs into the store in batches, then decide what this run does."""
     store.begin_ingest()
     iterator = iter(jobs)
@@ -173,7 +175,9 @@ async def run_jobs(
         problem = write_report(out_dir)
         if problem:
             on_event_notice(on_event, executor, problem)
-    return SessionResult(result, counts, int(summary.get("images", 0)), exit_code(result, counts), dict(summary))
+    return SessionResult(
+        result, counts, int(summary.get("images", 0)), exit_code(result, counts), dict(summary)
+    )
 
 
 def on_event_notice(on_event: OnEvent, executor: Executor, message: str) -> None:
@@ -202,7 +206,9 @@ def _summary(
 ) -> dict[str, Any]:
     counts = _public_counts(store)
     wall = clock() - started_mono
-    calls = {kind: executor._client.calls.get(kind, 0) for kind in ("create", "get", "list", "cancel", "upload")}
+    calls = {
+        kind: executor._client.calls.get(kind, 0) for kind in ("create", "get", "list", "cancel", "upload")
+    }
     calls["download"] = executor._client.calls.get("download", 0)
     stats = executor.stats
     return {

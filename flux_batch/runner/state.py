@@ -39,6 +39,10 @@ TERMINAL = ("succeeded", *FAILED, "expired", "skipped")
 #: How internal statuses appear in manifest.csv and ``status``.
 PUBLIC_STATUS = {"submitting": "submitted", "downloading": "running"}
 
+#: Estimated spend: every prediction that succeeded, at its job's price (all runs on the folder).
+SPENT_SQL = (
+    "SELECT SUM(j.cost_usd) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.outcome = 'succeeded'"
+)
 _JOB_COLUMNS = (
     "id, seq, stage, model, version, input, vars, needs, slug, cost_usd, status, prediction_id, seed, "
     "attempts, error, created_at, completed_at, predict_time"
