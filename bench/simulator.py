@@ -3,10 +3,10 @@
 Starts ``flux-batch simulate`` (limits off, latency 0) in a subprocess on a free port, then runs client
 processes, each with concurrent tasks doing create (no wait) + get pairs for a fixed time, and prints
 create, get and total requests per second: first with a bare keep-alive HTTP/1.1 client (cheap, so the
-server is what is measured), then with ``httpx.AsyncClient`` (what flux-batch itself uses). Then times rendering a 1-megapixel
-WebP cold (first request for that image) and cached.
+server is what is measured), then with ``httpx.AsyncClient`` (what flux-batch itself uses). Then
+times a 1-megapixel WebP cold (first request for that image) and cached, over HTTP and in-process.
 
-    python bench/simulator.py [--seconds 10] [--clients 2] [--concurrency 32]
+    python bench/simulator.py [--seconds 10] [--clients 1] [--concurrency 16]
 """
 
 from __future__ import annotations
