@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any
 
 from flux_batch import __version__
+from flux_batch.report.contact_sheet import sheet_path
 from flux_batch.report.data import FAILED_STATUSES, Row, RunData
 from flux_batch.report.grid import all_axis_values, default_grid
 from flux_batch.report.repro import one_job_manifest
@@ -51,6 +52,7 @@ def payload(run: RunData) -> dict[str, Any]:
                 "rows": spec.rows.var if spec.rows else None,
                 "cols": spec.cols.var if spec.cols else None,
                 "fixed": dict(spec.fixed),
+                "sheet": sheet.name if (sheet := sheet_path(run.out_dir, stage.id)).is_file() else None,
             }
         )
     return {

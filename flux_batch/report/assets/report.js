@@ -124,6 +124,7 @@
     const size = el("input", { type: "range", min: 72, max: 256, step: 8, value: parseInt(getComputedStyle(document.documentElement).getPropertyValue("--thumb"), 10) || 160,
       oninput: function (e) { document.documentElement.style.setProperty("--thumb", e.target.value + "px"); } });
     controls.push(el("label", null, ["Size", size]));
+    if (s.sheet) controls.push(el("a", { class: "btn", id: "sheet-link", href: src(s.sheet), target: "_blank", text: "Contact sheet (PNG)" }));
     $("grid-controls").replaceChildren.apply($("grid-controls"), controls);
   }
 
