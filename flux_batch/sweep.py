@@ -254,7 +254,7 @@ def read_rows(path: Path, shown: str) -> list[dict[str, Any]]:
                     if not any(cell.strip() for cell in row):
                         continue
                     if len(row) != len(names):
-                        raise SweepError(f"{shown}: row has {len(row)} cells, the header has {len(names)}",
+                        raise SweepError(f"the row has {len(row)} cells, the header has {len(names)}",
                                          file=shown, line=reader.line_num)
                     cells = {n: csv_value(c) for n, c in zip(names, row)}
                     rows.append({n: v for n, v in cells.items() if v is not MISSING})
@@ -275,12 +275,12 @@ def _json_row(line: str, shown: str, number: int) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise SweepError(f"{shown}: invalid JSON: {exc.msg}", file=shown, line=number, column=exc.colno) from exc
+        raise SweepError(f"invalid JSON: {exc.msg}", file=shown, line=number, column=exc.colno) from exc
     if not isinstance(row, dict):
-        raise SweepError(f"{shown}: each line must be a JSON object", file=shown, line=number)
+        raise SweepError("each line must be a JSON object", file=shown, line=number)
     for key, value in row.items():
         if not isinstance(value, (str, int, float, bool, type(None))):
-            raise SweepError(f"{shown}: {key!r} must be a string, number or boolean", file=shown, line=number)
+            raise SweepError(f"{key!r} must be a string, number or boolean", file=shown, line=number)
     return {k: v for k, v in row.items() if v is not None}
 
 

@@ -9,6 +9,7 @@ variables, defaults that no stage's model takes. The files a sweep names are rea
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,7 @@ class _Parser:
         self.data: dict[str, Any] = doc.data
         self.prices: dict[str, float] = dict(self.data.get("prices", {}))
         self.file_hashes: dict[str, str] = {}
+        self.broken: set[str] = set()  # variables whose values could not be read (no follow-on errors)
 
     def error(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
         self.issues.append(self.doc.issue(path, message, hint, key=key))
@@ -60,7 +62,8 @@ class _Parser:
 
     def sweep_error(self, path: JsonPath, exc: sweep.SweepError) -> None:
         if exc.file and exc.line:
-            self.issues.append(Issue(exc.file, exc.line, exc.column, "$", exc.message, exc.hint))
+            shown = os.path.normpath(self.base / exc.file)
+            self.issues.append(Issue(shown, exc.line, exc.column, "$", exc.message, exc.hint))
         else:
             self.error(path, exc.message, exc.hint)
 
@@ -191,13 +194,17 @@ class _Parser:
         for name, source in raw.get("matrix", {}).items():
             where = (*at, "matrix", name)
             values = self.axis_values(where, source)
-            if values is not None and define(name, where):
+            if values is None:
+                self.broken.add(name)
+            elif define(name, where):
                 factors.append(sweep.axis(name, values))
         for g, group in enumerate(raw.get("zip", ())):
             columns: dict[str, list[Any]] = {}
             for name, source in group.items():
                 values = self.axis_values((*at, "zip", g, name), source)
-                if values is not None and define(name, (*at, "zip", g, name)):
+                if values is None:
+                    self.broken.add(name)
+                elif define(name, (*at, "zip", g, name)):
                     columns[name] = values
             if len(columns) == len(group):
                 try:
@@ -236,7 +243,7 @@ class _Parser:
             paths = sweep.glob_files(self.base, source["glob"])
             if not paths:
                 self.error((*where, "glob"), f"no files match {source['glob']!r}",
-                           f"paths are relative to the manifest's folder ({self.base})")
+                           f"paths are relative to the manifest's folder, {self.base.resolve()}")
                 return None
             return list(paths)
         except sweep.SweepError as exc:
@@ -364,7 +371,7 @@ class _Parser:
                                    key=True)
             visible[stage.id] = tuple(dict.fromkeys([*upstream, *stage.var_names]))
             if stage.prompt:
-                known = set(visible[stage.id]) | global_vars
+                known = set(visible[stage.id]) | global_vars | self.broken
                 for name in stage.prompt.names:
                     if name not in known:
                         self.error(("stages", stage.index, "prompt"), f"unknown variable {{{name}}} in the prompt",
