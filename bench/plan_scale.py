@@ -21,7 +21,7 @@ SIZES = (10_000, 100_000, 1_000_000)
 
 
 def manifest_text(jobs: int) -> str:
-    """A manifest of exactly ``jobs`` jobs: subjects x styles x 4 aspect ratios x 1 (jobs divisible by 400)."""
+    """A manifest of exactly ``jobs`` jobs (a multiple of 400): subjects x 100 styles x 4 aspect ratios."""
     subjects = jobs // 400
     return f"""version: 1
 name: scale-{jobs}
@@ -46,7 +46,9 @@ def measure(jobs: int) -> dict[str, float]:
         start = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "flux_batch", "plan", "--json", str(path)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         wall = time.perf_counter() - start
         peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -39,8 +39,13 @@ def check_graph(needs: Mapping[str, Sequence[str]]) -> list[GraphProblem]:
         if cycle:
             loop = " -> ".join([*cycle, cycle[0]])  # each stage needs the next
             problems.append(
-                GraphProblem(cycle[0], cycle[-1], "cycle", f"stages depend on each other in a cycle: {loop}",
-                             "a stage can only take images from stages that do not need it")
+                GraphProblem(
+                    cycle[0],
+                    cycle[-1],
+                    "cycle",
+                    f"stages depend on each other in a cycle: {loop}",
+                    "a stage can only take images from stages that do not need it",
+                )
             )
     return problems
 

@@ -44,8 +44,13 @@ class StagePlan:
 
     def to_json(self) -> dict[str, Any]:
         data = {
-            "id": self.id, "model": self.model, "needs": list(self.needs), "jobs": self.jobs,
-            "images": self.images, "price_usd": self.price_usd, "cost_usd": self.cost_usd,
+            "id": self.id,
+            "model": self.model,
+            "needs": list(self.needs),
+            "jobs": self.jobs,
+            "images": self.images,
+            "price_usd": self.price_usd,
+            "cost_usd": self.cost_usd,
             "time_s": round(self.time_s, 1),
         }
         if self.done is not None:

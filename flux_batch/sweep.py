@@ -40,7 +40,9 @@ MISSING: Any = _Missing()
 class SweepError(ValueError):
     """A sweep source is unusable. ``file``/``line`` locate it in a data file when known."""
 
-    def __init__(self, message: str, *, hint: str = "", file: str = "", line: int = 0, column: int = 0) -> None:
+    def __init__(
+        self, message: str, *, hint: str = "", file: str = "", line: int = 0, column: int = 0
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
@@ -71,9 +73,11 @@ def zipped(columns: Mapping[str, Sequence[Any]]) -> Factor:
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{name} has {n}" for name, n in lengths.items())
-        raise SweepError(f"zipped variables must have the same number of values: {shown}",
-                         hint="add or remove values, or move a variable to matrix for every combination")
-    return Factor(tuple(columns), tuple(zip(*columns.values())))
+        raise SweepError(
+            f"zipped variables must have the same number of values: {shown}",
+            hint="add or remove values, or move a variable to matrix for every combination",
+        )
+    return Factor(tuple(columns), tuple(zip(*columns.values(), strict=True)))
 
 
 def table(rows: Sequence[Mapping[str, Any]]) -> Factor:
@@ -134,9 +138,9 @@ class Sweep:
         for rows in itertools.product(*(f.rows for f in self.factors)):
             values = chain(rows) if len(rows) > 1 else rows[0]
             if sparse:
-                yield {n: v for n, v in zip(names, values) if v is not MISSING}
+                yield {n: v for n, v in zip(names, values, strict=True) if v is not MISSING}
             else:
-                yield dict(zip(names, values))
+                yield dict(zip(names, values, strict=True))
 
     def _ruled(self) -> Iterator[dict[str, Any]]:
         if not self.factors:
@@ -186,8 +190,10 @@ def number_range(start: float, stop: float, step: float = 1, inclusive: bool = T
         raise SweepError("range step must not be 0")
     span = (last - first) / delta
     if span < 0:
-        raise SweepError(f"range from {start} to {stop} by {step} is empty",
-                         hint="use a negative step to count down" if delta > 0 else "use a positive step")
+        raise SweepError(
+            f"range from {start} to {stop} by {step} is empty",
+            hint="use a negative step to count down" if delta > 0 else "use a positive step",
+        )
     count = int(span) + 1
     if not inclusive and first + (count - 1) * delta == last:
         count -= 1
@@ -247,16 +253,23 @@ def read_rows(path: Path, shown: str) -> list[dict[str, Any]]:
                 reader = csv.reader(f)
                 header = next(reader, None)
                 if not header or not any(h.strip() for h in header):
-                    raise SweepError(f"{shown} has no header row", hint="the first row names the columns",
-                                     file=shown, line=1)
+                    raise SweepError(
+                        f"{shown} has no header row",
+                        hint="the first row names the columns",
+                        file=shown,
+                        line=1,
+                    )
                 names = [h.strip() for h in header]
                 for row in reader:
                     if not any(cell.strip() for cell in row):
                         continue
                     if len(row) != len(names):
-                        raise SweepError(f"the row has {len(row)} cells, the header has {len(names)}",
-                                         file=shown, line=reader.line_num)
-                    cells = {n: csv_value(c) for n, c in zip(names, row)}
+                        raise SweepError(
+                            f"the row has {len(row)} cells, the header has {len(names)}",
+                            file=shown,
+                            line=reader.line_num,
+                        )
+                    cells = {n: csv_value(c) for n, c in zip(names, row, strict=True)}
                     rows.append({n: v for n, v in cells.items() if v is not MISSING})
             else:
                 for number, line in enumerate(f, start=1):
@@ -294,6 +307,8 @@ def _open(path: Path, shown: str) -> Any:
     try:
         return open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError as exc:
-        raise SweepError(f"file not found: {shown}", hint="paths are relative to the manifest's folder") from exc
+        raise SweepError(
+            f"file not found: {shown}", hint="paths are relative to the manifest's folder"
+        ) from exc
     except OSError as exc:
         raise SweepError(f"cannot read {shown}: {exc.strerror or exc}") from exc

@@ -55,7 +55,9 @@ def compile_template(text: str) -> Template:
         if field is None:
             continue
         if not _NAME.match(field) or spec or conversion:
-            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            shown = (
+                "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
             raise TemplateError(
                 f"{shown} is not a variable placeholder: write {{name}} with a plain name"
                 " (or {{ and }} for literal braces)"

@@ -30,7 +30,9 @@ def test_validate_reports_every_file_and_exits_2(capsys: pytest.CaptureFixture[s
     assert "Traceback" not in captured.err
 
 
-def test_plan_without_valid_manifest_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_without_valid_manifest_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["plan", str(INVALID / "out_of_range.yaml")]) == 2
     assert "7 is out of range" in capsys.readouterr().err
     assert not (Path("out") / "t").exists()

@@ -54,11 +54,14 @@ def test_jobs_have_seed_in_input_and_stable_ids(tmp_path: Path) -> None:
 
 def test_adding_axis_value_or_stage_keeps_existing_ids(tmp_path: Path) -> None:
     before = {j.id: j.seed for j in expand(write(tmp_path, BASE))}
-    grown = BASE.replace("[red, blue]", "[green, red, blue]") + """
+    grown = (
+        BASE.replace("[red, blue]", "[green, red, blue]")
+        + """
   - id: extra
     model: black-forest-labs/flux-schnell
     prompt: "a pie"
 """
+    )
     after = {j.id: j.seed for j in expand(write(tmp_path, grown))}
     assert before.items() <= after.items()
     assert len(after) == 7
@@ -86,7 +89,9 @@ def test_fixed_seed_and_seed_axis(tmp_path: Path) -> None:
 
 
 def test_vars_defaults_and_null_inputs(tmp_path: Path) -> None:
-    manifest = write(tmp_path, """
+    manifest = write(
+        tmp_path,
+        """
         version: 1
         name: t
         vars: {style: noir}
@@ -99,7 +104,8 @@ def test_vars_defaults_and_null_inputs(tmp_path: Path) -> None:
             model: black-forest-labs/flux-pro
             prompt: "{style} dog"
             input: {output_quality: null}
-        """)
+        """,
+    )
     a, b = expand(manifest)
     # kontext takes no output_quality: that default is not applied to it
     assert {k: v for k, v in a.input.items() if k != "seed"} == {"output_format": "png", "prompt": "noir cat"}
@@ -107,7 +113,10 @@ def test_vars_defaults_and_null_inputs(tmp_path: Path) -> None:
 
 
 def test_chain_one_job_per_upstream_image_with_where_and_vars(tmp_path: Path) -> None:
-    manifest = write(tmp_path, BASE + """
+    manifest = write(
+        tmp_path,
+        BASE
+        + """
   - id: gold
     model: black-forest-labs/flux-kontext-pro
     prompt: "make the {color} cake gold"
@@ -115,7 +124,8 @@ def test_chain_one_job_per_upstream_image_with_where_and_vars(tmp_path: Path) ->
       input_image: {from: base, where: {color: red}}
     matrix:
       finish: [matte, shiny]
-""")
+""",
+    )
     jobs = list(expand(manifest))
     base = {j.id: j for j in jobs if j.stage == "base"}
     gold = [j for j in jobs if j.stage == "gold"]
@@ -131,7 +141,9 @@ def test_chain_one_job_per_upstream_image_with_where_and_vars(tmp_path: Path) ->
 
 
 def test_chain_from_list_output_model_uses_every_image(tmp_path: Path) -> None:
-    manifest = write(tmp_path, """
+    manifest = write(
+        tmp_path,
+        """
         version: 1
         name: t
         stages:
@@ -143,7 +155,8 @@ def test_chain_from_list_output_model_uses_every_image(tmp_path: Path) -> None:
             model: black-forest-labs/flux-kontext-pro
             prompt: y
             input: {input_image: {from: s}}
-        """)
+        """,
+    )
     edits = [j for j in expand(manifest) if j.stage == "e"]
     assert [j.input["input_image"]["output"] for j in edits] == [0, 1, 2]
     assert len({j.seed for j in edits}) == 3
@@ -152,7 +165,9 @@ def test_chain_from_list_output_model_uses_every_image(tmp_path: Path) -> None:
 
 def test_glob_and_file_inputs_become_hashed_file_refs(tmp_path: Path) -> None:
     shutil.copytree(DATA, tmp_path / "data")
-    manifest = write(tmp_path, """
+    manifest = write(
+        tmp_path,
+        """
         version: 1
         name: t
         stages:
@@ -166,7 +181,8 @@ def test_glob_and_file_inputs_become_hashed_file_refs(tmp_path: Path) -> None:
             prompt: make it blue
             input:
               input_image: {file: data/photo-a.png}
-        """)
+        """,
+    )
     jobs = list(expand(manifest))
     refs = [j.input["input_image"] for j in jobs]
     assert [r[FILE_KEY] for r in refs] == ["data/photo-a.png", "data/photo-b.png", "data/photo-a.png"]
@@ -176,7 +192,9 @@ def test_glob_and_file_inputs_become_hashed_file_refs(tmp_path: Path) -> None:
 
 def test_cases_from_csv_become_variables_and_inputs(tmp_path: Path) -> None:
     shutil.copytree(DATA, tmp_path / "data")
-    manifest = write(tmp_path, """
+    manifest = write(
+        tmp_path,
+        """
         version: 1
         name: t
         stages:
@@ -184,13 +202,16 @@ def test_cases_from_csv_become_variables_and_inputs(tmp_path: Path) -> None:
             model: black-forest-labs/flux-pro
             prompt: "a {subject}"
             cases: {file: data/rows.csv}
-        """)
+        """,
+    )
     jobs = list(expand(manifest))
     assert [(j.prompt, j.input["guidance"]) for j in jobs] == [("a cat", 2), ("a dog", 3.5)]
 
 
 def test_unknown_model_sends_unused_variables_as_inputs(tmp_path: Path) -> None:
-    manifest = write(tmp_path, """
+    manifest = write(
+        tmp_path,
+        """
         version: 1
         name: t
         stages:
@@ -198,14 +219,17 @@ def test_unknown_model_sends_unused_variables_as_inputs(tmp_path: Path) -> None:
             model: someone/custom
             prompt: "a {subject}"
             matrix: {subject: [cat], lora_scale: [0.5]}
-        """)
+        """,
+    )
     (job,) = expand(manifest)
     assert job.input["lora_scale"] == 0.5 and job.prompt == "a cat"
     assert len(manifest.warnings) == 1
 
 
 def test_hostile_prompts_cannot_escape_the_output_folder(tmp_path: Path) -> None:
-    manifest = write(tmp_path, """
+    manifest = write(
+        tmp_path,
+        """
         version: 1
         name: t
         stages:
@@ -213,7 +237,8 @@ def test_hostile_prompts_cannot_escape_the_output_folder(tmp_path: Path) -> None
             model: black-forest-labs/flux-pro
             prompt: "{p}"
             matrix: {p: ["../../etc/passwd", "/abs/path", "..", "a\\\\b", "x/../../y"]}
-        """)
+        """,
+    )
     for job in expand(manifest):
         stem = job.file_stem(1)
         assert "/" not in stem and "\\\\" not in stem and not stem.startswith(".")

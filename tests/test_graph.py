@@ -14,7 +14,10 @@ def test_valid_graph_has_no_problems() -> None:
 def test_unknown_reference_with_suggestion() -> None:
     (problem,) = check_graph({"base": [], "edit": ["bas"]})
     assert (problem.stage, problem.kind, problem.message, problem.hint) == (
-        "edit", "unknown", "no stage 'bas'", "did you mean 'base'?"
+        "edit",
+        "unknown",
+        "no stage 'bas'",
+        "did you mean 'base'?",
     )
 
 

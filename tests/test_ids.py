@@ -17,9 +17,18 @@ def test_content_hash_ignores_key_order_and_float_spelling() -> None:
 def test_job_id_changes_with_any_part_of_the_request() -> None:
     base = job_id("o/m", None, {"prompt": "x", "seed": 1})
     assert base == job_id("o/m", None, {"seed": 1, "prompt": "x"})
-    assert len({base, job_id("o/m", None, {"prompt": "x", "seed": 2}), job_id("o/n", None, {"prompt": "x", "seed": 1}),
+    assert (
+        len(
+            {
+                base,
+                job_id("o/m", None, {"prompt": "x", "seed": 2}),
+                job_id("o/n", None, {"prompt": "x", "seed": 1}),
                 job_id("o/m", "a" * 64, {"prompt": "x", "seed": 1}),
-                job_id("o/m", None, {"prompt": "x", "seed": 1}, ["up"])}) == 5
+                job_id("o/m", None, {"prompt": "x", "seed": 1}, ["up"]),
+            }
+        )
+        == 5
+    )
     assert job_id("o/m", None, {}, ["b", "a"]) == job_id("o/m", None, {}, ["a", "b"])
 
 

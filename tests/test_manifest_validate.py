@@ -80,7 +80,11 @@ def test_unknown_model_warns_once_per_stage(tmp_path: Path) -> None:
     )
     warnings = load(manifest).warnings
     assert len(warnings) == 1
-    assert warnings[0].render().startswith(f"{manifest}:6:12: warning: stages[0].model: someone/custom-model is not")
+    assert (
+        warnings[0]
+        .render()
+        .startswith(f"{manifest}:6:12: warning: stages[0].model: someone/custom-model is not")
+    )
 
 
 def test_width_without_custom_is_a_warning_not_an_error() -> None:

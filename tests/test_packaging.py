@@ -15,8 +15,7 @@ ROOT = Path(__file__).parents[1]
 @pytest.mark.slow
 def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-         str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
         check=True,
         cwd=tmp_path,
     )
@@ -35,8 +34,12 @@ def test_wheel_ships_schemas_and_loads_them(tmp_path: Path) -> None:
         f"print(man.load({str(ROOT / 'pipelines' / 'chain.yaml')!r}).name)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")},
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     schemas_dir, count, name = result.stdout.split()
     assert schemas_dir == str(tmp_path / "site" / "flux_batch" / "_schemas")

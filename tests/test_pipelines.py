@@ -12,10 +12,18 @@ from flux_batch.plan import build_plan
 
 PIPELINES = sorted((Path(__file__).parents[1] / "pipelines").glob("*.yaml"))
 SEED_REQUEST = {
-    "steps": 25, "width": 1024, "height": 1024,
-    "prompt": "The world's largest black forest cake, the size of a building, surrounded by trees of the black forest",
-    "guidance": 3, "interval": 2, "aspect_ratio": "1:1", "output_format": "webp", "output_quality": 80,
-    "safety_tolerance": 2, "prompt_upsampling": False,
+    "steps": 25,
+    "width": 1024,
+    "height": 1024,
+    "prompt": "The world's largest black forest cake, the size of a building, "
+    "surrounded by trees of the black forest",
+    "guidance": 3,
+    "interval": 2,
+    "aspect_ratio": "1:1",
+    "output_format": "webp",
+    "output_quality": 80,
+    "safety_tolerance": 2,
+    "prompt_upsampling": False,
 }
 
 
@@ -30,7 +38,14 @@ def test_pipeline_validates_and_plans(path: Path) -> None:
 
 def test_expected_sizes() -> None:
     sizes = {p.stem: sum(count_jobs(load(p)).values()) for p in PIPELINES}
-    assert sizes == {"cake": 12, "cake-single": 1, "chain": 24, "dataset": 60, "quickstart": 12, "ultra-raw": 6}
+    assert sizes == {
+        "cake": 12,
+        "cake-single": 1,
+        "chain": 24,
+        "dataset": 60,
+        "quickstart": 12,
+        "ultra-raw": 6,
+    }
     assert set(sizes) == {"cake", "cake-single", "chain", "dataset", "quickstart", "ultra-raw"}
 
 

@@ -59,14 +59,19 @@ def test_job_cost_matches_plan(tmp_path: Path) -> None:
 
 
 def test_unpriced_model_marks_cost_incomplete(tmp_path: Path) -> None:
-    plan = build_plan(write(tmp_path, """
+    plan = build_plan(
+        write(
+            tmp_path,
+            """
         version: 1
         name: t
         stages:
           - id: a
             model: someone/custom
             prompt: x
-        """))
+        """,
+        )
+    )
     assert plan.stages[0].cost_usd is None and not plan.cost_complete
 
 

@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 from flux_batch.sweep import (
-    MISSING, Sweep, SweepError, axis, csv_value, glob_files, number_range, read_lines, read_rows, table, zipped,
+    MISSING,
+    Sweep,
+    SweepError,
+    axis,
+    csv_value,
+    glob_files,
+    number_range,
+    read_lines,
+    read_rows,
+    table,
+    zipped,
 )
 
 DATA = Path(__file__).parent / "cases" / "data"
@@ -20,7 +30,12 @@ def combos(sweep: Sweep) -> list[dict[str, object]]:
 def test_product_first_axis_slowest_and_count() -> None:
     sweep = Sweep((axis("c", ["r", "b"]), axis("g", [2, 3, 4])))
     assert [tuple(c.values()) for c in combos(sweep)] == [
-        ("r", 2), ("r", 3), ("r", 4), ("b", 2), ("b", 3), ("b", 4)
+        ("r", 2),
+        ("r", 3),
+        ("r", 4),
+        ("b", 2),
+        ("b", 3),
+        ("b", 4),
     ]
     assert sweep.count() == 6
 
@@ -48,8 +63,12 @@ def test_cases_rows_may_leave_variables_out() -> None:
 
 def test_repeat_adds_index_innermost() -> None:
     sweep = Sweep((axis("c", ["r", "b"]),), repeat=2)
-    assert combos(sweep) == [{"c": "r", "repeat": 0}, {"c": "r", "repeat": 1},
-                             {"c": "b", "repeat": 0}, {"c": "b", "repeat": 1}]
+    assert combos(sweep) == [
+        {"c": "r", "repeat": 0},
+        {"c": "r", "repeat": 1},
+        {"c": "b", "repeat": 0},
+        {"c": "b", "repeat": 1},
+    ]
     assert sweep.count() == 4 and sweep.names == ("c", "repeat")
 
 
@@ -116,9 +135,14 @@ def test_read_lines_skips_blank_comment_and_repeated_lines() -> None:
 
 
 def test_read_rows_csv_and_jsonl() -> None:
-    assert read_rows(DATA / "rows.csv", "rows.csv") == [{"subject": "cat", "guidance": 2},
-                                                        {"subject": "dog", "guidance": 3.5}]
-    assert read_rows(DATA / "rows.jsonl", "rows.jsonl") == [{"subject": "owl", "guidance": 4}, {"subject": "fox"}]
+    assert read_rows(DATA / "rows.csv", "rows.csv") == [
+        {"subject": "cat", "guidance": 2},
+        {"subject": "dog", "guidance": 3.5},
+    ]
+    assert read_rows(DATA / "rows.jsonl", "rows.jsonl") == [
+        {"subject": "owl", "guidance": 4},
+        {"subject": "fox"},
+    ]
 
 
 def test_read_rows_errors_are_located(tmp_path: Path) -> None:

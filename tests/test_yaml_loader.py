@@ -49,7 +49,8 @@ def test_yaml_1_2_scalars(text: str, value: object) -> None:
 
 def test_duplicate_keys_rejected_with_both_lines() -> None:
     assert issues_of(b"a: 1\nb:\n  c: 1\n  c: 2\n") == [
-        "m.yaml:4:3: b.c: duplicate key 'c' (first given on line 3) (hint: YAML keeps only one of them: remove or rename one)"
+        "m.yaml:4:3: b.c: duplicate key 'c' (first given on line 3)"
+        " (hint: YAML keeps only one of them: remove or rename one)"
     ]
 
 
@@ -64,7 +65,9 @@ def test_tabs_in_indentation_each_reported() -> None:
 
 
 def test_non_utf8_located_at_the_byte() -> None:
-    assert issues_of(b"a: 1\nname: caf\xe9\n")[0].startswith("m.yaml:2:10: $: the file is not UTF-8 text (byte 0xe9)")
+    assert issues_of(b"a: 1\nname: caf\xe9\n")[0].startswith(
+        "m.yaml:2:10: $: the file is not UTF-8 text (byte 0xe9)"
+    )
 
 
 def test_utf8_bom_accepted() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from flux_batch import models
@@ -19,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``validate``, ``plan`` and ``models`` subcommands."""
     p = sub.add_parser("validate", help="check manifests; print every error with file:line:column")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
-    p.add_argument("--max-jobs", type=int, help="raise (or lower) the job limit (default: the manifest's, 1,000,000)")
+    p.add_argument(
+        "--max-jobs", type=int, help="raise (or lower) the job limit (default: the manifest's, 1,000,000)"
+    )
     p.set_defaults(func=validate_command)
 
     p = sub.add_parser("plan", help="show jobs, cost and time per stage without running anything")
@@ -47,7 +50,9 @@ def validate_command(args: argparse.Namespace) -> int:
         for warning in manifest.warnings:
             print(warning.render(), file=sys.stderr)
         counts = count_jobs(manifest)
-        print(f"{path}: ok: {manifest.name}, {len(manifest.stages)} stage(s), {sum(counts.values()):,} job(s)")
+        print(
+            f"{path}: ok: {manifest.name}, {len(manifest.stages)} stage(s), {sum(counts.values()):,} job(s)"
+        )
     return code
 
 
@@ -115,16 +120,20 @@ def models_command(args: argparse.Namespace) -> int:
         print(json.dumps({name: spec.schema for name, spec in known.items()}, indent=2))
         return EXIT_OK
     for spec in known.values():
-        print(f"{spec.name}  ({spec.title}; {_money(spec.price_usd)} per image; output: "
-              f"{'a list of URLs' if spec.output == 'list' else 'one URL'})")
+        print(
+            f"{spec.name}  ({spec.title}; {_money(spec.price_usd)} per image; output: "
+            f"{'a list of URLs' if spec.output == 'list' else 'one URL'})"
+        )
         for name, rule in spec.inputs.items():
             print(f"  {name:<24} {_describe_input(rule)}")
         print()
-    print("Other owner/name models run unchecked; price them in the manifest with prices: {owner/name: 0.01}.")
+    print(
+        "Other owner/name models run unchecked; price them in the manifest with prices: {owner/name: 0.01}."
+    )
     return EXIT_OK
 
 
-def _describe_input(rule: dict[str, Any]) -> str:
+def _describe_input(rule: Mapping[str, Any]) -> str:
     kind = str(rule.get("type", "any"))
     if "enum" in rule:
         kind = " | ".join(str(v) for v in rule["enum"])

@@ -12,8 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flux_batch.errors import Issue
 from flux_batch import expand, models  # expand as a module reference: expand imports manifest.model
+from flux_batch.errors import Issue
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.template import format_value
@@ -78,8 +78,15 @@ def _check_stage(manifest: Manifest, stage: Stage, spec: models.ModelSpec, doc: 
 
 
 def _issue(
-    doc: Document, manifest: Manifest, stage: Stage, name: str, message: str, hint: str, severity: str,
-    count: int, vars: Mapping[str, Any],
+    doc: Document,
+    manifest: Manifest,
+    stage: Stage,
+    name: str,
+    message: str,
+    hint: str,
+    severity: str,
+    count: int,
+    vars: Mapping[str, Any],
 ) -> Issue:
     at: JsonPath = ("stages", stage.index)
     raw_input = doc.data["stages"][stage.index].get("input", {})

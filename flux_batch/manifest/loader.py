@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
-from flux_batch.errors import Issue, ManifestError
 from flux_batch import expand  # a module reference: expand imports manifest.model
+from flux_batch.errors import Issue, ManifestError
 from flux_batch.manifest.checks import check_inputs
 from flux_batch.manifest.model import Manifest
 from flux_batch.manifest.parse import parse

@@ -103,7 +103,9 @@ class _Parser:
             try:
                 fields["deadline_s"] = parse_duration(raw["deadline"])
             except ValueError:
-                self.error(("api", "deadline"), f"{raw['deadline']!r} is not a duration", "write '30s', '5m' or 90")
+                self.error(
+                    ("api", "deadline"), f"{raw['deadline']!r} is not a duration", "write '30s', '5m' or 90"
+                )
             else:
                 if fields["deadline_s"] < 5:
                     self.error(("api", "deadline"), "the deadline must be at least 5 seconds")
@@ -117,8 +119,11 @@ class _Parser:
         spec = models.get_model(model, self.prices.get(model))
         if not spec.known:
             hint = models.suggest(model, list(models.known_models()))
-            self.warn((*at, "model"), f"{model} is not a known model: its inputs are not checked",
-                      hint or f"set its price with prices: {{{model}: 0.01}} to estimate the cost")
+            self.warn(
+                (*at, "model"),
+                f"{model} is not a known model: its inputs are not checked",
+                hint or f"set its price with prices: {{{model}: 0.01}} to estimate the cost",
+            )
         origins: dict[str, JsonPath] = {}
         factors = self.factors(at, raw, origins)
         repeat = int(raw.get("repeat", 1))
@@ -145,19 +150,33 @@ class _Parser:
             input_vars = frozenset(n for n in built.names if n not in used and n != sweep.REPEAT)
         if template and ("prompt" in input_vars or "prompt" in literal):
             where = origins.get("prompt", (*at, "input", "prompt"))
-            self.error(where, "the prompt is given twice: by the stage's prompt template and here",
-                       "keep one: rename the variable and use it as {name} in the template")
+            self.error(
+                where,
+                "the prompt is given twice: by the stage's prompt template and here",
+                "keep one: rename the variable and use it as {name} in the template",
+            )
         for name in built.names:
-            if name not in input_vars and name not in used and name != sweep.REPEAT and input_names is not None:
+            if (
+                name not in input_vars
+                and name not in used
+                and name != sweep.REPEAT
+                and input_names is not None
+            ):
                 hint = models.suggest(name, sorted(input_names))
-                self.warn(origins.get(name, at), f"variable {name!r} is neither a {model} input nor used in the prompt",
-                          f"{hint} (an input)" if hint else "use it as {" + name + "} in the prompt, or drop it")
+                self.warn(
+                    origins.get(name, at),
+                    f"variable {name!r} is neither a {model} input nor used in the prompt",
+                    f"{hint} (an input)" if hint else "use it as {" + name + "} in the prompt, or drop it",
+                )
         files = self.glob_files(origins, input_vars, spec, model)
         same_seed = raw.get("same_seed_across", [])
         for i, name in enumerate(same_seed):
             if name not in built.names:
-                self.error((*at, "same_seed_across", i), f"{name!r} is not a sweep variable of this stage",
-                           models.suggest(name, built.names))
+                self.error(
+                    (*at, "same_seed_across", i),
+                    f"{name!r} is not a sweep variable of this stage",
+                    models.suggest(name, built.names),
+                )
         needs = tuple(dict.fromkeys([*raw.get("needs", ()), *(s.stage for s in sources)]))
         return Stage(
             id=raw["id"],
@@ -177,16 +196,24 @@ class _Parser:
             origins=origins,
         )
 
-    def factors(self, at: JsonPath, raw: Mapping[str, Any], origins: dict[str, JsonPath]) -> list[sweep.Factor]:
+    def factors(
+        self, at: JsonPath, raw: Mapping[str, Any], origins: dict[str, JsonPath]
+    ) -> list[sweep.Factor]:
         factors: list[sweep.Factor] = []
 
         def define(name: str, where: JsonPath) -> bool:
             if name == sweep.REPEAT:
-                self.error(where, "'repeat' is reserved for the repeat index", "use repeat: N on the stage", key=True)
+                self.error(
+                    where, "'repeat' is reserved for the repeat index", "use repeat: N on the stage", key=True
+                )
                 return False
             if name in origins:
-                self.error(where, f"variable {name!r} is already defined (at {self.doc.where(origins[name])[0]})",
-                           "give each variable one source", key=True)
+                self.error(
+                    where,
+                    f"variable {name!r} is already defined (at {self.doc.where(origins[name])[0]})",
+                    "give each variable one source",
+                    key=True,
+                )
                 return False
             origins[name] = where
             return True
@@ -226,8 +253,11 @@ class _Parser:
                 for i, value in enumerate(source):
                     key = (type(value), value)
                     if key in seen:
-                        self.error((*where, i), f"{value!r} is listed twice (also at index {seen[key]})",
-                                   "each value once; use repeat: N for more images of the same")
+                        self.error(
+                            (*where, i),
+                            f"{value!r} is listed twice (also at index {seen[key]})",
+                            "each value once; use repeat: N for more images of the same",
+                        )
                     seen[key] = i
                 return list(source)
             if "range" in source:
@@ -237,13 +267,20 @@ class _Parser:
                 values, repeats = sweep.read_lines(self.base / source["file"], source["file"])
                 if repeats:
                     line, first = repeats[0]
-                    self.warn((*where, "file"), f"{len(repeats)} repeated line(s) in {source['file']} skipped "
-                              f"(line {line} repeats line {first})", "use repeat: N for more images of the same")
+                    self.warn(
+                        (*where, "file"),
+                        f"{len(repeats)} repeated line(s) in {source['file']} skipped "
+                        f"(line {line} repeats line {first})",
+                        "use repeat: N for more images of the same",
+                    )
                 return list(values)
             paths = sweep.glob_files(self.base, source["glob"])
             if not paths:
-                self.error((*where, "glob"), f"no files match {source['glob']!r}",
-                           f"paths are relative to the manifest's folder, {self.base.resolve()}")
+                self.error(
+                    (*where, "glob"),
+                    f"no files match {source['glob']!r}",
+                    f"paths are relative to the manifest's folder, {self.base.resolve()}",
+                )
                 return None
             return list(paths)
         except sweep.SweepError as exc:
@@ -276,10 +313,16 @@ class _Parser:
         for i, rule in enumerate(raw.get("exclude", ())):
             for key in rule:
                 if key not in names:
-                    self.error((*at, "exclude", i, key), f"exclude names {key!r}, which is not a sweep variable",
-                               models.suggest(key, names) or f"variables: {', '.join(names) or 'none'}", key=True)
+                    self.error(
+                        (*at, "exclude", i, key),
+                        f"exclude names {key!r}, which is not a sweep variable",
+                        models.suggest(key, names) or f"variables: {', '.join(names) or 'none'}",
+                        key=True,
+                    )
 
-    def inputs(self, at: JsonPath, raw: Mapping[str, Any], spec: models.ModelSpec) -> tuple[dict[str, Any], list[ImageSource]]:
+    def inputs(
+        self, at: JsonPath, raw: Mapping[str, Any], spec: models.ModelSpec
+    ) -> tuple[dict[str, Any], list[ImageSource]]:
         literal: dict[str, Any] = {}
         defaults = self.data.get("defaults", {})
         for name, value in defaults.items():
@@ -290,8 +333,12 @@ class _Parser:
             where = (*at, "input", name)
             if isinstance(value, dict) and "from" in value:
                 if spec.known and name not in spec.image_inputs:
-                    self.error(where, f"{name!r} is not an image input of {spec.name}",
-                               f"image inputs: {', '.join(spec.image_inputs) or 'none'}", key=True)
+                    self.error(
+                        where,
+                        f"{name!r} is not an image input of {spec.name}",
+                        f"image inputs: {', '.join(spec.image_inputs) or 'none'}",
+                        key=True,
+                    )
                 sources.append(ImageSource(name, value["from"], dict(value.get("where", {}))))
                 literal.pop(name, None)
                 continue
@@ -304,8 +351,11 @@ class _Parser:
             try:
                 digest = file_sha256(self.base / written)
             except OSError as exc:
-                self.error((*where, "file"), f"cannot read {written}: {exc.strerror or exc}",
-                           "paths are relative to the manifest's folder")
+                self.error(
+                    (*where, "file"),
+                    f"cannot read {written}: {exc.strerror or exc}",
+                    "paths are relative to the manifest's folder",
+                )
                 digest = ""
             return {"$file": written, "sha256": digest}
         return value
@@ -320,8 +370,12 @@ class _Parser:
             if not (isinstance(node, dict) and "glob" in node) or name not in input_vars:
                 continue
             if spec.known and name not in spec.image_inputs:
-                self.error(where, f"a glob gives local files, but {name!r} is not an image input of {model}",
-                           f"image inputs: {', '.join(spec.image_inputs) or 'none'}", key=True)
+                self.error(
+                    where,
+                    f"a glob gives local files, but {name!r} is not an image input of {model}",
+                    f"image inputs: {', '.join(spec.image_inputs) or 'none'}",
+                    key=True,
+                )
                 continue
             hashes: dict[str, str] = {}
             for path in sweep.glob_files(self.base, node["glob"]):
@@ -344,8 +398,11 @@ class _Parser:
         for stage in stages:
             if stage.id in by_id:
                 first = self.doc.where(("stages", by_id[stage.id].index, "id"))[0]
-                self.error(("stages", stage.index, "id"), f"stage id {stage.id!r} is used twice (first on line {first})",
-                           "give every stage its own id")
+                self.error(
+                    ("stages", stage.index, "id"),
+                    f"stage id {stage.id!r} is used twice (first on line {first})",
+                    "give every stage its own id",
+                )
             else:
                 by_id[stage.id] = stage
         needs = {s.id: s.needs for s in by_id.values()}
@@ -365,18 +422,24 @@ class _Parser:
                 upstream.extend(names)
                 for key in source.where:
                     if key not in names:
-                        self.error((*self.reference_path(stage, source.stage)[:-1], "where", key),
-                                   f"stage {source.stage!r} has no variable {key!r}",
-                                   models.suggest(key, names) or f"its variables: {', '.join(names) or 'none'}",
-                                   key=True)
+                        self.error(
+                            (*self.reference_path(stage, source.stage)[:-1], "where", key),
+                            f"stage {source.stage!r} has no variable {key!r}",
+                            models.suggest(key, names) or f"its variables: {', '.join(names) or 'none'}",
+                            key=True,
+                        )
             visible[stage.id] = tuple(dict.fromkeys([*upstream, *stage.var_names]))
             if stage.prompt:
                 known = set(visible[stage.id]) | global_vars | self.broken
                 for name in stage.prompt.names:
                     if name not in known:
-                        self.error(("stages", stage.index, "prompt"), f"unknown variable {{{name}}} in the prompt",
-                                   models.suggest(name, sorted(known)) or
-                                   f"define it under vars, or as a sweep variable; known: {', '.join(sorted(known)) or 'none'}")
+                        self.error(
+                            ("stages", stage.index, "prompt"),
+                            f"unknown variable {{{name}}} in the prompt",
+                            models.suggest(name, sorted(known))
+                            or "define it under vars or as a sweep variable; known: "
+                            + ", ".join(sorted(known)),
+                        )
         return [
             Stage(**{**s.__dict__, "var_names": visible[s.id]}) if visible.get(s.id) != s.var_names else s
             for s in ordered
@@ -399,8 +462,12 @@ class _Parser:
         names = sorted({n for spec in takers for n in spec.inputs})
         for key in self.data.get("defaults", {}):
             if key not in names:
-                self.error(("defaults", key), f"no stage's model takes the input {key!r}",
-                           models.suggest(key, names) or "see `flux-batch models`", key=True)
+                self.error(
+                    ("defaults", key),
+                    f"no stage's model takes the input {key!r}",
+                    models.suggest(key, names) or "see `flux-batch models`",
+                    key=True,
+                )
 
 
 def parse(doc: Document, path: Path) -> tuple[Manifest, list[Issue]]:

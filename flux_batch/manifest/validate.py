@@ -20,8 +20,15 @@ from flux_batch.errors import Issue
 from flux_batch.manifest.yaml_loader import Document
 from flux_batch.models import known_models, suggest
 
-_JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-               float: "a number", type(None): "null"}
+_JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,8 +61,10 @@ def _describe(doc: Document, error: ValidationError) -> Iterable[Issue]:
         for key in sorted(set(error.instance) - set(allowed)):
             if allowed:
                 yield doc.issue(
-                    (*path, key), f"unknown key {key!r}",
-                    suggest(key, allowed) or f"allowed here: {', '.join(allowed)}", key=True,
+                    (*path, key),
+                    f"unknown key {key!r}",
+                    suggest(key, allowed) or f"allowed here: {', '.join(allowed)}",
+                    key=True,
                 )
         return
     if error.validator == "propertyNames":
@@ -122,7 +131,9 @@ def _resolve_hint(schema: Any) -> str:
 
 def _closest(error: ValidationError) -> ValidationError:
     """The alternative of an ``anyOf`` that fits the value's type best; a plain type error otherwise."""
-    fitting = [e for e in error.context or () if e.validator != "type" or e.absolute_path != error.absolute_path]
+    fitting = [
+        e for e in error.context or () if e.validator != "type" or e.absolute_path != error.absolute_path
+    ]
     if fitting:
         # prefer errors from a branch of the right type: they are deeper than the anyOf itself
         deeper = [e for e in fitting if len(e.absolute_path) > len(error.absolute_path)]
@@ -136,5 +147,3 @@ def _closest(error: ValidationError) -> ValidationError:
         instance=error.instance,
         schema={"x-hint": hint},
     )
-
-

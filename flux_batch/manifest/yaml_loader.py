@@ -34,8 +34,11 @@ class _Loader(yaml.SafeLoader):
 _Loader.yaml_implicit_resolvers = {}
 for _tag, _regexp, _first in (
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("tag:yaml.org,2002:int", r"^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]+)$",
-     "-+0123456789"),
+    (
+        "tag:yaml.org,2002:int",
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0o[0-7_]+|[-+]?[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]+)$",
+        "-+0123456789",
+    ),
     (
         "tag:yaml.org,2002:float",
         r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?"
@@ -73,7 +76,7 @@ class Document:
     keys: dict[JsonPath, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     def where(self, path: JsonPath, *, key: bool = False) -> tuple[int, int]:
-        """``(line, column)`` of the value at ``path`` (of its key with ``key=True``), else the nearest parent's."""
+        """``(line, column)`` of the value (or with ``key=True`` the key) at ``path``, or of a parent."""
         path = tuple(path)
         if key and path in self.keys:
             return self.keys[path]
@@ -133,13 +136,31 @@ def parse_yaml(raw: bytes, name: str) -> Document:
         raise ManifestError([Issue(name, 0, 0, "$", "the document is nested too deeply")]) from exc
     if root is None:
         raise ManifestError(
-            [Issue(name, 1, 1, "$", "the file is empty", "start from pipelines/quickstart.yaml or docs/manifest.md")]
+            [
+                Issue(
+                    name,
+                    1,
+                    1,
+                    "$",
+                    "the file is empty",
+                    "start from pipelines/quickstart.yaml or docs/manifest.md",
+                )
+            ]
         )
     if not isinstance(root, yaml.MappingNode):
         line, column = root.start_mark.line + 1, root.start_mark.column + 1
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         raise ManifestError(
-            [Issue(name, line, column, "$", f"the document is {kind}, not a mapping", "a manifest starts with 'version: 1'")]
+            [
+                Issue(
+                    name,
+                    line,
+                    column,
+                    "$",
+                    f"the document is {kind}, not a mapping",
+                    "a manifest starts with 'version: 1'",
+                )
+            ]
         )
     builder = _Builder(name)
     try:
@@ -161,7 +182,11 @@ def _decode(raw: bytes, name: str) -> str:
         column = exc.start - (before.rfind(b"\n") + 1) + 1
         byte = raw[exc.start : exc.start + 1].hex()
         raise ManifestError(
-            [Issue(name, line, column, "$", f"the file is not UTF-8 text (byte 0x{byte})", "save it as UTF-8")]
+            [
+                Issue(
+                    name, line, column, "$", f"the file is not UTF-8 text (byte 0x{byte})", "save it as UTF-8"
+                )
+            ]
         ) from exc
 
 
@@ -170,7 +195,11 @@ def _indentation_tabs(text: str, name: str) -> Iterator[Issue]:
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent and line.strip():
             yield Issue(
-                name, number, indent.index("\t") + 1, "$", "a tab character in the indentation",
+                name,
+                number,
+                indent.index("\t") + 1,
+                "$",
+                "a tab character in the indentation",
                 "YAML indents with spaces only; replace the tab with spaces",
             )
 
@@ -229,8 +258,11 @@ class _Builder:
             raise ManifestError(
                 [
                     Issue(
-                        self.name, mark.line + 1, mark.column + 1, "$",
-                        f"YAML aliases expand to {expanded:,} values from {distinct:,} written (an alias bomb?)",
+                        self.name,
+                        mark.line + 1,
+                        mark.column + 1,
+                        "$",
+                        f"YAML aliases expand to {expanded:,} values from {distinct:,} (an alias bomb?)",
                         "write the values out, or use fewer nested aliases",
                     )
                 ]
@@ -265,14 +297,17 @@ class _Builder:
                 line = seen[key][0]
                 self.issues.append(
                     Issue(
-                        self.name, *where, render_path((*path, key)),
+                        self.name,
+                        where[0],
+                        where[1],
+                        render_path((*path, key)),
                         f"duplicate key {key!r} (first given on line {line})",
                         "YAML keeps only one of them: remove or rename one",
                     )
                 )
                 continue
             seen[key] = where
-            self.keys[(*path, key)] = where
+            self.keys[path + (key,)] = where
             result[key] = self.build(value_node, (*path, key), active)
         return result
 
@@ -280,7 +315,9 @@ class _Builder:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
-                self._error(source, path, "'<<' merges only mappings", "merge an alias of a mapping: <<: *name")
+                self._error(
+                    source, path, "'<<' merges only mappings", "merge an alias of a mapping: <<: *name"
+                )
                 continue
             for key, value in self._mapping(source, path, active).items():
                 into.setdefault(key, value)
@@ -292,7 +329,9 @@ class _Builder:
             problem = getattr(exc, "problem", None) or str(exc)
             self._error(node, path, f"invalid value: {problem}")
             return None
-        if isinstance(value, (bytes, bytearray)) or not isinstance(value, (str, int, float, bool, type(None))):
+        if isinstance(value, (bytes, bytearray)) or not isinstance(
+            value, (str, int, float, bool, type(None))
+        ):
             return str(node.value)
         return value
 
