@@ -307,8 +307,9 @@ class _Builder:
                 )
                 continue
             seen[key] = where
-            self.keys[path + (key,)] = where
-            result[key] = self.build(value_node, (*path, key), active)
+            child = (*path, key)
+            self.keys[child] = where
+            result[key] = self.build(value_node, child, active)
         return result
 
     def _merge(self, node: yaml.Node, path: JsonPath, into: dict[str, Any], active: frozenset[int]) -> None:
