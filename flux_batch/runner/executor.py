@@ -189,7 +189,7 @@ class Executor:
     async def _dispatch(self) -> None:
         assert self._wake is not None
         cursor = 0
-        while not self._stop_submitting:
+        while not self._stop_submitting and not self._budget_reached:
             batch = self._store.runnable(256, after_seq=cursor)
             if batch:
                 cursor = batch[-1].seq
@@ -212,7 +212,7 @@ class Executor:
         """Wait for an in-flight slot and start the job, unless the run is stopping or over budget."""
         assert self._slots is not None
         await self._slots.acquire()
-        if self._stop_submitting:
+        if self._stop_submitting or self._budget_reached:
             self._slots.release()
             return False
         job = _Job(row)
@@ -221,7 +221,8 @@ class Executor:
         cap = self.settings.max_cost_usd
         if cap is not None and self.tracker.spent_usd + self._reserved + job.cost > cap + 1e-9:
             self._slots.release()
-            self._budget_reached = self._stop_submitting = True
+            # Stop taking new jobs; the admitted ones fit in the budget and go on.
+            self._budget_reached = True
             self._notice(
                 f"budget reached: ${self.tracker.spent_usd + self._reserved:.2f} spent or committed of the "
                 f"${cap:.2f} cap; raise --max-cost (or max_cost_usd) and run again to continue"

@@ -1,0 +1,109 @@
+"""Shared helpers for the runner's tests: jobs built directly, and the simulator in-process on a fake
+clock that yields to the event loop on every sleep (so time never really passes)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flux_batch.ids import job_id
+from flux_batch.jobs import Job, upstream_ref
+from flux_batch.runner.executor import RunSettings
+from flux_batch.runner.session import ApiTarget, SessionResult, run_jobs
+from flux_batch.simulator import SimConfig, create_app
+from flux_batch.simulator.app import SimulatorApp
+
+SCHNELL = "black-forest-labs/flux-schnell"
+KONTEXT = "black-forest-labs/flux-kontext-pro"
+PRO = "black-forest-labs/flux-pro"
+
+
+class YieldingClock:
+    """Epoch seconds that move only when something sleeps; each sleep yields to the loop."""
+
+    def __init__(self, now: float = 1_750_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+def make_job(model: str, stage: str, prompt: str, seed: int, needs: Sequence[str] = (), **inputs: Any) -> Job:
+    inp: dict[str, Any] = {"prompt": prompt, "seed": seed, **inputs}
+    if needs:
+        inp["input_image"] = upstream_ref(needs[0])
+    return Job(
+        id=job_id(model, None, inp, needs),
+        stage=stage,
+        model=model,
+        version=None,
+        input=inp,
+        vars={"n": seed},
+        needs=tuple(needs),
+        slug=prompt.split()[0],
+    )
+
+
+def base_jobs(n: int, stage: str = "base") -> list[tuple[Job, float | None]]:
+    return [(make_job(SCHNELL, stage, f"cat {i}", i, megapixels="0.25"), 0.003) for i in range(n)]
+
+
+def chain_jobs(n: int) -> list[tuple[Job, float | None]]:
+    out = []
+    for job, cost in base_jobs(n):
+        out.append((job, cost))
+        out.append((make_job(KONTEXT, "edit", f"gold cat {job.seed}", job.seed or 0, needs=(job.id,)), 0.04))
+    return out
+
+
+@dataclass
+class Sim:
+    app: SimulatorApp
+    http: httpx.AsyncClient
+    clock: YieldingClock
+    base_url: str
+
+    def stats(self) -> dict[str, Any]:
+        return self.app.stats()
+
+
+def simulator(config: SimConfig | None = None, *, proxy: bool = False) -> Sim:
+    clock = YieldingClock()
+    app = create_app(config or SimConfig(latency=1.0), clock=clock, sleep=clock.sleep)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    base = "http://simulator.local" + ("/replicate/v1" if proxy else "/v1")
+    return Sim(app, http, clock, base)
+
+
+async def run(
+    sim: Sim,
+    jobs: Sequence[tuple[Job, float | None]],
+    out: Path,
+    *,
+    create_rpm: float | None = 600,
+    other_rpm: float | None = 3000,
+    **settings: Any,
+) -> SessionResult:
+    kw = {k: settings.pop(k) for k in ("retry_failed", "reseed", "on_executor", "on_event") if k in settings}
+    return await run_jobs(
+        list(jobs),
+        RunSettings(out_dir=out, **settings),
+        ApiTarget(sim.base_url, "r8_test", create_rpm=create_rpm, other_rpm=other_rpm),
+        sim.http,
+        clock=sim.clock,
+        wall_clock=sim.clock,
+        sleep=sim.clock.sleep,
+        rng=random.Random(3),
+        report=False,
+        **kw,
+    )
