@@ -6,7 +6,7 @@ create, get and total requests per second: first with a bare keep-alive HTTP/1.1
 server is what is measured), then with ``httpx.AsyncClient`` (what flux-batch itself uses). Then
 times a 1-megapixel WebP cold (first request for that image) and cached, over HTTP and in-process.
 
-    python bench/simulator.py [--seconds 10] [--clients 1] [--concurrency 16]
+    python bench/simulator.py [--seconds 10] [--clients 1] [--concurrency 16] [--httpx-concurrency 4]
 """
 
 from __future__ import annotations
@@ -187,12 +187,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent tasks per client process")
+    parser.add_argument(
+        "--httpx-concurrency",
+        type=int,
+        default=4,
+        help="concurrent tasks per httpx client (it slows above ~8)",
+    )
     args = parser.parse_args()
     proc, base = start_server()
     try:
         print(f"simulator at {base} on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
         measure_rate("raw", base, args.seconds, args.clients, args.concurrency)
-        measure_rate("httpx", base, args.seconds, args.clients, args.concurrency)
+        measure_rate("httpx", base, args.seconds, args.clients, args.httpx_concurrency)
         measure_images(base)
         measure_render()
     finally:
