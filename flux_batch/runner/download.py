@@ -163,3 +163,14 @@ async def _stream(
     except httpx.HTTPError as exc:
         raise DownloadError(f"downloading the output for {stem} failed: {exc or type(exc).__name__}") from exc
     return size
+
+
+def remove_partials(out_dir: Path) -> int:
+    """Delete temporary files left by a download that a killed run never finished; return how many."""
+    removed = 0
+    images = out_dir / "images"
+    if images.is_dir():
+        for part in images.rglob(".*.part"):
+            part.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -24,6 +24,7 @@ from flux_batch import __version__
 from flux_batch.errors import EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK
 from flux_batch.jobs import Job
 from flux_batch.runner.client import ApiClient
+from flux_batch.runner.download import remove_partials
 from flux_batch.runner.executor import Executor, RunResult, RunSettings, Thumbnailer
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.lock import FolderLock
@@ -138,6 +139,7 @@ async def run_jobs(
         try:
             ingest(store, jobs, retry_failed=retry_failed, reseed=reseed)
             store.reopen_missing_files(out_dir)
+            remove_partials(out_dir)
             client = ApiClient(http, api.base_url, api.token, wall_clock=wall_clock)
             started = wall_clock()
             started_mono = clock()
