@@ -10,29 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from flux_batch import graph, models, sweep
+from flux_batch.durations import parse_duration
 from flux_batch.errors import Issue
 from flux_batch.manifest.model import DEFAULT_MAX_JOBS, ApiSettings, ImageSource, Manifest, Stage
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.template import TemplateError, compile_template
-
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
-
-
-def parse_duration(value: float | str) -> float:
-    """Seconds from ``90``, ``"30s"``, ``"5m"`` or ``"1h30m"``."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _DURATION.match(value)
-    if not match or not value:
-        raise ValueError(f"not a duration: {value!r}")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
 
 
 def file_sha256(path: Path) -> str:

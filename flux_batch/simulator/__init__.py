@@ -7,7 +7,7 @@ style, at ``/replicate/v1``; ``flux-batch simulate`` serves it with uvicorn. See
 from __future__ import annotations
 
 from flux_batch.simulator.app import SimulatorApp, create_app
-from flux_batch.simulator.config import FaultSpec, SimConfig, load_profile, parse_duration, parse_fault
+from flux_batch.simulator.config import FaultSpec, SimConfig, load_profile, parse_fault
 
 __all__ = [
     "FaultSpec",
@@ -15,6 +15,5 @@ __all__ = [
     "SimulatorApp",
     "create_app",
     "load_profile",
-    "parse_duration",
     "parse_fault",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from flux_batch.durations import parse_duration
 from flux_batch.errors import UsageError
 
 #: Fault kinds, with the endpoints each applies to unless the spec says otherwise (see ``docs/simulator.md``).
@@ -115,23 +116,6 @@ class SimConfig:
 
     def replace(self, **changes: Any) -> SimConfig:
         return dataclasses.replace(self, **changes)
-
-
-_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(text: str | float | int) -> float:
-    """``"30s"``, ``"5m"``, ``"1h30m"``, ``"1h30m45s"`` or plain seconds (``"90"``, ``90``) -> seconds.
-
-    ValueError if malformed.
-    """
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        return float(text)
-    match = _DURATION.match(str(text).strip())
-    if not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h30m or a number of seconds")
-    h, m, s = (float(match[k] or 0) for k in ("h", "m", "s"))
-    return h * 3600 + m * 60 + s
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(SimConfig)}
@@ -244,6 +228,5 @@ __all__ = [
     "config_from_mapping",
     "fault_from_mapping",
     "load_profile",
-    "parse_duration",
     "parse_fault",
 ]

@@ -17,9 +17,10 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from flux_batch import models
+from flux_batch.durations import parse_duration
 from flux_batch.simulator import views
 from flux_batch.simulator.asgi import PROBLEM_JSON, Request, Response
-from flux_batch.simulator.config import FaultSpec, SimConfig, parse_duration
+from flux_batch.simulator.config import FaultSpec, SimConfig
 from flux_batch.simulator.faults import first
 from flux_batch.simulator.images import render
 from flux_batch.simulator.store import CONTENT_FILTER_ERROR, TERMINAL, Prediction, Store
