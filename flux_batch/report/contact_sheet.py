@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from flux_batch.report.data import Row, RunData, StageInfo
 from flux_batch.report.grid import GridSpec, cells, default_grid
-from flux_batch.report.thumbnails import thumb_path_for
+from flux_batch.report.thumbnails import IMAGES_DIR, thumb_path_for
 
 MAX_AXIS = 12
 #: The sheet aims at this width; cells shrink (down to ``MIN_CELL``) for many columns.
@@ -175,7 +175,7 @@ def _draw_cell(
 ) -> None:
     x, y = at
     if chain:
-        upstream = next(iter(row.image_inputs.values()), "") if row.upstream_job_id else ""
+        upstream = next((p for p in row.image_inputs.values() if p.startswith(f"{IMAGES_DIR}/")), "")
         _paste(sheet, draw, out_dir, thumb_path_for(upstream) if upstream else "", (x, y), cell, None, font)
         ay, ax = y + cell // 2, x + cell + arrow // 2
         draw.polygon(

@@ -19,7 +19,7 @@ from typing import Any
 
 from flux_batch import models
 from flux_batch.errors import UsageError
-from flux_batch.report.thumbnails import thumb_path_for
+from flux_batch.report.thumbnails import IMAGES_DIR, thumb_path_for
 
 MANIFEST_CSV = "manifest.csv"
 RUN_JSON = "run.json"
@@ -200,9 +200,7 @@ def _row(
             continue
         name = column[len(INPUT_PREFIX) :]
         if name in spec.image_inputs:
-            image_inputs[name] = _image_path(
-                raw[column], raw.get("upstream_job_id", ""), out_dir, manifest_dir
-            )
+            image_inputs[name] = _image_path(raw[column], out_dir, manifest_dir)
             input[name] = image_inputs[name]
         else:
             input[name] = coerce(raw[column], spec.inputs.get(name, {}))
@@ -232,10 +230,10 @@ def _row(
     )
 
 
-def _image_path(value: str, upstream: str, out_dir: Path, manifest_dir: Path | None) -> str:
+def _image_path(value: str, out_dir: Path, manifest_dir: Path | None) -> str:
     """An image input as a path relative to the output folder (or the URL it is)."""
-    if "://" in value or value.startswith("data:") or upstream:
-        return value  # an upstream image's path is already relative to the output folder
+    if "://" in value or value.startswith("data:") or value.startswith(f"{IMAGES_DIR}/"):
+        return value  # a URL, or an upstream stage's image: already relative to the output folder
     if manifest_dir is None or os.path.isabs(value):
         return value
     # A local file named by the manifest: its path is relative to the manifest's folder.

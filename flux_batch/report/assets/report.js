@@ -18,6 +18,8 @@
   });
   const byJob = new Map();
   rows.forEach(function (r) { if (!byJob.has(r.job_id)) byJob.set(r.job_id, r); });
+  // upstream_job_id lists every upstream job ("a;b"); the first one's image is shown beside the edit
+  function upstreamOf(row) { return row.upstream_job_id ? byJob.get(row.upstream_job_id.split(";")[0]) : undefined; }
   const stages = DATA.stages;
   const stageRows = new Map(stages.map(function (s) { return [s.id, rows.filter(function (r) { return r.stage === s.id; })]; }));
 
@@ -51,6 +53,7 @@
   }
   function src(path) { return path.split("/").map(encodeURIComponent).join("/"); }
   function money(x) { return x === null || x === undefined ? "" : "$" + Number(x).toFixed(x < 0.1 ? 3 : 2); }
+  function seconds(x) { return x === null || x === undefined ? "" : Number(x).toFixed(x < 10 ? 2 : 1); }
   function show(v) {
     if (v === null || v === undefined || v === "") return "";
     return typeof v === "object" ? JSON.stringify(v) : String(v);
@@ -209,7 +212,7 @@
         [el("b", { text: status }), el("span", { text: row.error || (UNFINISHED.has(status) ? "not finished yet" : "") })]);
     }
     if (!chain) return main;
-    const up = byJob.get(row.upstream_job_id);
+    const up = upstreamOf(row);
     const upstream = up && up.file_name
       ? el("button", { class: "shot up", title: "upstream " + up.stage + " image", onclick: function () { openViewer([up.index], 0); } }, [thumbImage(up, "upstream image")])
       : null;
@@ -243,7 +246,7 @@
     columns.push(
       { key: "seed", label: "seed", cls: "num", get: function (r) { return r.seed; } },
       { key: "cost", label: "cost", cls: "num", get: function (r) { return r.cost_usd; }, fmt: money },
-      { key: "time", label: "time s", cls: "num", get: function (r) { return r.predict_time; } },
+      { key: "time", label: "time s", cls: "num", get: function (r) { return r.predict_time; }, fmt: seconds },
       { key: "attempts", label: "tries", cls: "num", get: function (r) { return r.attempts; } },
       { key: "error", label: "error", cls: "error", get: function (r) { return r.error; } }
     );
@@ -316,7 +319,7 @@
           if (c.key === "status") return el("td", null, [el("span", { class: "chip " + statusLabel(r), text: statusLabel(r) })]);
           const value = c.get(r);
           const text = c.fmt ? c.fmt(value) : show(value);
-          return el("td", { class: c.cls || null, title: text.length > 60 ? text : null }, [c.cls === "prompt" || c.cls === "error" ? el("div", { class: "clamp", text: text }) : text]);
+          return el("td", { class: c.cls || null, "data-key": c.key, title: text.length > 60 ? text : null }, [c.cls === "prompt" || c.cls === "error" ? el("div", { class: "clamp", text: text }) : text]);
         }));
     });
     $("jobs").replaceChildren(el("thead", null, [head]), el("tbody", null, body));
@@ -351,7 +354,7 @@
     } else {
       picture.push(el("div", { class: "tile " + statusLabel(row) }, [el("b", { text: statusLabel(row) }), el("span", { text: row.error || "" })]));
     }
-    const up = byJob.get(row.upstream_job_id);
+    const up = upstreamOf(row);
     if (up) {
       picture.push(el("div", { class: "upstream" }, [
         up.file_name ? el("img", { src: src(up.thumb || up.file_name), alt: "upstream image", title: "open the upstream job",
@@ -373,7 +376,7 @@
     side.push(el("table", { class: "params" }, [
       paramRow("status", el("span", { class: "chip " + statusLabel(row), text: statusLabel(row) })),
       paramRow("job id", row.job_id), paramRow("prediction", row.prediction_id), paramRow("file", row.file_name),
-      paramRow("size", row.width ? row.width + " × " + row.height : ""), paramRow("predict time", row.predict_time === null ? "" : row.predict_time + " s"),
+      paramRow("size", row.width ? row.width + " × " + row.height : ""), paramRow("predict time", row.predict_time === null ? "" : seconds(row.predict_time) + " s"),
       paramRow("cost", money(row.cost_usd)), paramRow("attempts", row.attempts),
       paramRow("created", row.created_at), paramRow("completed", row.completed_at),
     ].filter(function (tr) { return tr.lastChild.textContent !== ""; })));
