@@ -45,6 +45,11 @@ def expand(manifest: Manifest) -> Iterator[Job]:
         yield from expand_stage(manifest, stage)
 
 
+def stage_job_ids(manifest: Manifest, stage_id: str) -> Iterator[str]:
+    """The ids of one stage's jobs, in order (for counting what an output folder already has)."""
+    return (job.id for job in expand_stage(manifest, manifest.stage(stage_id)))
+
+
 def expand_stage(manifest: Manifest, stage: Stage) -> Iterator[Job]:
     """The jobs of one stage, with ids and seeds."""
     same_seed = stage.same_seed_across

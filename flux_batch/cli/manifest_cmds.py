@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flux_batch import models
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
-from flux_batch.expand import count_jobs, expand
+from flux_batch.expand import count_jobs, expand, stage_job_ids
 from flux_batch.manifest import load
 from flux_batch.plan import Plan, build_plan
+from flux_batch.runner.state import done_counts
 from flux_batch.template import format_value
 
 
@@ -31,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     out.add_argument("--jobs", action="store_true", help="print every job as JSON Lines")
     p.add_argument("--max-jobs", type=int, help="raise (or lower) the job limit")
+    p.add_argument(
+        "--out", help="output folder to count finished jobs in (default: the manifest's)"
+    )
     p.set_defaults(func=plan_command)
 
     p = sub.add_parser("models", help="list the known models with their inputs, defaults and prices")
@@ -65,7 +70,8 @@ def plan_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     for warning in manifest.warnings:
         print(warning.render(), file=sys.stderr)
-    plan = build_plan(manifest)
+    out_dir = Path(args.out) if args.out else manifest.output
+    plan = build_plan(manifest, done=done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage)))
     if args.json:
         print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2))
     else:

@@ -75,7 +75,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from flux_batch.expand import expand
+    from flux_batch.expand import expand, stage_job_ids
     from flux_batch.manifest import load
     from flux_batch.plan import build_plan, job_cost
 
@@ -88,12 +88,12 @@ def run_command(args: argparse.Namespace) -> int:
         if not token:
             raise MissingTokenError(api.token_env)
     out_dir = Path(args.out) if args.out else manifest.output
-    done = done_counts(out_dir)
-    plan = build_plan(manifest, done=lambda stage: done.get(stage, {}))
+    done = done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage))
+    plan = build_plan(manifest, done=done)
     if manifest.warnings and not args.quiet:
         for warning in manifest.warnings:
             print(warning.render(), file=sys.stderr)
-    already = sum(n for by in done.values() for s, n in by.items() if s == "succeeded")
+    already = sum(stage.done.get("succeeded", 0) for stage in plan.stages if stage.done)
     if plan.cost_usd > api.confirm_above_usd and not args.yes and sys.stdin.isatty() and not simulator:
         answer = input(
             f"{plan.jobs} jobs ({already} already done), estimated ${plan.cost_usd:.2f} in all. Run? [y/N] "

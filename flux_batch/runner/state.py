@@ -569,21 +569,45 @@ def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
     return connect(path, readonly=True)
 
 
-def done_counts(out_dir: Path) -> dict[str, dict[str, int]]:
-    """Live jobs of an output folder by stage and public status (``{}`` without state): for ``plan``."""
-    db = open_readonly(out_dir)
-    if db is None:
-        return {}
-    try:
-        out: dict[str, dict[str, int]] = {}
-        for stage, status, n in db.execute(
-            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
-        ):
-            public = PUBLIC_STATUS.get(status, status)
-            out.setdefault(stage, {})
-            out[stage][public] = out[stage].get(public, 0) + n
-        return out
-    except sqlite3.Error as exc:
-        raise StateError(f"{out_dir / STATE_FILE}: cannot read the state ({exc})") from exc
-    finally:
-        db.close()
+def done_counts(
+    out_dir: Path, job_ids_of: Callable[[str], Iterable[str]], *, batch: int = 900
+) -> Callable[[str], dict[str, int]] | None:
+    """For ``plan``: a function giving, for a stage, its jobs' counts by public status in the folder's state.
+
+    ``job_ids_of(stage)`` yields the ids of the manifest's jobs of that stage, so an edited manifest is
+    counted as it is now (changed jobs are new, not done). None when the folder has no state yet.
+    """
+    if not (Path(out_dir) / STATE_FILE).exists():
+        return None
+
+    def count(stage: str) -> dict[str, int]:
+        db = open_readonly(out_dir)
+        if db is None:
+            return {}
+        counts: dict[str, int] = {}
+        try:
+            for chunk in _chunks(job_ids_of(stage), batch):
+                marks = ",".join("?" * len(chunk))
+                for status, n in db.execute(
+                    f"SELECT status, COUNT(*) FROM jobs WHERE id IN ({marks}) GROUP BY status", chunk
+                ):
+                    public = PUBLIC_STATUS.get(status, status)
+                    counts[public] = counts.get(public, 0) + n
+        except sqlite3.Error as exc:
+            raise StateError(f"{out_dir / STATE_FILE}: cannot read the state ({exc})") from exc
+        finally:
+            db.close()
+        return counts
+
+    return count
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
