@@ -93,7 +93,7 @@ def test_hostile_text_cannot_break_out_of_the_data_tag(tmp_path: Path) -> None:
         writer.writerows(rows)
     page = _page(out)
     assert page.count("</script>") == 2  # the data tag's and the script's own
-    assert _rows(_payload(page))[0]["prompt"] == hostile
+    assert _rows(_payload(page))[0]["input"]["prompt"] == hostile
     assert json.loads(script_json(hostile)) == hostile
 
 

@@ -25,11 +25,12 @@ from flux_batch.report.data import FAILED_STATUSES, Row, RunData
 from flux_batch.report.grid import all_axis_values, default_grid
 from flux_batch.report.repro import one_job_manifest
 
-#: The per-row fields the page's script reads, in the order each row's values are embedded.
+#: The per-row fields the page's script reads, in the order each row's values are embedded. The prompt
+#: and seed are read from ``input``, the model from the stage: nothing is embedded twice.
 FIELDS = (
-    "job_id", "stage", "model", "status", "prompt", "seed", "vars", "input", "image_inputs",
-    "upstream_job_id", "file_name", "thumb", "width", "height", "predict_time", "cost_usd", "attempts",
-    "prediction_id", "created_at", "completed_at", "error", "manifest",
+    "job_id", "stage", "status", "vars", "input", "image_inputs", "upstream_job_id", "file_name", "thumb",
+    "width", "height", "predict_time", "cost_usd", "attempts", "prediction_id", "created_at",
+    "completed_at", "error", "manifest",
 )  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -150,7 +151,8 @@ def _card(label: str, value: str, sub: str = "", *, bad: bool = False) -> str:
 
 
 def _percent(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}% of jobs" if whole else ""
+    """Rounded down, so 9,996 of 10,000 never reads as 100%."""
+    return f"{100 * part // whole}% of jobs" if whole else ""
 
 
 def _span(summary: Mapping[str, Any]) -> str:

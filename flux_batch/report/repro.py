@@ -18,8 +18,12 @@ def _scalar(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _is_file(path: str) -> bool:
+    return "://" not in path and not path.startswith("data:")
+
+
 def _value(key: str, value: Any, image_inputs: Mapping[str, str]) -> str:
-    if key in image_inputs and "://" not in image_inputs[key] and not image_inputs[key].startswith("data:"):
+    if key in image_inputs and _is_file(image_inputs[key]):
         return "{file: " + _scalar(image_inputs[key]) + "}"
     return _scalar(value)
 
@@ -27,9 +31,10 @@ def _value(key: str, value: Any, image_inputs: Mapping[str, str]) -> str:
 def one_job_manifest(row: Row, *, run_name: str = "") -> str:
     """A ``version: 1`` manifest with one stage making exactly ``row``'s request, as YAML text."""
     source = f" of {run_name}" if run_name else ""
-    lines = [
-        f"# Reproduces job {row.job_id} (stage {row.stage}{source}).",
-        "# Save it in the output folder beside report.html: file paths are relative to it.",
+    lines = [f"# Reproduces job {row.job_id} (stage {row.stage}{source})."]
+    if any(_is_file(path) for path in row.image_inputs.values()):
+        lines.append("# Save it in the output folder, beside report.html: file paths are relative to it.")
+    lines += [
         "version: 1",
         f"name: {_scalar(f'repro-{row.job_id}')}",
         "stages:",

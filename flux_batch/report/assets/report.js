@@ -11,9 +11,13 @@
   const TABLE_PAGE = 100;
   const ALL = "\u0000all";
 
+  const stageModel = new Map(DATA.stages.map(function (s) { return [s.id, s.model]; }));
   const rows = DATA.rows.map(function (values, index) {
     const row = { index: index };
     DATA.fields.forEach(function (field, k) { row[field] = values[k]; });
+    row.prompt = row.input.prompt === undefined ? "" : row.input.prompt;
+    row.seed = row.input.seed === undefined ? null : row.input.seed;
+    row.model = stageModel.get(row.stage);
     return row;
   });
   const byJob = new Map();
@@ -131,11 +135,12 @@
     $("grid-controls").replaceChildren.apply($("grid-controls"), controls);
   }
 
-  function pagerControls(what, page, pages, onpage) {
+  function pagerControls(what, page, pages, onpage, perPage, total) {
     if (pages <= 1) return [];
+    const last = Math.min(total, (page + 1) * perPage);
     return [
       el("button", { class: "btn", text: "‹", disabled: page === 0, "data-pager": what + "-prev", onclick: function () { onpage(page - 1); } }),
-      el("span", { class: "what", text: what + " page " + (page + 1) + " of " + pages }),
+      el("span", { class: "what", text: what + " " + (page * perPage + 1).toLocaleString() + "–" + last.toLocaleString() + " of " + total.toLocaleString() }),
       el("button", { class: "btn", text: "›", disabled: page >= pages - 1, "data-pager": what + "-next", onclick: function () { onpage(page + 1); } }),
     ];
   }
@@ -167,8 +172,8 @@
     g.rowPage = Math.min(g.rowPage, rowPages - 1);
     const pageRows = rowValues.slice(g.rowPage * rowsPerPage, (g.rowPage + 1) * rowsPerPage);
 
-    const pager = pagerControls("Rows", g.rowPage, rowPages, function (p) { g.rowPage = p; renderGrid(); })
-      .concat(pagerControls("Columns", g.colPage, colPages, function (p) { g.colPage = p; renderGrid(); }));
+    const pager = pagerControls("Rows", g.rowPage, rowPages, function (p) { g.rowPage = p; renderGrid(); }, rowsPerPage, rowValues.length)
+      .concat(pagerControls("Columns", g.colPage, colPages, function (p) { g.colPage = p; renderGrid(); }, GRID_MAX_COLS, colValues.length));
     $("grid-pager").replaceChildren.apply($("grid-pager"), pager);
 
     const chain = s.needs.length > 0;
@@ -323,8 +328,8 @@
         }));
     });
     $("jobs").replaceChildren(el("thead", null, [head]), el("tbody", null, body));
-    $("table-count").textContent = selected.length + " of " + rows.length + " rows";
-    $("table-pager").replaceChildren.apply($("table-pager"), pagerControls("Table", t.page, pages, function (p) { t.page = p; renderTable(false); }));
+    $("table-count").textContent = selected.length.toLocaleString() + " of " + rows.length.toLocaleString() + " rows";
+    $("table-pager").replaceChildren.apply($("table-pager"), pagerControls("Rows", t.page, pages, function (p) { t.page = p; renderTable(false); }, TABLE_PAGE, selected.length));
   }
 
   // ---- viewer -----------------------------------------------------------------------------------------
