@@ -107,7 +107,7 @@ def summary_html(run: RunData) -> str:
     rate = summary.get("create_rate_per_min")
     calls = summary.get("api_calls") or {}
     cards = [
-        _card("Images", f"{images:,}", f"from {jobs:,} jobs"),
+        _card("Images", f"{images:,}", f"from {_plural(jobs, 'job')}"),
         _card("Succeeded", f"{counts.get('succeeded', 0):,}", _percent(counts.get("succeeded", 0), jobs)),
         _card("Failed", f"{failed:,}", "failed, canceled, expired or skipped", bad=failed > 0),
         _card("Cost", f"${cost:,.2f}", "estimated from model prices"),
@@ -115,8 +115,8 @@ def summary_html(run: RunData) -> str:
         _card(
             "Create rate",
             f"{rate:,.0f}/min" if isinstance(rate, (int, float)) else "–",
-            f"{calls.get('create', 0):,} creates · {summary.get('throttled_429', 0):,} × 429 · "
-            f"{summary.get('retries', 0):,} retries",
+            f"{_plural(calls.get('create', 0), 'create')} · {summary.get('throttled_429', 0):,} × 429 · "
+            f"{_plural(summary.get('retries', 0), 'retry', 'retries')}",
         ),
     ]
     chips = "".join(
@@ -148,6 +148,10 @@ def _card(label: str, value: str, sub: str = "", *, bad: bool = False) -> str:
         f'<div class="{cls}"><div class="label">{html.escape(label)}</div>'
         f'<div class="value">{html.escape(value)}</div><div class="sub">{html.escape(sub)}</div></div>'
     )
+
+
+def _plural(count: int, one: str, many: str = "") -> str:
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
 
 
 def _percent(part: int, whole: int) -> str:

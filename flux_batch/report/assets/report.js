@@ -36,7 +36,9 @@
   };
   stages.forEach(function (s) {
     const fixed = {};
-    s.vars.forEach(function (v) { if (v !== s.rows && v !== s.cols) fixed[v] = v in s.fixed ? s.fixed[v] : ALL; });
+    s.vars.forEach(function (v) {
+      if (v !== s.rows && v !== s.cols && s.values[v].length) fixed[v] = v in s.fixed ? s.fixed[v] : ALL;
+    });
     state.grids[s.id] = { rows: s.rows, cols: s.cols, fixed: fixed, rowPage: 0, colPage: 0 };
   });
 
@@ -102,7 +104,7 @@
     const s = stages.find(function (x) { return x.id === state.stage; });
     const fixed = {};
     s.vars.forEach(function (v) {
-      if (v === g.rows || v === g.cols) return;
+      if (v === g.rows || v === g.cols || !s.values[v].length) return;
       fixed[v] = v in g.fixed ? g.fixed[v] : s.values[v][0];
     });
     g.fixed = fixed;
@@ -149,7 +151,12 @@
     renderTabs();
     const s = stages.find(function (x) { return x.id === state.stage; });
     const table = $("grid");
-    if (!s) { table.replaceChildren(el("caption", { class: "empty", text: "This run has no jobs yet." })); return; }
+    if (!s) {
+      table.parentNode.hidden = true;
+      $("grid-empty").hidden = false;
+      $("grid-empty").textContent = "This run has no jobs yet.";
+      return;
+    }
     const g = state.grids[s.id];
     renderGridControls(s, g);
     const rowValues = g.rows ? s.values[g.rows] : [""];
@@ -178,22 +185,31 @@
 
     const chain = s.needs.length > 0;
     const order = [];
-    const axisRow = el("tr", { class: "axis-row" }, [
-      el("th", { class: "corner", rowspan: 2, text: g.rows ? g.rows + " ↓" : "" }),
-      el("th", { class: "axis", colspan: cols.length, text: g.cols ? g.cols + " →" : "" }),
-    ]);
-    const valueRow = el("tr", { class: "value-row" }, cols.map(function (c) {
-      return el("th", { class: "col-label", "data-value": c, text: c === "" && g.cols ? "(none)" : c });
-    }));
+    // Header rows and the row-label column exist only for the axes that are set.
+    const head = [];
+    if (g.cols) {
+      head.push(el("tr", { class: "axis-row" }, [
+        g.rows ? el("th", { class: "corner", rowspan: 2, text: g.rows + " ↓" }) : null,
+        el("th", { class: "axis", colspan: cols.length, text: g.cols + " →" }),
+      ]));
+      head.push(el("tr", { class: "value-row" }, cols.map(function (c) {
+        return el("th", { class: "col-label", "data-value": c, text: c === "" ? "(none)" : c });
+      })));
+    } else if (g.rows) {
+      head.push(el("tr", { class: "axis-row" }, [el("th", { class: "corner", text: g.rows + " ↓" }), el("th")]));
+    }
     const body = pageRows.map(function (rv) {
-      return el("tr", null, [el("th", { class: "row-label", "data-value": rv, text: rv === "" && g.rows ? "(none)" : rv })].concat(cols.map(function (cv) {
+      const label = g.rows ? el("th", { class: "row-label", "data-value": rv, text: rv === "" ? "(none)" : rv }) : null;
+      return el("tr", null, [label].concat(cols.map(function (cv) {
         const found = cells.get(rv + "\u0000" + cv) || [];
         found.forEach(function (r) { order.push(r.index); });
         return el("td", null, [el("div", { class: "cell" }, found.map(function (r) { return shot(r, chain, order); }))]);
       })));
     });
-    table.replaceChildren(el("thead", null, [axisRow, valueRow]), el("tbody", null, body));
-    if (!shown) table.append(el("caption", { class: "empty", text: "No job matches these filters." }));
+    table.replaceChildren(el("thead", null, head), el("tbody", null, body));
+    table.parentNode.hidden = !shown;
+    $("grid-empty").hidden = shown > 0;
+    $("grid-empty").textContent = stageRows.get(s.id).length ? "No job matches these filters." : "This stage has no jobs yet.";
   }
 
   function thumbImage(row, alt) {
