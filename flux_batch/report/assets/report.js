@@ -21,9 +21,21 @@
     return row;
   });
   const byJob = new Map();
-  rows.forEach(function (r) { if (!byJob.has(r.job_id)) byJob.set(r.job_id, r); });
-  // upstream_job_id lists every upstream job ("a;b"); the first one's image is shown beside the edit
-  function upstreamOf(row) { return row.upstream_job_id ? byJob.get(row.upstream_job_id.split(";")[0]) : undefined; }
+  const byFile = new Map();
+  rows.forEach(function (r) {
+    if (!byJob.has(r.job_id)) byJob.set(r.job_id, r);
+    if (r.file_name) byFile.set(r.file_name, r);
+  });
+  // The upstream image shown beside an edit: the one its image input names (a job with several outputs
+  // feeds each to its own edit), else the first image of the first upstream job ("a;b" lists them all).
+  function upstreamOf(row) {
+    if (!row.upstream_job_id) return undefined;
+    for (const name of row.image_inputs) {
+      const found = byFile.get(row.input[name]);
+      if (found) return found;
+    }
+    return byJob.get(row.upstream_job_id.split(";")[0]);
+  }
   const stages = DATA.stages;
   const stageRows = new Map(stages.map(function (s) { return [s.id, rows.filter(function (r) { return r.stage === s.id; })]; }));
 
