@@ -124,8 +124,8 @@ def load(out_dir: Path) -> RunData:
         header = tuple(reader.fieldnames or ())
         raw_rows = list(reader)
     stages = _stages(run, header, raw_rows)
-    manifest_dir = _manifest_dir(run)
-    rows = tuple(_row(raw, header, stages, out_dir, manifest_dir) for raw in raw_rows)
+    columns = _Columns.of(header, stages, out_dir, _manifest_dir(run))
+    rows = tuple(_row(raw, columns) for raw in raw_rows)
     return RunData(out_dir, stages, rows, dict(run.get("summary") or {}), run)
 
 
@@ -178,16 +178,31 @@ def var_column(name: str, header: Sequence[str]) -> str:
     return prefixed if prefixed in header else name
 
 
-def _row(
-    raw: Mapping[str, str],
-    header: Sequence[str],
-    stages: Sequence[StageInfo],
-    out_dir: Path,
-    manifest_dir: Path | None,
-) -> Row:
-    stage = next(s for s in stages if s.id == raw["stage"])
+@dataclass(frozen=True)
+class _Columns:
+    """Which CSV column holds what: worked out once from the header, used for every row."""
+
+    stages: Mapping[str, StageInfo]
+    vars: Mapping[str, tuple[tuple[str, str], ...]]  # stage id -> (variable, column)
+    inputs: tuple[tuple[str, str], ...]  # (column, input name)
+    out_dir: Path
+    manifest_dir: Path | None
+
+    @classmethod
+    def of(
+        cls, header: Sequence[str], stages: Sequence[StageInfo], out_dir: Path, manifest_dir: Path | None
+    ) -> _Columns:
+        var_columns = {s.id: tuple((v, var_column(v, header)) for v in s.vars) for s in stages}
+        taken = {column for pairs in var_columns.values() for _, column in pairs}
+        inputs = tuple(
+            (c, c[len(INPUT_PREFIX) :]) for c in header if c.startswith(INPUT_PREFIX) and c not in taken
+        )
+        return cls({s.id: s for s in stages}, var_columns, inputs, out_dir, manifest_dir)
+
+
+def _row(raw: Mapping[str, str], columns: _Columns) -> Row:
+    stage = columns.stages[raw["stage"]]
     spec = models.get_model(raw.get("model") or stage.model)
-    var_columns = {var_column(v, header) for s in stages for v in s.vars}
     input: dict[str, Any] = {}
     if raw.get("prompt"):
         input["prompt"] = raw["prompt"]
@@ -195,12 +210,11 @@ def _row(
     if seed is not None:
         input["seed"] = seed
     image_inputs: dict[str, str] = {}
-    for column in header:
-        if not column.startswith(INPUT_PREFIX) or column in var_columns or not raw.get(column):
+    for column, name in columns.inputs:
+        if not raw.get(column):
             continue
-        name = column[len(INPUT_PREFIX) :]
         if name in spec.image_inputs:
-            image_inputs[name] = _image_path(raw[column], out_dir, manifest_dir)
+            image_inputs[name] = _image_path(raw[column], columns.out_dir, columns.manifest_dir)
             input[name] = image_inputs[name]
         else:
             input[name] = coerce(raw[column], spec.inputs.get(name, {}))
@@ -212,7 +226,7 @@ def _row(
         status=raw.get("status", ""),
         prompt=raw.get("prompt", ""),
         seed=seed,
-        vars={v: raw.get(var_column(v, header), "") for v in stage.vars},
+        vars={v: raw.get(column, "") for v, column in columns.vars[stage.id]},
         input=input,
         image_inputs=image_inputs,
         upstream_job_id=raw.get("upstream_job_id", ""),
