@@ -9,6 +9,7 @@ thumbnails as dataset rows.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageOps
@@ -53,9 +54,12 @@ def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
             small = small.convert(
                 "RGBA" if "transparency" in small.info or small.mode in ("LA", "PA") else "RGB"
             )
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        small.save(tmp, "WEBP", quality=THUMB_QUALITY, method=4)
-    os.replace(tmp, target)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        try:
+            small.save(tmp, "WEBP", quality=THUMB_QUALITY, method=4)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     return rel_thumb
 
 
@@ -66,5 +70,5 @@ def ensure_thumbnail(out_dir: Path, rel_image_path: str) -> str | None:
         return rel_thumb
     try:
         return make_thumbnail(out_dir, rel_image_path)
-    except OSError:
-        return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None  # what Pillow raises for missing, truncated, malformed or absurdly large files
