@@ -120,7 +120,7 @@ def run_command(args: argparse.Namespace) -> int:
     )
     info = RunInfo(
         manifest={
-            "path": str(manifest.path),
+            "path": str(manifest.path.resolve()),
             "sha256": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
             "document": manifest.document,
         },
