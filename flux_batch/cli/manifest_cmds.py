@@ -33,9 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     out.add_argument("--jobs", action="store_true", help="print every job as JSON Lines")
     p.add_argument("--max-jobs", type=int, help="raise (or lower) the job limit")
-    p.add_argument(
-        "--out", help="output folder to count finished jobs in (default: the manifest's)"
-    )
+    p.add_argument("--out", help="output folder to count finished jobs in (default: the manifest's)")
     p.set_defaults(func=plan_command)
 
     p = sub.add_parser("models", help="list the known models with their inputs, defaults and prices")
