@@ -15,9 +15,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from flux_batch.layout import IMAGES_DIR
 from flux_batch.report.data import Row, RunData, StageInfo
 from flux_batch.report.grid import GridSpec, cells, default_grid
-from flux_batch.report.thumbnails import IMAGES_DIR, thumb_path_for
+from flux_batch.report.thumbnails import thumb_path_for
 
 MAX_AXIS = 12
 #: The sheet aims at this width; cells shrink (down to ``MIN_CELL``) for many columns.

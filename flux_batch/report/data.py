@@ -19,28 +19,17 @@ from typing import Any
 
 from flux_batch import models
 from flux_batch.errors import UsageError
-from flux_batch.report.thumbnails import IMAGES_DIR, thumb_path_for
-
-MANIFEST_CSV = "manifest.csv"
-RUN_JSON = "run.json"
-HEAD_COLUMNS = ("job_id", "stage", "model", "status", "prompt", "seed")
-TAIL_COLUMNS = (
-    "prediction_id",
-    "upstream_job_id",
-    "file_name",
-    "sha256",
-    "bytes",
-    "width",
-    "height",
-    "predict_time",
-    "created_at",
-    "completed_at",
-    "attempts",
-    "cost_usd",
-    "error",
+from flux_batch.layout import (
+    HEAD_COLUMNS,
+    IMAGES_DIR,
+    INPUT_PREFIX,
+    MANIFEST_CSV,
+    RUN_JSON,
+    TAIL_COLUMNS,
+    VAR_PREFIX,
 )
-INPUT_PREFIX = "input_"
-VAR_PREFIX = "var_"
+from flux_batch.report.thumbnails import thumb_path_for
+
 #: Statuses that end a job without an image: what "failures" means in the report.
 FAILED_STATUSES = frozenset({"failed", "canceled", "aborted", "expired", "skipped"})
 

@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image, ImageOps
 
-THUMBS_DIR = ".thumbs"
-IMAGES_DIR = "images"
+from flux_batch.layout import IMAGES_DIR, THUMBS_DIR
+
 #: The longest side of a thumbnail, in pixels: sharp in a grid cell, a few kilobytes on disk.
 THUMB_SIZE = 256
 THUMB_QUALITY = 80

@@ -23,6 +23,7 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from flux_batch.errors import DownloadError, OutputGoneError
+from flux_batch.layout import IMAGES_DIR
 from flux_batch.runner.state import FileInfo
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -168,7 +169,7 @@ async def _stream(
 def remove_partials(out_dir: Path) -> int:
     """Delete temporary files left by a download that a killed run never finished; return how many."""
     removed = 0
-    images = out_dir / "images"
+    images = out_dir / IMAGES_DIR
     if images.is_dir():
         for part in images.rglob(".*.part"):
             part.unlink(missing_ok=True)

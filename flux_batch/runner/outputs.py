@@ -18,27 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
-from flux_batch.runner.state import PUBLIC_STATUS, JobRow, OutputRow, Store
-
-HEAD = ("job_id", "stage", "model", "status", "prompt", "seed")
-TAIL = (
-    "prediction_id",
-    "upstream_job_id",
-    "file_name",
-    "sha256",
-    "bytes",
-    "width",
-    "height",
-    "predict_time",
-    "created_at",
-    "completed_at",
-    "attempts",
-    "cost_usd",
-    "error",
+from flux_batch.layout import (
+    HEAD_COLUMNS,
+    INPUT_PREFIX,
+    MANIFEST_CSV,
+    METADATA_CSV,
+    RUN_JSON,
+    TAIL_COLUMNS,
+    VAR_PREFIX,
 )
-MANIFEST_CSV = "manifest.csv"
-METADATA_CSV = "metadata.csv"
-RUN_JSON = "run.json"
+from flux_batch.runner.state import PUBLIC_STATUS, JobRow, OutputRow, Store
 
 
 @dataclass(frozen=True)
@@ -53,10 +42,10 @@ class Columns:
 def columns(var_names: Sequence[str], input_names: Sequence[str]) -> Columns:
     """Variables keep their plain name unless it collides with another column (then ``var_<name>``);
     inputs other than prompt and seed become ``input_<name>``."""
-    input_columns = {name: f"input_{name}" for name in input_names if name not in ("prompt", "seed")}
-    taken = set(HEAD) | set(TAIL) | set(input_columns.values())
-    var_columns = {name: (f"var_{name}" if name in taken else name) for name in var_names}
-    header = (*HEAD, *var_columns.values(), *input_columns.values(), *TAIL)
+    input_columns = {name: f"{INPUT_PREFIX}{name}" for name in input_names if name not in ("prompt", "seed")}
+    taken = set(HEAD_COLUMNS) | set(TAIL_COLUMNS) | set(input_columns.values())
+    var_columns = {name: (f"{VAR_PREFIX}{name}" if name in taken else name) for name in var_names}
+    header = (*HEAD_COLUMNS, *var_columns.values(), *input_columns.values(), *TAIL_COLUMNS)
     return Columns(header, var_columns, input_columns)
 
 
