@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from served import simulator_process, simulator_stats, start_run
 
 pytestmark = pytest.mark.slow
 
@@ -48,35 +45,10 @@ stages:
 """
 
 
-def _serve(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flux_batch", "simulate", "--port", "0", "--seed", "3", *flags],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        base = ""
-        while not base:
-            line = proc.stdout.readline()
-            assert line, "the simulator did not start"
-            if "Replicate style:" in line:
-                base = line.split("Replicate style:")[1].strip()
-        yield base, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(params=[(), ("--fault", "ambiguous_create:0.25")], ids=["plain", "ambiguous-create"])
 def served(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from (base for base, _ in _serve("--latency", "0.4", *request.param))
-
-
-def _run(manifest: Path, out: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "REPLICATE_API_TOKEN": "r8_crash"}
-    cmd = [sys.executable, "-m", "flux_batch", "run", str(manifest), "--out", str(out), "--quiet"]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with simulator_process("--latency", "0.4", *request.param) as base:
+        yield base
 
 
 def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> None:
@@ -85,11 +57,11 @@ def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> N
     out = tmp_path / "out"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
     for _ in range(5):
-        proc = _run(manifest, out)
+        proc = start_run(manifest, out)
         time.sleep(rng.uniform(0.6, 2.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    final = _run(manifest, out)
+    final = start_run(manifest, out)
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err.decode()
 
@@ -101,8 +73,6 @@ def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> N
         assert hashlib.sha256(data).hexdigest() == row["sha256"] and len(data) == int(row["bytes"])
     assert not list(out.rglob("*.part"))
 
-    root = served.rsplit("/v1", 1)[0]
-    with urllib.request.urlopen(root + "/_simulator/stats") as response:
-        stats = json.load(response)
+    stats = simulator_stats(served)
     assert stats["duplicate_predictions"] == 0
     assert stats["predictions_created"] == 48

@@ -1,0 +1,53 @@
+"""Test helpers that use real processes: the simulator served by ``flux-batch simulate`` in its own process
+(so it outlives a killed runner), a ``flux-batch run`` subprocess, and the simulator's stats."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def simulator_process(*flags: str) -> Iterator[str]:
+    """Serve the simulator on a free loopback port; yields its Replicate-style base URL (``.../v1``)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flux_batch", "simulate", "--port", "0", "--seed", "3", *flags],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base = ""
+        while not base:
+            line = proc.stdout.readline()
+            assert line, "the simulator did not start"
+            if "Replicate style:" in line:
+                base = line.split("Replicate style:")[1].strip()
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def start_run(
+    manifest: Path, out: Path, *extra: str, stdout: int | None = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """``flux-batch run MANIFEST --out OUT --quiet`` in a subprocess, with a token in its environment."""
+    env = {**os.environ, "REPLICATE_API_TOKEN": "r8_test"}
+    cmd = [sys.executable, "-m", "flux_batch", "run", str(manifest), "--out", str(out), "--quiet", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def simulator_stats(base_url: str) -> dict[str, Any]:
+    """``GET /_simulator/stats`` of the simulator serving ``base_url``."""
+    root = base_url.rsplit("/v1", 1)[0]
+    with urllib.request.urlopen(root + "/_simulator/stats") as response:
+        stats: dict[str, Any] = json.load(response)
+    return stats
