@@ -244,3 +244,38 @@ async def test_cancel_on_interrupt_cancels_and_requeues(tmp_path: Path) -> None:
     assert result.result.interrupted
     assert result.counts == {"pending": 3}
     assert sim.stats()["predictions_by_status"].get("canceled", 0) >= 1
+
+
+async def test_slow_checkpoints_are_spaced_by_their_duration(tmp_path: Path) -> None:
+    import httpx
+
+    from flux_batch.runner.client import ApiClient
+    from flux_batch.runner.executor import CHECKPOINT_SPACING, RunSettings
+    from flux_batch.runner.limiter import Limiter
+
+    now = [0.0]
+    done: list[float] = []
+
+    def checkpoint() -> None:  # rewriting the tables of a big folder: 2 s
+        done.append(now[0])
+        now[0] += 2.0
+
+    store = Store.open(tmp_path)
+    try:
+        async with httpx.AsyncClient() as http:
+            executor = Executor(
+                store,
+                ApiClient(http, "http://api.test/v1", "t"),
+                RunSettings(out_dir=tmp_path, checkpoint_every_s=5.0),
+                create_limiter=Limiter(None),
+                other_limiter=Limiter(None),
+                clock=lambda: now[0],
+                checkpoint=checkpoint,
+            )
+            executor._maybe_checkpoint(force=True)
+            for t in range(3, 2 * CHECKPOINT_SPACING + 10):
+                now[0] = float(t)
+                executor._maybe_checkpoint()
+    finally:
+        store.close()
+    assert done == [0.0, 2.0 + 2.0 * CHECKPOINT_SPACING]

@@ -75,10 +75,27 @@ async def test_throttle_pauses_halves_and_recovers_gradually() -> None:
 async def test_throttle_without_hint_pauses_one_second_and_has_a_floor() -> None:
     t = FakeTime()
     limiter = Limiter(60, burst=1, clock=t.clock, sleep=t.sleep, min_rate_fraction=0.25)
-    for _ in range(10):
+    limiter.throttled(None)
+    t.now = 0.99
+    limiter.throttled(None)  # still paused: the pause grows, the rate is not halved again
+    assert limiter.rate == 0.5
+    await limiter.acquire()
+    assert t.now >= 1.99  # nobody goes before the extended pause ends
+    for _ in range(8):
+        t.now += 1.0  # each 429 after the pause ended halves the rate again, down to the floor
         limiter.throttled(None)
     assert limiter.rate == 0.25
     assert "throttled=10" in repr(limiter)
+
+
+async def test_a_burst_of_429s_halves_the_rate_once() -> None:
+    t = FakeTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)  # 100/s
+    for _ in range(12):  # twelve requests already on their way when the first 429 came back
+        limiter.throttled(1.0)
+        t.now += 0.001
+    assert limiter.rate == 50.0
+    assert limiter.throttle_count == 12
 
 
 async def test_waiters_rebook_after_a_throttle() -> None:

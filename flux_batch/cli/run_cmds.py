@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import httpx
 
 from flux_batch.errors import EXIT_OK, MissingTokenError
+from flux_batch.runner.client import pool_limits
 from flux_batch.runner.executor import Executor, RunSettings
 from flux_batch.runner.progress import Event, Tracker
 from flux_batch.runner.session import ApiTarget, RunInfo, SessionResult, run_jobs
@@ -175,11 +176,7 @@ async def _run(
         app = create_app(SimConfig(latency=SIMULATOR_LATENCY_S))
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     else:
-        size = settings.max_in_flight + 20
-        http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            follow_redirects=True,
-        )
+        http = httpx.AsyncClient(limits=pool_limits(settings.max_in_flight), follow_redirects=True)
     try:
         async with http:
             return await run_jobs(

@@ -50,6 +50,8 @@ from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF, retry_call
 from flux_batch.runner.state import JobRow, Store
 
 T = TypeVar("T")
+#: Checkpoints are at least this many times their own duration apart (and checkpoint_every_s).
+CHECKPOINT_SPACING = 50
 Thumbnailer = Callable[[Path, str], str]
 
 
@@ -147,6 +149,7 @@ class Executor:
         self._thumbnail = thumbnail
         self._checkpoint = checkpoint
         self._last_checkpoint = clock()
+        self._checkpoint_every = settings.checkpoint_every_s
         self.stats = RunStats()
         self.tracker = Tracker(store.counts(), clock=clock, spent_usd=store.spent_usd())
         self.resolver = InputResolver(
@@ -593,6 +596,10 @@ class Executor:
         if self._checkpoint is None:
             return
         now = self._clock()
-        if force or now - self._last_checkpoint >= self.settings.checkpoint_every_s:
-            self._last_checkpoint = now
+        if force or now - self._last_checkpoint >= self._checkpoint_every:
             self._checkpoint()
+            # A checkpoint rewrites the whole CSV files and blocks the event loop while it does: on a large
+            # folder, space them so that they take at most 1/CHECKPOINT_SPACING of the run.
+            self._last_checkpoint = self._clock()
+            took = self._last_checkpoint - now
+            self._checkpoint_every = max(self.settings.checkpoint_every_s, CHECKPOINT_SPACING * took)

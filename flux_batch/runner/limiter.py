@@ -81,14 +81,20 @@ class Limiter:
             # A 429 arrived while we waited: our booking was forgiven; book again at the new rate.
 
     def throttled(self, retry_after: float | None) -> None:
-        """The server said 429: pause everyone for ``retry_after`` seconds (or 1) and halve the rate."""
+        """The server said 429: pause everyone for ``retry_after`` seconds (or 1) and halve the rate.
+
+        A 429 that arrives during the pause answers a request sent before it (nothing is sent while
+        paused): it extends the pause but does not halve the rate again, so one overshoot answered by a
+        burst of 429s slows the stream once, not once per request that was already on its way."""
         bucket = self._bucket
         if bucket is None:
             return
         now = self._clock()
         self.throttle_count += 1
+        paused = now < self._hold_until
         self._hold_until = max(self._hold_until, now + (retry_after if retry_after is not None else 1.0))
-        bucket.set_rate(now, max(self._min_rate, bucket.rate / 2))
+        if not paused:
+            bucket.set_rate(now, max(self._min_rate, bucket.rate / 2))
         bucket.tokens = 0.0
         self._generation += 1
         self._last_change = self._hold_until
