@@ -148,7 +148,7 @@ def run_command(args: argparse.Namespace) -> int:
     reseed = bool(args.reseed or manifest.reseed_failed)
     result = asyncio.run(_run(jobs(), settings, target, simulator, info, retry_failed, reseed, view))
     view.close()
-    return _finish(result, out_dir, args.quiet)
+    return _finish(result, out_dir, args.quiet, simulated=simulator)
 
 
 async def _run(
@@ -195,7 +195,7 @@ async def _run(
             loop.remove_signal_handler(sig)
 
 
-def _finish(session: SessionResult, out_dir: Path, quiet: bool) -> int:
+def _finish(session: SessionResult, out_dir: Path, quiet: bool, *, simulated: bool) -> int:
     result = session.result
     counts = ", ".join(f"{n} {status}" for status, n in sorted(session.counts.items()))
     spent = session.summary.get("cost_usd", 0.0)
@@ -206,8 +206,9 @@ def _finish(session: SessionResult, out_dir: Path, quiet: bool) -> int:
         return session.exit_code
     if not quiet or session.exit_code:
         what = "interrupted" if result.interrupted else "finished"
+        cost = f"${spent:.2f} at API prices (simulator: nothing billed)" if simulated else f"${spent:.2f}"
         print(
-            f"flux-batch: {what}: {counts} in {wall:.1f} s, ${spent:.2f}; {session.images} images in "
+            f"flux-batch: {what}: {counts} in {wall:.1f} s, {cost}; {session.images} images in "
             f"{out_dir} (manifest.csv, report.html)",
             file=sys.stderr,
         )

@@ -1,4 +1,4 @@
-"""run.json names the manifest by its absolute path, so the report works from any directory."""
+"""The `run` command as a user meets it: what it records in run.json, what it says at the end."""
 
 from __future__ import annotations
 
@@ -18,3 +18,10 @@ def test_run_json_records_the_absolute_manifest_path(tmp_path: Path, monkeypatch
     assert main(["run", "quickstart.yaml", "--simulator", "--out", str(out), "--quiet"]) == 0
     recorded = json.loads((out / "run.json").read_text())["manifest"]["path"]
     assert recorded == str(PIPELINES / "quickstart.yaml")
+
+
+def test_a_simulator_run_says_nothing_was_billed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(PIPELINES / "quickstart.yaml"), "--simulator", "--out", str(tmp_path)]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("flux-batch: finished: 12 succeeded")
+    assert "at API prices (simulator: nothing billed)" in last
