@@ -1,15 +1,27 @@
-"""Ambiguous-create reconciliation: matching, time window, known ids, unsupported listing, the policy."""
+"""Ambiguous-create reconciliation: matching, time window, known ids, unsupported listing, the policy; and
+against the simulator, a busy run with a skewed clock re-attaching with few list calls and no duplicate."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
+from runner_harness import SCHNELL, base_jobs, simulator
 
+from flux_batch.models import get_model
 from flux_batch.runner.client import ApiClient, parse_prediction
+from flux_batch.runner.clock_offset import Window
+from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.reconcile import Found, find_created, iso_utc, matches, should_create_again
+from flux_batch.runner.session import ApiTarget, run_jobs
+from flux_batch.simulator import SimConfig
+from flux_batch.simulator.config import FaultSpec
 
 NOW = 1_750_000_000.0
+WINDOW = Window(NOW - 1, NOW + 10)
 
 
 def item(pid: str, seconds_after: float, **inp: object) -> dict[str, object]:
@@ -34,13 +46,15 @@ def test_matches_compares_canonical_input_and_model() -> None:
 
 
 async def test_finds_the_unknown_match_in_the_window() -> None:
-    seen: list[str] = []
+    seen: list[tuple[str, str]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.url.params["created_after"])
-        results = [
+        seen.append((request.url.params["created_after"], request.url.params["created_before"]))
+        results = [  # a server that ignores created_before: "later" is past the window
+            item("later", 20, prompt="cat"),
             item("new", 5, prompt="dog"),
             item("mine", 2, prompt="cat"),
+            item("older", 1, prompt="cat"),
             item("old", -3600, prompt="cat"),
         ]
         return httpx.Response(200, json={"results": results, "next": None})
@@ -50,15 +64,15 @@ async def test_finds_the_unknown_match_in_the_window() -> None:
         model="a/b",
         version=None,
         sent_input={"prompt": "cat"},
-        since=NOW,
+        window=WINDOW,
         is_known=lambda i: False,
     )
-    assert found.listed and found.prediction is not None and found.prediction.id == "mine"
-    assert seen == [iso_utc(NOW - 60)]
+    assert found.listed and found.prediction is not None and found.prediction.id == "older"  # oldest wins
+    assert seen == [(iso_utc(NOW - 1), iso_utc(NOW + 10))]
 
     known = await find_created(
-        client_for(handler), model="a/b", version=None, sent_input={"prompt": "cat"}, since=NOW,
-        is_known=lambda i: i == "mine",
+        client_for(handler), model="a/b", version=None, sent_input={"prompt": "cat"}, window=WINDOW,
+        is_known=lambda i: i in ("mine", "older"),
     )  # fmt: skip
     assert known == Found(None, listed=True)
 
@@ -68,8 +82,48 @@ async def test_unsupported_listing_and_policy() -> None:
         return httpx.Response(404, json={"detail": "not here"})
 
     found = await find_created(
-        client_for(handler), model="a/b", version=None, sent_input={}, since=NOW, is_known=lambda i: False
+        client_for(handler), model="a/b", version=None, sent_input={}, window=WINDOW, is_known=lambda i: False
     )
     assert found == Found(None, listed=False)
     assert should_create_again(found, "create") and not should_create_again(found, "fail")
     assert should_create_again(Found(None, listed=True), "fail")
+
+
+@pytest.mark.parametrize("skew", [90.0, -90.0])
+async def test_a_busy_account_with_a_skewed_clock_reattaches_with_few_list_calls(
+    tmp_path: Path, skew: float
+) -> None:
+    """The account made 100 predictions/s for the two minutes before the run; from the run's 20th create on,
+    every 10th is made and then answered 502 and every 15th dropped. This machine's clock is ``skew`` s off
+    the simulator's. A blind minute's margin would scan up to 60 pages of those predictions for each
+    (and, at +90, miss the one it looks for and pay twice)."""
+    faults = (
+        FaultSpec("ambiguous_create", every=10, after=20),
+        FaultSpec("ambiguous_create", every=15, after=20, mode="drop"),
+    )
+    sim = simulator(SimConfig(latency=1.0, faults=faults))
+    start = sim.clock()
+    schnell = get_model(SCHNELL)
+    for i in range(12_000):
+        sim.app.store.create(
+            schnell, "v", {"prompt": "neighbour", "seed": i}, start - 120 + i / 100, latency=1.0
+        )
+    result = await run_jobs(
+        base_jobs(200),
+        RunSettings(out_dir=tmp_path),
+        ApiTarget(sim.base_url, "r8_test"),
+        sim.http,
+        clock=sim.clock,
+        wall_clock=lambda: sim.clock() + skew,
+        sleep=sim.clock.sleep,
+        rng=random.Random(3),
+        report=False,
+        thumbnails=False,
+    )
+    stats = sim.stats()
+    ambiguous = result.summary["ambiguous_creates"]
+    lists = sum(stats["requests"]["GET /v1/predictions"].values())
+    assert result.counts == {"succeeded": 200}
+    assert ambiguous >= 15 and result.summary["reattached"] == ambiguous
+    assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 12_000 + 200
+    assert lists <= 2 * ambiguous

@@ -294,13 +294,18 @@ class ApiClient:
     async def cancel(self, prediction_id: str) -> Prediction:
         return parse_prediction(await self._request("cancel", "POST", f"/predictions/{prediction_id}/cancel"))
 
-    async def list_created_after(self, created_after: str) -> AsyncIterator[Prediction]:
-        """Predictions created at or after ``created_after`` (ISO 8601), newest first, across pages.
+    async def list_created_after(
+        self, created_after: str, created_before: str | None = None
+    ) -> AsyncIterator[Prediction]:
+        """Predictions created at or after ``created_after`` (and before ``created_before``, ISO 8601),
+        newest first, across pages.
 
         The ``next`` link's query (the cursor) is reapplied to the configured base URL: a proxy's ``next``
         may name another host.
         """
         params: dict[str, str] = {"created_after": created_after}
+        if created_before is not None:
+            params["created_before"] = created_before
         while True:
             page = await self._request("list", "GET", "/predictions", params=params)
             if not isinstance(page, Mapping) or not isinstance(page.get("results"), list):

@@ -41,11 +41,12 @@ from flux_batch.errors import (
     UnknownStatusError,
 )
 from flux_batch.runner.client import ApiClient, Prediction
+from flux_batch.runner.clock_offset import MAX_SEND_S, OffsetRange, Window
 from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
-from flux_batch.runner.reconcile import find_created, should_create_again
+from flux_batch.runner.reconcile import epoch_of, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF, retry_call
 from flux_batch.runner.state import JobRow, Store
 
@@ -151,6 +152,9 @@ class Executor:
         self._last_checkpoint = clock()
         self._checkpoint_every = settings.checkpoint_every_s
         self.stats = RunStats()
+        self._offsets = OffsetRange()  # API created_at - our intent, from this run's answered creates
+        self._posting = 0  # creates sent and not answered yet
+        self._post_ended = asyncio.Event()  # set (and replaced) each time one of them ends
         self.tracker = Tracker(store.counts(), clock=clock, spent_usd=store.spent_usd())
         self.resolver = InputResolver(
             store, client, settings.out_dir, settings.base_dir, call=self._other, wall_clock=wall_clock
@@ -330,13 +334,7 @@ class Executor:
             self._store.begin_attempt(row.id, sent, intent)
             self._set(job, "submitting")
             try:
-                prediction = await self._client.create(
-                    row.job.model,
-                    row.job.version,
-                    sent,
-                    wait=self.settings.wait,
-                    cancel_after_s=self.settings.deadline_s,
-                )
+                prediction = await self._post(row, sent, intent)
             except RateLimitedError as err:
                 self._store.abandon_attempt(row.id, "throttled")
                 self._throttled(err)
@@ -369,6 +367,26 @@ class Executor:
             self._attach(job, prediction)
             return prediction
 
+    async def _post(self, row: JobRow, sent: dict[str, Any], intent: float) -> Prediction:
+        """The create request; its answer measures the clock offset (see clock_offset)."""
+        self._posting += 1
+        try:
+            prediction = await self._client.create(
+                row.job.model,
+                row.job.version,
+                sent,
+                wait=self.settings.wait,
+                cancel_after_s=self.settings.deadline_s,
+            )
+            created = epoch_of(prediction.created_at)
+            if created is not None:
+                self._offsets = self._offsets.observe(intent, created)
+            return prediction
+        finally:
+            self._posting -= 1
+            self._post_ended.set()
+            self._post_ended = asyncio.Event()
+
     async def _backoff(self, tries: int, err: FluxBatchError) -> None:
         if tries >= self.settings.max_create_tries:
             raise err
@@ -390,13 +408,18 @@ class Executor:
     ) -> Prediction | None:
         """The create may or may not have made a prediction: find it, or decide whether to create again."""
         self.stats.ambiguous_creates += 1
-        found = await self._find(job, sent, intent)
+        sent_by = self._wall()  # the request left by now: an answer or a timeout came back
+        # Early in a run nothing has answered yet: wait for a create in flight to measure the offset
+        # rather than search blind (a clock more than the allowance off would be missed).
+        while not self._offsets.samples and self._posting:
+            await self._post_ended.wait()
+        found = await self._find(job, sent, self._offsets.window(intent, sent_by))
         if found is not None:
             return found
         self._store.abandon_attempt(job.row.id, "not created")
         return None
 
-    async def _find(self, job: _Job, sent: dict[str, Any], intent: float) -> Prediction | None:
+    async def _find(self, job: _Job, sent: dict[str, Any], window: Window) -> Prediction | None:
         row = job.row
         found = await self._other(
             lambda: find_created(
@@ -404,7 +427,7 @@ class Executor:
                 model=row.job.model,
                 version=row.job.version,
                 sent_input=sent,
-                since=intent,
+                window=window,
                 is_known=self._store.known_prediction,
             )
         )
@@ -433,7 +456,10 @@ class Executor:
         if attempts and attempts[-1][4] is None:
             _, intent, sent_json, _, _ = attempts[-1]
             job.intent_at = intent
-            found = await self._find(job, json.loads(sent_json), intent)
+            # Sent by an earlier run, maybe under another clock setting: the blind allowance, not this run's
+            # measurements (see clock_offset).
+            window = OffsetRange().window(intent, intent + MAX_SEND_S)
+            found = await self._find(job, json.loads(sent_json), window)
             if found is not None:
                 return found
             self._store.abandon_attempt(job.row.id, "not created")

@@ -1,10 +1,12 @@
 """Resolving an ambiguous create: did the request that timed out (or got a 5xx) create a prediction?
 
-There is no idempotency key, so the only way to know is to list the predictions created since just before
-the attempt and look for one with the same model (or version) and the same input, compared as canonical
-JSON. Found: re-attach to it, pay once. Listing works and nothing matches: nothing was created, create
-again safely. Listing is not supported (some proxies answer 404 or 405): follow the configured policy,
-``"create"`` (create again and count a possible duplicate) or ``"fail"`` (fail the job, pay nothing more).
+There is no idempotency key, so the only way to know is to list the predictions created in the window
+where that create's prediction can be (:mod:`flux_batch.runner.clock_offset`: from the measured clock offset,
+``created_after`` and ``created_before``) and look for one with the same model (or version) and the same
+input, compared as canonical JSON. Found: re-attach to it, pay once. Listing works and nothing matches:
+nothing was created, create again safely. Listing is not supported (some proxies answer 404 or 405): follow
+the configured policy, ``"create"`` (create again and count a possible duplicate) or ``"fail"`` (fail the
+job, pay nothing more).
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from typing import Any
 from flux_batch.errors import NotFoundError, ProtocolError
 from flux_batch.ids import canonical_json
 from flux_batch.runner.client import ApiClient, Prediction
+from flux_batch.runner.clock_offset import Window
 
 POLICIES = ("create", "fail")
-#: How far before the attempt to look: allows for our clock running ahead of the API's.
-DEFAULT_MARGIN_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -60,19 +61,19 @@ async def find_created(
     model: str,
     version: str | None,
     sent_input: Mapping[str, Any],
-    since: float,
+    window: Window,
     is_known: Callable[[str], bool],
-    margin_s: float = DEFAULT_MARGIN_S,
 ) -> Found:
-    """Look for a prediction created at or after ``since - margin_s`` (epoch seconds) for this request,
-    skipping ones already attached to a job (``is_known``). The oldest match wins."""
-    start = since - margin_s
+    """Look for a prediction created within ``window`` (API epoch seconds) for this request, skipping ones
+    already attached to a job (``is_known``). The oldest match wins."""
     match: Prediction | None = None
     try:
-        async for prediction in client.list_created_after(iso_utc(start)):
+        async for prediction in client.list_created_after(iso_utc(window.after), iso_utc(window.before)):
             created = epoch_of(prediction.created_at)
-            if created is not None and created < start:
+            if created is not None and created < window.after:
                 break  # newest first: everything from here on is older
+            if created is not None and created >= window.before:
+                continue  # a server that ignored created_before
             if matches(prediction, model, version, sent_input) and not is_known(prediction.id):
                 match = prediction
     except NotFoundError:
