@@ -89,11 +89,10 @@ def _jobs(n: int) -> Iterator[tuple[Any, float | None]]:
 
 async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
     """One run of ``run_jobs`` set up as ``flux-batch run`` sets it up (httpx pool, limits, settings)."""
-    from flux_batch.runner.client import pool_limits
     from flux_batch.runner.executor import RunSettings
     from flux_batch.runner.session import ApiTarget, run_jobs
+    from flux_batch.runner.transport import http_client
 
-    limits = pool_limits(spec["max_in_flight"])
     settings = RunSettings(out_dir=Path(spec["out"]), max_in_flight=spec["max_in_flight"], wait=60)
     target = ApiTarget(
         spec["base"] + "/v1",
@@ -102,7 +101,7 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         other_rpm=spec["other_rpm"],
         burst=spec.get("burst", 10),
     )
-    async with httpx.AsyncClient(limits=limits, follow_redirects=True) as http:  # as the CLI builds it
+    async with http_client(spec["max_in_flight"]) as http:  # as the CLI builds it
         cpu0, _ = _usage()
         t0 = time.perf_counter()
         session = await run_jobs(

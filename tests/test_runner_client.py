@@ -18,7 +18,7 @@ from flux_batch.errors import (
     ServerError,
     TransportError,
 )
-from flux_batch.runner.client import ApiClient, parse_prediction, pool_limits, retry_after_seconds
+from flux_batch.runner.client import ApiClient, parse_prediction, retry_after_seconds
 
 BASE = "https://proxy.example/replicate/v1"
 
@@ -224,10 +224,3 @@ async def test_token_only_to_the_api_host_and_upload() -> None:
     url = await client.upload(b"\x89PNG...", "cat.png", "image/png")
     assert url == "https://proxy.example/files/f1"
     assert b'name="content"; filename="cat.png"' in seen[0].content
-
-
-def test_pool_limits_room_for_every_waiting_create_and_few_idle_connections() -> None:
-    limits = pool_limits(100)
-    assert limits.max_connections == 120
-    assert limits.max_keepalive_connections == 20
-    assert pool_limits(1).max_keepalive_connections == 20

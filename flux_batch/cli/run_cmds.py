@@ -18,12 +18,12 @@ from typing import Any, TextIO
 import httpx
 
 from flux_batch.errors import EXIT_OK, MissingTokenError
-from flux_batch.runner.client import pool_limits
 from flux_batch.runner.executor import Executor, RunSettings
 from flux_batch.runner.progress import Event, Tracker
 from flux_batch.runner.session import ApiTarget, RunInfo, SessionResult, run_jobs
 from flux_batch.runner.state import done_counts
 from flux_batch.runner.status import folder_status, render
+from flux_batch.runner.transport import http_client
 
 SIMULATOR_URL = "http://simulator.local/v1"
 #: The in-process simulator's mean prediction time: long enough to look real, short enough for a quickstart.
@@ -176,7 +176,7 @@ async def _run(
         app = create_app(SimConfig(latency=SIMULATOR_LATENCY_S))
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     else:
-        http = httpx.AsyncClient(limits=pool_limits(settings.max_in_flight), follow_redirects=True)
+        http = http_client(settings.max_in_flight)
     try:
         async with http:
             return await run_jobs(

@@ -36,13 +36,6 @@ from flux_batch.errors import (
     UnknownStatusError,
 )
 
-#: Idle connections kept alive in the pool. httpcore 1.0 rescans every pooled connection (and, for each
-#: idle one, every connection again) whenever a request starts or ends; with a pool of a few hundred
-#: connections opened by ``Prefer: wait`` creates, that scan cost more CPU than all the rest of a job
-#: (bench/runner.py, docs/benchmarks.md). A small idle pool keeps the scan short; busy connections and
-#: the number of requests at once are unaffected.
-KEEPALIVE_CONNECTIONS = 20
-
 RUNNING = frozenset({"starting", "processing"})
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _RESETS_IN = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")
@@ -78,13 +71,6 @@ class Prediction:
         if isinstance(out, list) and all(isinstance(u, str) for u in out):
             return tuple(out)
         raise ProtocolError(f"prediction {self.id}: output is not a URL or a list of URLs: {str(out)[:120]}")
-
-
-def pool_limits(max_in_flight: int) -> httpx.Limits:
-    """Connection limits for a run of ``max_in_flight`` predictions: a connection for every create that
-    waits for its result plus room for downloads, and few idle ones (see KEEPALIVE_CONNECTIONS)."""
-    size = max_in_flight + 20
-    return httpx.Limits(max_connections=size, max_keepalive_connections=min(size, KEEPALIVE_CONNECTIONS))
 
 
 def parse_prediction(body: Any) -> Prediction:
