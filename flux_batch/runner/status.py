@@ -129,8 +129,13 @@ def render(status: FolderStatus) -> str:
     for stage, counts in status.stages.items():
         parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
         lines.append(f"  {stage}: " + ", ".join(parts))
-    eta = _duration(status.eta_s)
-    lines.append(f"  spent ${status.spent_usd:.2f}; rate {status.rate_per_min:.1f} jobs/min; ETA {eta}")
+    spent = f"spent ${status.spent_usd:.2f} (estimated at model prices)"
+    if status.running_pid:
+        eta = _duration(status.eta_s)
+        lines.append(f"  {spent}; rate {status.rate_per_min:.1f} jobs/min; ETA {eta}")
+    else:
+        left = status.jobs - status.done
+        lines.append(f"  {spent}; " + ("all done" if left == 0 else f"{left} left: run again to resume"))
     if status.errors:
         lines.append("  recent errors:")
         for err in status.errors[:5]:
