@@ -237,7 +237,9 @@ class Executor:
             return False
         self._reserved += job.cost
         self._jobs[row.id] = job
-        self._tasks[row.id] = asyncio.create_task(self._job(job))
+        task = asyncio.create_task(self._job(job))
+        task.add_done_callback(lambda _: self._finished(job))
+        self._tasks[row.id] = task
         return True
 
     def interrupt(self) -> None:
@@ -279,14 +281,18 @@ class Executor:
             self._given_up.add(job.row.id)
             self._store.log_error(job.row.id, str(err))
             self._notice(f"job {job.row.id} ({job.row.job.stage}) left for the next run: {err}")
-        finally:
-            self._slots.release()
-            self._tasks.pop(job.row.id, None)
-            self._jobs.pop(job.row.id, None)
-            self._reserved -= job.cost
-            self._dirty = True
-            self._wake.set()
-            self._maybe_checkpoint()
+
+    def _finished(self, job: _Job) -> None:
+        """Give back a job's slot and reservation. A done-callback of its task, not a ``finally``: a task
+        cancelled before its first step (a 401 stops everything) never runs its coroutine at all."""
+        assert self._slots is not None and self._wake is not None
+        self._slots.release()
+        self._tasks.pop(job.row.id, None)
+        self._jobs.pop(job.row.id, None)
+        self._reserved -= job.cost
+        self._dirty = True
+        self._wake.set()
+        self._maybe_checkpoint()
 
     async def _drive(self, job: _Job) -> None:
         row = job.row
