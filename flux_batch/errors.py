@@ -149,11 +149,15 @@ class NotFoundError(ApiError):
 
 
 class RateLimitedError(ApiError):
-    """429: throttled; nothing was created. ``retry_after`` is the server's hint in seconds, if any."""
+    """429: throttled; nothing was created. ``retry_after`` is the server's hint in seconds, if any;
+    ``limit_rpm`` the lower limit the server says applies now (a low-credit account), if it says one."""
 
-    def __init__(self, message: str, *, retry_after: float | None, detail: str = "") -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None, detail: str = "", limit_rpm: float | None = None
+    ) -> None:
         super().__init__(message, status=429, detail=detail)
         self.retry_after = retry_after
+        self.limit_rpm = limit_rpm
 
 
 class ServerError(ApiError):

@@ -34,8 +34,10 @@ class TokenBucket:
     def take(self, now: float, n: float = 1.0) -> float:
         """Take ``n`` tokens and return 0.0, or take nothing and return the seconds until ``n`` are there."""
         self._refill(now)
-        if self.tokens >= n:
-            self.tokens -= n
+        # The tolerance absorbs float rounding: a caller that slept exactly the time it was told must find
+        # its token, not be told to wait another nanosecond.
+        if self.tokens >= n - 1e-9:
+            self.tokens = max(0.0, self.tokens - n)
             return 0.0
         return (n - self.tokens) / self.rate
 

@@ -153,6 +153,21 @@ async def test_429_carries_retry_after() -> None:
     with pytest.raises(RateLimitedError) as info:
         await client_for(handler).create("a/b", None, {})
     assert info.value.retry_after == 30.0
+    assert info.value.limit_rpm is None
+
+
+async def test_a_low_credit_429_carries_the_stated_limit() -> None:
+    detail = (
+        "Request was throttled. Your rate limit for creating predictions is reduced to 6 requests per minute"
+        " with a burst of 1 requests while you have less than $5.0 in credit. Your rate limit resets in ~5s."
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, json={"detail": detail, "status": 429, "retry_after": 5})
+
+    with pytest.raises(RateLimitedError) as info:
+        await client_for(handler).create("a/b", None, {})
+    assert (info.value.retry_after, info.value.limit_rpm) == (5.0, 6.0)
 
 
 def _resp(headers: dict[str, str] | None = None) -> httpx.Response:

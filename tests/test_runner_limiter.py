@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 
+from flux_batch.ratelimit import TokenBucket
 from flux_batch.runner.limiter import Limiter
 
 
@@ -16,6 +19,82 @@ class FakeTime:
 
     async def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
+
+
+class VirtualTime:
+    """Sleeping tasks wait in a heap; :meth:`drive` wakes them in time order, moving the clock to each
+    wake-up, or jumps the clock past a stall first. Bounded, so a bug fails the test instead of hanging."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._heap, (self.now + max(0.0, seconds), next(self._seq), future))
+        await future
+
+    async def drive(
+        self, tasks: list[asyncio.Task[float]], *, stall: tuple[float, float] | None = None
+    ) -> None:
+        """Run ``tasks`` to completion. ``stall=(at, until)``: nothing wakes between ``at`` and ``until``
+        (the event loop was busy), then everything due wakes at ``until``, in order."""
+        for _ in range(100_000):
+            for _ in range(20):
+                await asyncio.sleep(0)  # let every woken task run until it sleeps again or ends
+            if all(task.done() for task in tasks):
+                return
+            assert self._heap, "tasks are blocked on something other than the clock"
+            when, _, future = heapq.heappop(self._heap)
+            if stall is not None and stall[0] <= when < stall[1]:
+                when = stall[1]
+            self.now = max(self.now, when)
+            if not future.done():  # a sleeper that was cancelled is gone
+                future.set_result(None)
+        raise AssertionError("the limiter did not finish")
+
+
+async def _proceed_times(limiter: Limiter, t: VirtualTime, n: int, **drive: object) -> list[float]:
+    async def one() -> float:
+        await limiter.acquire()
+        return t.now
+
+    tasks = [asyncio.create_task(one()) for _ in range(n)]
+    await t.drive(tasks, **drive)  # type: ignore[arg-type]
+    return sorted(round(task.result(), 6) for task in tasks)
+
+
+def _server_refusals(times: list[float], rate: float, burst: int) -> int:
+    """How many of these sends a server's token bucket of ``burst`` at ``rate``/s would answer 429."""
+    server = TokenBucket(rate, burst)
+    return sum(1 for at in times if server.take(at) > 0)
+
+
+async def test_concurrent_callers_are_spaced_at_the_rate() -> None:
+    t = VirtualTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)  # 100/s, 5 kept as burst
+    times = await _proceed_times(limiter, t, 40)
+    assert times[:5] == [0.0] * 5
+    assert times[5:] == [round(0.01 * i, 6) for i in range(1, 36)]
+    assert _server_refusals(times, 100.0, 10) == 0
+
+
+async def test_a_stalled_event_loop_does_not_release_its_backlog_at_once() -> None:
+    # 40 callers booked at 100/s; the loop is busy from 50 ms to 300 ms, so 25 slots pass unserved.
+    # Booked slots alone would release those 25 together at 0.3 s: 15 too many for a server's burst of
+    # 10. The limiter lets half the burst go at once and spaces the rest at the rate.
+    t = VirtualTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)
+    times = await _proceed_times(limiter, t, 40, stall=(0.05, 0.3))
+    assert times.count(0.3) == 5
+    backlog = times[times.index(0.3) + 4 :]
+    assert all(round(b - a, 6) == 0.01 for a, b in itertools.pairwise(backlog))
+    assert _server_refusals(times, 100.0, 10) == 0
+    assert len(times) == 40
 
 
 async def _times(limiter: Limiter, t: FakeTime, n: int) -> list[float]:
@@ -39,63 +118,81 @@ async def test_unlimited_never_waits() -> None:
     assert limiter.rate == 0.0
 
 
-async def test_concurrent_callers_get_distinct_slots() -> None:
+async def test_a_lone_429_pauses_without_slowing_down() -> None:
     t = FakeTime()
-    slots: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        # Every caller books at time 0; record when each would proceed.
-        slots.append(seconds)
-
-    limiter = Limiter(60, burst=2, clock=t.clock, sleep=sleep)  # 1/s
-    await asyncio.gather(*(limiter.acquire() for _ in range(4)))
-    assert sorted(slots) == [1.0, 2.0, 3.0]
-
-
-async def test_throttle_pauses_halves_and_recovers_gradually() -> None:
-    t = FakeTime()
-    limiter = Limiter(600, burst=2, clock=t.clock, sleep=t.sleep, recovery_s=5.0)
+    limiter = Limiter(600, burst=2, clock=t.clock, sleep=t.sleep, strike_s=10.0)  # 10/s
     await limiter.acquire()
     limiter.throttled(3.0)
-    assert limiter.rate == 5.0
-    assert limiter.throttle_count == 1
+    assert limiter.rate == 10.0  # most likely jitter: the rate stays
     await limiter.acquire()
     assert t.now >= 3.0  # nobody goes before the server's reset time
+    t.now = 3.0 + 10.0 + 0.01  # a quiet spell: the next 429 is a lone one again
+    limiter.throttled(1.0)
+    assert limiter.rate == 10.0
+    assert limiter.throttle_count == 2
+
+
+async def test_repeated_429s_cut_the_rate_by_a_quarter_and_it_recovers_gradually() -> None:
+    t = FakeTime()
+    limiter = Limiter(600, burst=2, clock=t.clock, sleep=t.sleep, recovery_s=5.0, strike_s=5.0)
+    limiter.throttled(3.0)
+    t.now = 5.0  # the pause ended at 3 s; another 429 within the strike window: the limit is lower
+    limiter.throttled(1.0)
+    assert limiter.rate == 7.5
+    await limiter.acquire()
+    assert t.now >= 6.0
     first = t.now
     await limiter.acquire()
-    assert round(t.now - first, 6) == 0.2  # half the rate
-    t.now = 3.0 + 5.0 * 2 + 0.01  # two recovery periods later
+    assert round(t.now - first, 6) == round(1 / 7.5, 6)  # three quarters of the rate
+    t.now = 6.0 + 5.0 + 0.01  # one recovery period later
     await limiter.acquire()
-    assert round(limiter.rate, 6) == round(5.0 * 1.25**2, 6)
+    assert round(limiter.rate, 6) == round(7.5 * 1.25, 6)
     t.now += 60
     await limiter.acquire()
     assert limiter.rate == 10.0  # back to the target, never above
 
 
-async def test_throttle_without_hint_pauses_one_second_and_has_a_floor() -> None:
+async def test_429s_during_a_pause_extend_it_and_strikes_slow_down_to_a_floor() -> None:
     t = FakeTime()
     limiter = Limiter(60, burst=1, clock=t.clock, sleep=t.sleep, min_rate_fraction=0.25)
     limiter.throttled(None)
     t.now = 0.99
-    limiter.throttled(None)  # still paused: the pause grows, the rate is not halved again
-    assert limiter.rate == 0.5
+    limiter.throttled(None)  # still paused: the pause grows, and it is no new strike
+    assert limiter.rate == 1.0
     await limiter.acquire()
     assert t.now >= 1.99  # nobody goes before the extended pause ends
     for _ in range(8):
-        t.now += 1.0  # each 429 after the pause ended halves the rate again, down to the floor
+        t.now += 1.0  # each 429 soon after a pause ended cuts the rate, down to the floor
         limiter.throttled(None)
     assert limiter.rate == 0.25
     assert "throttled=10" in repr(limiter)
 
 
-async def test_a_burst_of_429s_halves_the_rate_once() -> None:
+async def test_a_burst_of_429s_slows_the_rate_at_most_once() -> None:
     t = FakeTime()
     limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)  # 100/s
+    limiter.throttled(1.0)
+    t.now = 2.0  # a strike: the next overshoot slows down
     for _ in range(12):  # twelve requests already on their way when the first 429 came back
         limiter.throttled(1.0)
         t.now += 0.001
-    assert limiter.rate == 50.0
-    assert limiter.throttle_count == 12
+    assert limiter.rate == 75.0
+    assert limiter.throttle_count == 13
+
+
+async def test_a_stated_lower_limit_becomes_the_rate_for_the_rest_of_the_run() -> None:
+    t = FakeTime()
+    limiter = Limiter(600, burst=10, clock=t.clock, sleep=t.sleep)
+    limiter.throttled(5.0, limit_rpm=6)  # "reduced to 6 requests per minute with a burst of 1"
+    assert limiter.rate == 0.1
+    assert limiter.target_rate == 0.1
+    await limiter.acquire()
+    assert t.now >= 5.0
+    t.now += 3600
+    await limiter.acquire()
+    assert limiter.rate == 0.1  # no recovery above what the server said
+    limiter.throttled(5.0, limit_rpm=6000)  # a higher "limit" never speeds up
+    assert limiter.rate == 0.1
 
 
 async def test_waiters_rebook_after_a_throttle() -> None:
@@ -114,3 +211,25 @@ async def test_waiters_rebook_after_a_throttle() -> None:
     gate.set()
     await waiter
     assert t.now >= 10.0
+
+
+async def test_cancelled_waiters_leave_the_queue_and_hand_over_their_turn() -> None:
+    t = VirtualTime()
+    limiter = Limiter(600, burst=2, clock=t.clock, sleep=t.sleep)  # 10/s, 1 kept as burst
+    order: list[int] = []
+
+    async def one(i: int) -> float:
+        await limiter.acquire()
+        order.append(i)
+        return t.now
+
+    tasks = [asyncio.create_task(one(i)) for i in range(6)]
+    for _ in range(5):
+        await asyncio.sleep(0)  # 0 went at once, 1 is at the head waiting on the clock, 2-5 queue
+    tasks[1].cancel()  # the head, while it waits for a token
+    tasks[3].cancel()  # one in the middle of the queue
+    live = [task for i, task in enumerate(tasks) if i not in (1, 3)]
+    await t.drive(live)
+    assert order == [0, 2, 4, 5]  # first come, first served; nobody left waiting
+    assert [round(task.result(), 6) for task in live] == [0.0, 0.1, 0.2, 0.3]
+    assert not limiter._queue

@@ -39,6 +39,8 @@ from flux_batch.errors import (
 RUNNING = frozenset({"starting", "processing"})
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _RESETS_IN = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")
+#: "Your rate limit for creating predictions is reduced to 6 requests per minute with a burst of 1 ..."
+_REDUCED_TO = re.compile(r"reduced to (\d+(?:\.\d+)?) requests per minute")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,12 @@ def retry_after_seconds(response: httpx.Response, body: Any, *, now: float) -> f
     return None
 
 
+def stated_limit_rpm(detail: str) -> float | None:
+    """The lower create limit a 429's ``detail`` says applies now (low-credit accounts), or None."""
+    match = _REDUCED_TO.search(detail)
+    return float(match.group(1)) if match and float(match.group(1)) > 0 else None
+
+
 def _describe(response: httpx.Response, body: Any) -> str:
     if isinstance(body, Mapping):
         detail = body.get("detail") or body.get("title") or body.get("error")
@@ -163,7 +171,12 @@ def error_for(response: httpx.Response, *, now: float) -> ApiError:
         return InvalidInputError(f"the API rejected the input: {detail}", status=code, detail=detail)
     if code == 429:
         wait = retry_after_seconds(response, body, now=now)
-        return RateLimitedError(f"{what}: throttled ({detail})", retry_after=wait, detail=detail)
+        return RateLimitedError(
+            f"{what}: throttled ({detail})",
+            retry_after=wait,
+            detail=detail,
+            limit_rpm=stated_limit_rpm(detail),
+        )
     if code >= 500:
         return ServerError(f"{what}: server error {code}: {detail}", status=code, detail=detail)
     return ProtocolError(f"{what}: unexpected HTTP {code}: {detail}", status=code, detail=detail)

@@ -1,19 +1,28 @@
 """Async rate limiters over :class:`flux_batch.ratelimit.TokenBucket`, with an adaptive slow-down on 429.
 
-Each call to :meth:`Limiter.acquire` books the next slot of the bucket and sleeps until it comes, so
-concurrent callers are spaced evenly at the configured rate. Time comes from an injected clock and sleep
-(the event loop's by default), so tests move a fake clock instead of waiting.
+Callers queue in arrival order. Only the one at the head of the queue waits on the clock: it takes a
+token at the moment it goes, then hands the head to the next. Taking at the moment of going, rather than
+booking future slots for every caller at once, is what keeps a stalled event loop (a busy CPU, a slow
+disk) from releasing every slot that passed during the stall together when it ends: after a stall the
+bucket holds at most its burst, so at most that many go back to back, then the rest at the rate. The
+server's bucket, which also refilled only up to its burst, never sees more than it allows. Time comes
+from an injected clock and sleep (the event loop's by default), so tests move a fake clock instead of
+waiting.
 
-The create stream adapts: a 429 means the server sees us above its limit (another client on the same
-token, a low-credit account, a proxy with a lower limit). :meth:`Limiter.throttled` pauses every caller
-until the server's reset time, halves the rate and forgives the bookings made at the old rate; the rate
-then recovers by a quarter every ``recovery_s`` seconds without another 429, back to the configured rate.
+The create stream adapts to 429s (:meth:`Limiter.throttled`). Every 429 pauses all callers until the
+server's reset time. One 429 after a quiet spell is most likely jitter: requests paced right at the limit
+reach the server bunched by the network or its own load. So the rate is cut (by ``slow_down``, a
+quarter) only when another 429 comes within ``strike_s`` seconds after a pause ends: the server's limit
+is really lower (another client on the same token, a proxy with its own limit). The rate then recovers
+by a quarter every ``recovery_s`` seconds without a 429, back to the configured rate. A 429 that states the limit now in force (Replicate's
+low-credit answer: "reduced to 6 requests per minute") sets the rate to it, for the rest of the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from flux_batch.ratelimit import TokenBucket, per_minute
@@ -34,6 +43,8 @@ class Limiter:
         sleep: Sleep = asyncio.sleep,
         min_rate_fraction: float = 1 / 64,
         recovery_s: float = 5.0,
+        strike_s: float = 5.0,
+        slow_down: float = 0.75,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
@@ -43,9 +54,12 @@ class Limiter:
         self._bucket = TokenBucket(self.target_rate, max(1, burst // 2)) if self.target_rate else None
         self._min_rate = self.target_rate * min_rate_fraction
         self._recovery_s = recovery_s
+        self._strike_s = strike_s
+        self._slow_down = slow_down
         self._hold_until = 0.0
-        self._generation = 0
+        self._strike_until = float("-inf")  # a 429 before this slows the rate
         self._last_change = 0.0
+        self._queue: deque[asyncio.Future[None]] = deque()
         self.throttle_count = 0
 
     @property
@@ -62,30 +76,48 @@ class Limiter:
         )
 
     async def acquire(self) -> None:
-        """Wait for this caller's slot."""
-        bucket = self._bucket
-        if bucket is None:
+        """Wait for this caller's turn and a token."""
+        if self._bucket is None:
             return
+        turn = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            if self._queue[0] is not turn:
+                await turn  # the caller ahead hands over when it goes (or gives up)
+            await self._take()
+        finally:
+            self._leave(turn)
+
+    async def _take(self) -> None:
+        bucket = self._bucket
+        assert bucket is not None
         while True:
             now = self._clock()
             if now < self._hold_until:
                 await self._sleep(self._hold_until - now)
                 continue
             self._recover(now)
-            generation = self._generation
-            wait = bucket.reserve(now)
-            if wait > 0:
-                await self._sleep(wait)
-            if generation == self._generation:
+            wait = bucket.take(now)
+            if wait <= 0:
                 return
-            # A 429 arrived while we waited: our booking was forgiven; book again at the new rate.
+            await self._sleep(wait)  # then look again: a 429 may have paused or slowed everyone meanwhile
 
-    def throttled(self, retry_after: float | None) -> None:
-        """The server said 429: pause everyone for ``retry_after`` seconds (or 1) and halve the rate.
+    def _leave(self, turn: asyncio.Future[None]) -> None:
+        if self._queue[0] is turn:
+            self._queue.popleft()
+            # A cancelled caller now at the head hands over itself when it leaves.
+            if self._queue and not self._queue[0].done():
+                self._queue[0].set_result(None)
+        else:
+            self._queue.remove(turn)  # cancelled before its turn
+
+    def throttled(self, retry_after: float | None, limit_rpm: float | None = None) -> None:
+        """The server said 429: pause everyone for ``retry_after`` seconds (or 1); slow down if it is not
+        the first in a while, or to ``limit_rpm`` if the server stated its limit.
 
         A 429 that arrives during the pause answers a request sent before it (nothing is sent while
-        paused): it extends the pause but does not halve the rate again, so one overshoot answered by a
-        burst of 429s slows the stream once, not once per request that was already on its way."""
+        paused): it extends the pause but does not count as another strike, so one overshoot answered
+        by a burst of 429s slows the stream at most once, not once per request already on its way."""
         bucket = self._bucket
         if bucket is None:
             return
@@ -93,11 +125,16 @@ class Limiter:
         self.throttle_count += 1
         paused = now < self._hold_until
         self._hold_until = max(self._hold_until, now + (retry_after if retry_after is not None else 1.0))
-        if not paused:
-            bucket.set_rate(now, max(self._min_rate, bucket.rate / 2))
+        stated = per_minute(limit_rpm) if limit_rpm else None
+        if stated is not None and stated < self.target_rate:
+            self.target_rate = stated
+            self._min_rate = min(self._min_rate, stated)
+            bucket.set_rate(now, stated)
+        elif not paused and now < self._strike_until:
+            bucket.set_rate(now, max(self._min_rate, bucket.rate * self._slow_down))
         bucket.tokens = 0.0
-        self._generation += 1
         self._last_change = self._hold_until
+        self._strike_until = self._hold_until + self._strike_s
 
     def _recover(self, now: float) -> None:
         bucket = self._bucket
