@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 from pathlib import Path
@@ -114,6 +115,26 @@ async def test_throttling_slows_the_create_stream_and_loses_nothing(tmp_path: Pa
     assert result.counts == {"succeeded": 12}
     assert result.summary["throttled_429"] > 0
     assert sim.stats()["predictions_created"] == 12
+
+
+async def test_a_low_credit_429_sets_the_stated_rate_and_says_so(tmp_path: Path) -> None:
+    from flux_batch.runner.progress import Event
+
+    notices: list[str] = []
+
+    def on_event(event: Event, _tracker: object) -> None:
+        if event.kind == "notice":
+            notices.append(event.message)
+
+    sim = simulator(SimConfig(latency=1.0, low_credit=True))  # 6 creates a minute, burst 1
+    started = sim.clock.now
+    result = await run(sim, base_jobs(4), tmp_path, create_rpm=600, on_event=on_event)
+    assert result.counts == {"succeeded": 4}
+    assert sim.stats()["predictions_created"] == 4
+    # One 429 to learn the limit (halving from 600 a minute would have taken seven), then 10 s apart.
+    assert result.summary["throttled_429"] == 1
+    assert sim.clock.now - started >= 30
+    assert any("cut creates to 6 a minute" in n for n in notices)
 
 
 async def test_failed_predictions_skip_downstream_and_retry_failed_reruns(tmp_path: Path) -> None:
@@ -250,7 +271,11 @@ async def test_cancel_on_interrupt_cancels_and_requeues(tmp_path: Path) -> None:
     assert sim.stats()["predictions_by_status"].get("canceled", 0) >= 1
 
 
-async def test_slow_checkpoints_are_spaced_by_their_duration(tmp_path: Path) -> None:
+async def test_checkpoints_run_beside_the_event_loop_one_at_a_time_spaced_by_their_duration(
+    tmp_path: Path,
+) -> None:
+    import threading
+
     import httpx
 
     from flux_batch.runner.client import ApiClient
@@ -259,9 +284,11 @@ async def test_slow_checkpoints_are_spaced_by_their_duration(tmp_path: Path) -> 
 
     now = [0.0]
     done: list[float] = []
+    release = threading.Event()
 
     def checkpoint() -> None:  # rewriting the tables of a big folder: 2 s
         done.append(now[0])
+        assert release.wait(10), "the checkpoint blocked the event loop"
         now[0] += 2.0
 
     store = Store.open(tmp_path)
@@ -276,10 +303,19 @@ async def test_slow_checkpoints_are_spaced_by_their_duration(tmp_path: Path) -> 
                 clock=lambda: now[0],
                 checkpoint=checkpoint,
             )
-            executor._maybe_checkpoint(force=True)
-            for t in range(3, 2 * CHECKPOINT_SPACING + 10):
+            now[0] = 5.0
+            executor._maybe_checkpoint()
+            executor._maybe_checkpoint()  # one is running: no second writer
+            await asyncio.sleep(0.05)  # the event loop runs while the checkpoint is in its thread
+            release.set()
+            running = executor._checkpointing
+            assert running is not None
+            await running
+            for t in range(8, 2 * CHECKPOINT_SPACING + 20):
                 now[0] = float(t)
                 executor._maybe_checkpoint()
+                if executor._checkpointing is not None:
+                    await executor._checkpointing
     finally:
         store.close()
-    assert done == [0.0, 2.0 + 2.0 * CHECKPOINT_SPACING]
+    assert done == [5.0, 7.0 + 2.0 * CHECKPOINT_SPACING]

@@ -135,7 +135,7 @@ class Executor:
         rng: random.Random | None = None,
         on_event: OnEvent = ignore,
         thumbnail: Thumbnailer | None = None,
-        checkpoint: Callable[[], None] | None = None,
+        checkpoint: Callable[[], None] | None = None,  # called in a worker thread
     ) -> None:
         self._store = store
         self._client = client
@@ -151,6 +151,7 @@ class Executor:
         self._checkpoint = checkpoint
         self._last_checkpoint = clock()
         self._checkpoint_every = settings.checkpoint_every_s
+        self._checkpointing: asyncio.Future[None] | None = None
         self.stats = RunStats()
         self._offsets = OffsetRange()  # API created_at - our intent, from this run's answered creates
         self._posting = 0  # creates sent and not answered yet
@@ -184,7 +185,8 @@ class Executor:
         while self._tasks:
             await asyncio.wait(list(self._tasks.values()))
         self.stats.unfinished = len(self._given_up)
-        self._maybe_checkpoint(force=True)
+        if self._checkpointing is not None:
+            await self._checkpointing  # the caller writes the final tables; never two writers at once
         return RunResult(
             interrupted=self._interrupts > 0,
             fatal=self._fatal,
@@ -630,14 +632,25 @@ class Executor:
     def _notice(self, message: str) -> None:
         self._on_event(Event("notice", message=message), self.tracker)
 
-    def _maybe_checkpoint(self, force: bool = False) -> None:
-        if self._checkpoint is None:
+    def _maybe_checkpoint(self) -> None:
+        """Start a checkpoint when one is due and none is running."""
+        if self._checkpoint is None or self._checkpointing is not None:
             return
-        now = self._clock()
-        if force or now - self._last_checkpoint >= self._checkpoint_every:
-            self._checkpoint()
-            # A checkpoint rewrites the whole CSV files and blocks the event loop while it does: on a large
-            # folder, space them so that they take at most 1/CHECKPOINT_SPACING of the run.
+        if self._clock() - self._last_checkpoint >= self._checkpoint_every:
+            self._checkpointing = asyncio.ensure_future(self._checkpoint_in_thread(self._checkpoint))
+
+    async def _checkpoint_in_thread(self, checkpoint: Callable[[], None]) -> None:
+        # A checkpoint rewrites the whole CSV files: on a big folder that takes long enough that, on the
+        # event loop, every create slot passing meanwhile would be released at once when it ends. In a
+        # thread the loop keeps its pace; spaced so that checkpoints take at most 1/CHECKPOINT_SPACING of
+        # the run's time.
+        started = self._clock()
+        try:
+            await asyncio.to_thread(checkpoint)
+        except Exception as exc:  # a missed checkpoint must not stop the run; the final one reports errors
+            self._notice(f"could not rewrite the run's tables this time: {exc}")
+        finally:
             self._last_checkpoint = self._clock()
-            took = self._last_checkpoint - now
+            took = self._last_checkpoint - started
             self._checkpoint_every = max(self.settings.checkpoint_every_s, CHECKPOINT_SPACING * took)
+            self._checkpointing = None

@@ -146,11 +146,18 @@ async def run_jobs(
             summary: dict[str, Any] = {}
 
             def checkpoint(finished: bool = False) -> None:
+                """Rewrite manifest.csv, metadata.csv and run.json from one snapshot of the state. During
+                the run the executor calls this in a worker thread, hence its own read-only connection."""
+                reader = Store.reader(out_dir)
+                try:
+                    with reader.snapshot():
+                        new = _summary(reader, executor, started, started_mono, clock, wall_clock, finished)
+                        new["images"] = write_tables(reader, out_dir)[1]
+                finally:
+                    reader.close()
+                write_run_json(out_dir, _run_json(info, new))
                 summary.clear()
-                summary.update(_summary(store, executor, started, started_mono, clock, wall_clock, finished))
-                rows_images = write_tables(store, out_dir)
-                summary["images"] = rows_images[1]
-                write_run_json(out_dir, _run_json(info, summary))
+                summary.update(new)
 
             executor = Executor(
                 store,

@@ -158,8 +158,24 @@ class Store:
             ) from exc
         return cls(db, path, clock=clock)
 
+    @classmethod
+    def reader(cls, out_dir: Path) -> Store:
+        """A read-only view of a folder's state on its own connection, for another thread or process
+        (WAL: it reads beside the writer without blocking it). Use :meth:`snapshot` for a consistent read."""
+        path = Path(out_dir) / STATE_FILE
+        return cls(connect(path, readonly=True), path)
+
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees the state as of its first read: one transaction."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
