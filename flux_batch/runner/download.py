@@ -9,6 +9,7 @@ are fetched; the caller passes the headers, so the API token goes only to the AP
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -120,11 +121,20 @@ async def download(
                 size = len(data)
             else:
                 size = await _stream(http, url, fh, sha, stem, headers or {}, max_bytes, timeout)
-            fh.flush()
-            os.fsync(fh.fileno())
-        return finish_file(tmp, dest_dir, stem, out_dir, sha.hexdigest(), size)
+            # Two fsyncs per image (the file, then its folder) wait milliseconds each for the disk: in a
+            # worker thread, or the event loop would hold every request in flight meanwhile.
+            return await asyncio.to_thread(_seal, fh, tmp, dest_dir, stem, out_dir, sha.hexdigest(), size)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _seal(
+    fh: BinaryIO, tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str, size: int
+) -> FileInfo:
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+    return finish_file(tmp, dest_dir, stem, out_dir, digest, size)
 
 
 async def _stream(
