@@ -86,6 +86,22 @@ def test_write_ahead_lifecycle_and_downstream_release(store: Store) -> None:
     assert store.outputs(base.id)[0].file_name == "images/base/cat.png"
 
 
+def test_only_the_intent_commit_is_fsynced(store: Store) -> None:
+    job = make_job("base", "cat")
+    load(store, [job])
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    store.begin_attempt(job.id, {"prompt": "cat", "seed": 1}, intent_at=999.0)
+    store.attach(job.id, "p1", "starting", "2024-01-01T00:00:00Z")
+    store._db.set_trace_callback(None)
+    full = statements.index("PRAGMA synchronous=FULL")
+    commits = [i for i, sql in enumerate(statements) if sql == "COMMIT"]
+    assert "INSERT INTO attempts" in " ".join(statements[full : commits[0]])  # the intent, synced
+    assert statements[commits[0] + 1] == "PRAGMA synchronous=NORMAL"  # and back for everything else
+    assert statements.count("PRAGMA synchronous=FULL") == 1
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
 def test_failure_skips_downstream_transitively(store: Store) -> None:
     a = make_job("a", "x")
     b = make_job("b", "y", needs=(a.id,))

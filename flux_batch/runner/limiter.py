@@ -11,11 +11,12 @@ waiting.
 
 The create stream adapts to 429s (:meth:`Limiter.throttled`). Every 429 pauses all callers until the
 server's reset time. One 429 after a quiet spell is most likely jitter: requests paced right at the limit
-reach the server bunched by the network or its own load. So the rate is cut (by ``slow_down``, a
-quarter) only when another 429 comes within ``strike_s`` seconds after a pause ends: the server's limit
-is really lower (another client on the same token, a proxy with its own limit). The rate then recovers
-by a quarter every ``recovery_s`` seconds without a 429, back to the configured rate. A 429 that states the limit now in force (Replicate's
-low-credit answer: "reduced to 6 requests per minute") sets the rate to it, for the rest of the run.
+reach the server bunched by the network or its own load. So the rate is cut (by ``slow_down``, a quarter)
+only when another 429 comes within ``strike_s`` seconds after a pause ends: the server's limit is really
+lower (another client on the same token, a proxy with its own limit). The rate then recovers by a quarter
+every ``recovery_s`` seconds without a 429, back to the configured rate. A 429 that states the limit now in
+force (Replicate's low-credit answer: "reduced to 6 requests per minute") sets the rate to it, for the rest
+of the run.
 """
 
 from __future__ import annotations
