@@ -291,6 +291,7 @@ def scenario(
         server_cpu = sim.cpu_s() - server_cpu0
         stats = sim.stats()
         times = sim.created_times() if spec.get("rate") else []
+    over = over_the_bucket(out, spec) if spec["tool"] == "flux-batch" and spec.get("rate") else None
     shutil.rmtree(out, ignore_errors=True)
     phase_rate, steady_rate, phase_s = rates(times)
     return {
@@ -309,7 +310,26 @@ def scenario(
         "phase_rate": phase_rate,
         "steady_rate": steady_rate,
         "phase_s": phase_s,
+        "over_the_bucket": over,
     }
+
+
+def over_the_bucket(out: Path, spec: dict[str, Any]) -> int:
+    """How many of flux-batch's create attempts a server's bucket (the limit, ``--burst``) would have
+    refused had it metered them when they left: their intent times, from the state database's
+    write-ahead log of creates. 0 means every 429 came from requests bunched after they were sent."""
+    import sqlite3
+
+    from flux_batch.ratelimit import TokenBucket
+    from flux_batch.runner.state import STATE_FILE
+
+    db = sqlite3.connect(out / STATE_FILE)
+    try:
+        sent = [row[0] for row in db.execute("SELECT intent_at FROM attempts ORDER BY intent_at")]
+    finally:
+        db.close()
+    server = TokenBucket(spec["create_rpm"] / 60, spec.get("burst", 10))
+    return sum(1 for at in sent if server.take(at) > 0)
 
 
 def _count(kinds: dict[str, dict[str, int]], kind: str, codes: tuple[str, ...] | None = None) -> int:
@@ -345,6 +365,8 @@ def figures(r: dict[str, Any]) -> dict[str, str]:
     rows["API calls/job (all)"] = f"{api / jobs:.3f}"
     rows["downloads/job"] = f"{_count(kinds, 'download') / jobs:.3f}"
     rows["429s (server)"] = str(r["throttled"])
+    if r.get("over_the_bucket") is not None:
+        rows["429s if metered at send time"] = str(r["over_the_bucket"])
     rows["5xx / dropped (server)"] = f"{_errors(kinds, '5')} / {_errors(kinds, 'dropped')}"
     if r["faults"]:
         rows["faults fired"] = ", ".join(f"{k} {v}" for k, v in sorted(r["faults"].items()))
