@@ -233,3 +233,21 @@ async def test_cancelled_waiters_leave_the_queue_and_hand_over_their_turn() -> N
     assert order == [0, 2, 4, 5]  # first come, first served; nobody left waiting
     assert [round(task.result(), 6) for task in live] == [0.0, 0.1, 0.2, 0.3]
     assert not limiter._queue
+
+
+async def test_tokens_at_hand_go_to_the_callers_in_line_in_one_turn() -> None:
+    # Not one caller per turn of the event loop: a busy loop turns slower than 100 times a second.
+    t = VirtualTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)  # 100/s, 5 tokens at hand
+    tasks = [asyncio.create_task(limiter.acquire()) for _ in range(12)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert sum(task.done() for task in tasks) == 5  # the bucket's five; the sixth waits on the clock
+    (*_, head) = t._heap.pop()
+    t.now = 0.3  # it wakes late, after a stall: the bucket is full again
+    head.set_result(None)
+    await asyncio.sleep(0)  # the head takes its token and hands the four at hand to the next in line
+    await asyncio.sleep(0)  # they go
+    assert sum(task.done() for task in tasks) == 10
+    await t.drive(tasks)  # type: ignore[arg-type]
+    assert t.now == 0.32

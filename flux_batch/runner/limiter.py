@@ -1,13 +1,14 @@
 """Async rate limiters over :class:`flux_batch.ratelimit.TokenBucket`, with an adaptive slow-down on 429.
 
-Callers queue in arrival order. Only the one at the head of the queue waits on the clock: it takes a
-token at the moment it goes, then hands the head to the next. Taking at the moment of going, rather than
-booking future slots for every caller at once, is what keeps a stalled event loop (a busy CPU, a slow
-disk) from releasing every slot that passed during the stall together when it ends: after a stall the
-bucket holds at most its burst, so at most that many go back to back, then the rest at the rate. The
-server's bucket, which also refilled only up to its burst, never sees more than it allows. Time comes
-from an injected clock and sleep (the event loop's by default), so tests move a fake clock instead of
-waiting.
+Callers queue in arrival order. Only the one at the head of the queue waits on the clock: it takes a token
+at the moment it goes, then gives the tokens the bucket holds at that moment to the callers next in line (so
+the stream is not held to one caller per turn of the event loop) and makes the one after them the head.
+Taking at the moment of going, rather than booking future slots for every caller at once, is what keeps a
+stalled event loop (a busy CPU, a slow disk) from releasing every slot that passed during the stall together
+when it ends: after a stall the bucket holds at most its burst, so at most that many go back to back, then
+the rest at the rate. The server's bucket, which also refilled only up to its burst, never sees more than it
+allows. Time comes from an injected clock and sleep (the event loop's by default), so tests move a fake
+clock instead of waiting.
 
 The create stream adapts to 429s (:meth:`Limiter.throttled`). Every 429 pauses all callers until the
 server's reset time. One 429 after a quiet spell is most likely jitter: requests paced right at the limit
@@ -60,7 +61,10 @@ class Limiter:
         self._hold_until = 0.0
         self._strike_until = float("-inf")  # a 429 before this slows the rate
         self._last_change = 0.0
-        self._queue: deque[asyncio.Future[None]] = deque()
+        # Callers waiting behind the head; each future is set to True (a token was taken for you: go) or
+        # False (you are the head now: wait for a token).
+        self._queue: deque[asyncio.Future[bool]] = deque()
+        self._has_head = False
         self.throttle_count = 0
 
     @property
@@ -73,21 +77,57 @@ class Limiter:
             return "<Limiter unlimited>"
         return (
             f"<Limiter rate={self._bucket.rate * 60:.1f}/min target={self.target_rate * 60:.1f}/min "
-            f"tokens={self._bucket.tokens:.2f} throttled={self.throttle_count}>"
+            f"tokens={self._bucket.tokens:.2f} waiting={len(self._queue)} throttled={self.throttle_count}>"
         )
 
     async def acquire(self) -> None:
         """Wait for this caller's turn and a token."""
         if self._bucket is None:
             return
-        turn = asyncio.get_running_loop().create_future()
-        self._queue.append(turn)
+        if self._has_head:
+            turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._queue.append(turn)
+            try:
+                if await turn:
+                    return
+            except asyncio.CancelledError:
+                self._give_back(turn)
+                raise
+        else:
+            self._has_head = True
         try:
-            if self._queue[0] is not turn:
-                await turn  # the caller ahead hands over when it goes (or gives up)
             await self._take()
         finally:
-            self._leave(turn)
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """The head leaves: tokens there are now go to the callers next in line, then the next waits."""
+        bucket = self._bucket
+        assert bucket is not None
+        now = self._clock()
+        while self._queue and now >= self._hold_until and bucket.available(now) >= 1 - 1e-9:
+            turn = self._queue.popleft()
+            if not turn.done():  # a cancelled caller is skipped
+                bucket.take(now)
+                turn.set_result(True)
+        while self._queue:
+            turn = self._queue.popleft()
+            if not turn.done():
+                turn.set_result(False)
+                return
+        self._has_head = False
+
+    def _give_back(self, turn: asyncio.Future[bool]) -> None:
+        """A waiting caller was cancelled: leave the line, passing on what it was given."""
+        if not turn.done() or turn.cancelled():
+            if turn in self._queue:
+                self._queue.remove(turn)
+        elif turn.result():
+            bucket = self._bucket
+            assert bucket is not None
+            bucket.tokens = min(float(bucket.burst), bucket.tokens + 1)  # its token, unused
+        else:
+            self._hand_over()  # it had just been made the head
 
     async def _take(self) -> None:
         bucket = self._bucket
@@ -102,15 +142,6 @@ class Limiter:
             if wait <= 0:
                 return
             await self._sleep(wait)  # then look again: a 429 may have paused or slowed everyone meanwhile
-
-    def _leave(self, turn: asyncio.Future[None]) -> None:
-        if self._queue[0] is turn:
-            self._queue.popleft()
-            # A cancelled caller now at the head hands over itself when it leaves.
-            if self._queue and not self._queue[0].done():
-                self._queue[0].set_result(None)
-        else:
-            self._queue.remove(turn)  # cancelled before its turn
 
     def throttled(self, retry_after: float | None, limit_rpm: float | None = None) -> None:
         """The server said 429: pause everyone for ``retry_after`` seconds (or 1); slow down if it is not

@@ -7,7 +7,6 @@ faults that fired) and returns a :class:`Response`. Auth, throttling and request
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -256,9 +255,7 @@ class Handlers:
         if status != "succeeded" or completed is None or now >= completed + self.config.retention:
             return not_found()
         spec = prediction.images[index]
-        # Drawn in a worker thread (Pillow lets go of the GIL while it encodes): milliseconds of drawing on
-        # the event loop would hold back the requests arriving meanwhile, then meter them all at once.
-        data = await asyncio.to_thread(render, spec)
+        data = render(spec)
         if first(fired, "truncated_download"):
             return Response(200, data[: len(data) // 2], spec.content_type)
         if first(fired, "wrong_length"):
