@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 @dataclass
 class TokenBucket:
-    """``take`` for servers (answer now: allowed, or how long until it would be); ``reserve`` for clients
-    (always book a slot, possibly in the future, and be told how long to wait for it)."""
+    """``take`` answers now: allowed (and taken), or how long until it would be. The simulator meters
+    requests with it; the runner's limiter takes a token the moment a request goes."""
 
     rate: float
     burst: float
@@ -40,12 +40,6 @@ class TokenBucket:
             self.tokens = max(0.0, self.tokens - n)
             return 0.0
         return (n - self.tokens) / self.rate
-
-    def reserve(self, now: float, n: float = 1.0) -> float:
-        """Book ``n`` tokens, going into debt if needed; return the seconds to wait before using them."""
-        self._refill(now)
-        self.tokens -= n
-        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
     def set_rate(self, now: float, rate: float) -> None:
         """Change the refill rate from ``now`` on (tokens earned so far are kept)."""

@@ -14,10 +14,11 @@ def test_take_allows_a_burst_then_says_how_long_to_wait() -> None:
     assert bucket.take(0.5) == pytest.approx(0.5)
 
 
-def test_reserve_books_future_slots_at_the_rate() -> None:
-    bucket = TokenBucket(rate=10.0, burst=1)
-    waits = [bucket.reserve(0.0) for _ in range(4)]
-    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3])
+def test_take_after_sleeping_the_time_it_said_finds_the_token() -> None:
+    bucket = TokenBucket(rate=3.0, burst=1)
+    assert bucket.take(0.0) == 0.0
+    wait = bucket.take(0.0)
+    assert bucket.take(wait) == 0.0  # no further nanosecond from float rounding
 
 
 def test_refill_never_exceeds_burst() -> None:
