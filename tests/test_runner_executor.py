@@ -319,3 +319,49 @@ async def test_checkpoints_run_beside_the_event_loop_one_at_a_time_spaced_by_the
     finally:
         store.close()
     assert done == [5.0, 7.0 + 2.0 * CHECKPOINT_SPACING]
+
+
+async def test_a_failed_checkpoint_is_a_notice_and_the_next_one_is_tried(tmp_path: Path) -> None:
+    import httpx
+
+    from flux_batch.runner.client import ApiClient
+    from flux_batch.runner.executor import RunSettings
+    from flux_batch.runner.limiter import Limiter
+    from flux_batch.runner.progress import Event
+
+    now = [0.0]
+    calls: list[float] = []
+    notices: list[str] = []
+
+    def checkpoint() -> None:
+        calls.append(now[0])
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+
+    def on_event(event: Event, _tracker: object) -> None:
+        if event.kind == "notice":
+            notices.append(event.message)
+
+    store = Store.open(tmp_path)
+    try:
+        async with httpx.AsyncClient() as http:
+            executor = Executor(
+                store,
+                ApiClient(http, "http://api.test/v1", "t"),
+                RunSettings(out_dir=tmp_path, checkpoint_every_s=5.0),
+                create_limiter=Limiter(None),
+                other_limiter=Limiter(None),
+                clock=lambda: now[0],
+                on_event=on_event,
+                checkpoint=checkpoint,
+            )
+            for t in (5.0, 10.0):
+                now[0] = t
+                executor._maybe_checkpoint()
+                running = executor._checkpointing
+                assert running is not None
+                await running
+    finally:
+        store.close()
+    assert calls == [5.0, 10.0]
+    assert notices == ["could not rewrite the run's tables this time: [Errno 28] No space left on device"]
