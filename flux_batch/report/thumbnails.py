@@ -52,7 +52,9 @@ def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(Path(out_dir) / rel_image_path) as image:
         image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a reduced scale, much faster
-        small = ImageOps.exif_transpose(image)
+        small = image
+        # In place: without it, exif_transpose copies every image, rotated or not.
+        ImageOps.exif_transpose(small, in_place=True)
         small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
         if small.mode not in ("RGB", "RGBA"):
             small = small.convert(
