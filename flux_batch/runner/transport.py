@@ -7,6 +7,11 @@ bookkeeping cost more CPU than everything else a job does (bench/runner.py: 14 o
 CPU). Spreading requests over shards of at most ``SHARD_SIZE`` connections keeps each scan short. Each
 request goes to the shard with the fewest requests under way, and its place is given back when its
 response is closed. Timeouts, redirects, headers and everything above the transport stay as they were.
+
+Every connection a shard opened stays alive when idle (a scan of at most ``SHARD_SIZE`` is cheap): with
+only a few kept idle across all shards, nearly every create and download opened a new connection (3,752
+connects for 2,000 jobs at 100 creates a second, against 165 when all are kept), and against the real API
+each of those is a TLS handshake.
 """
 
 from __future__ import annotations
@@ -18,8 +23,6 @@ import httpx
 
 #: Connections a shard may open. Small enough that httpcore's per-request scan stays cheap.
 SHARD_SIZE = 16
-#: Idle keep-alive connections across all shards (a pool of idle ones costs a scan too).
-KEEPALIVE_CONNECTIONS = 20
 #: Connections beyond ``max_in_flight``: downloads, polls and uploads beside the waiting creates.
 HEADROOM = 20
 
@@ -84,12 +87,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
 def shard_limits(max_in_flight: int) -> list[httpx.Limits]:
     """Per-shard connection limits for ``max_in_flight`` predictions: room for every waiting create plus
-    ``HEADROOM``, in shards of at most ``SHARD_SIZE``, with ``KEEPALIVE_CONNECTIONS`` idle ones in all."""
+    ``HEADROOM``, in shards of at most ``SHARD_SIZE``, every connection kept alive when idle."""
     total = max(1, max_in_flight) + HEADROOM
     count = math.ceil(total / SHARD_SIZE)
     per_shard = math.ceil(total / count)
-    idle = max(1, math.ceil(KEEPALIVE_CONNECTIONS / count))
-    return [httpx.Limits(max_connections=per_shard, max_keepalive_connections=idle)] * count
+    return [httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)] * count
 
 
 def http_client(max_in_flight: int) -> httpx.AsyncClient:
