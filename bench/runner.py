@@ -224,6 +224,9 @@ class Simulator:
                 if response.status_code == 429:
                     time.sleep(float(response.headers.get("retry-after", "1")))
                     continue
+                if response.status_code >= 500:  # the faults scenario's injected 5xx pages hit us too
+                    time.sleep(0.1)
+                    continue
                 response.raise_for_status()
                 page = response.json()
                 for p in page["results"]:
