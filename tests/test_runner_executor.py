@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import hashlib
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from runner_harness import PRO, base_jobs, chain_jobs, make_job, run, simulator
 
 from flux_batch.errors import EXIT_AUTH, EXIT_JOBS_FAILED, EXIT_OK, AuthError
-from flux_batch.runner.executor import Executor
+from flux_batch.runner.client import ApiClient
+from flux_batch.runner.executor import CHECKPOINT_SPACING, Executor, RunSettings
+from flux_batch.runner.limiter import Limiter
+from flux_batch.runner.progress import Event, OnEvent, ignore
 from flux_batch.runner.state import Store
 from flux_batch.simulator import FaultSpec, SimConfig
 
@@ -118,8 +125,6 @@ async def test_throttling_slows_the_create_stream_and_loses_nothing(tmp_path: Pa
 
 
 async def test_a_low_credit_429_sets_the_stated_rate_and_says_so(tmp_path: Path) -> None:
-    from flux_batch.runner.progress import Event
-
     notices: list[str] = []
 
     def on_event(event: Event, _tracker: object) -> None:
@@ -271,17 +276,31 @@ async def test_cancel_on_interrupt_cancels_and_requeues(tmp_path: Path) -> None:
     assert sim.stats()["predictions_by_status"].get("canceled", 0) >= 1
 
 
+@contextlib.asynccontextmanager
+async def bare_executor(
+    out: Path, now: list[float], checkpoint: Callable[[], None], on_event: OnEvent = ignore
+) -> AsyncIterator[Executor]:
+    """An executor with no jobs and no API behind it, on the clock ``now[0]``, to drive its checkpoints."""
+    store = Store.open(out)
+    try:
+        async with httpx.AsyncClient() as http:
+            yield Executor(
+                store,
+                ApiClient(http, "http://api.test/v1", "t"),
+                RunSettings(out_dir=out, checkpoint_every_s=5.0),
+                create_limiter=Limiter(None),
+                other_limiter=Limiter(None),
+                clock=lambda: now[0],
+                on_event=on_event,
+                checkpoint=checkpoint,
+            )
+    finally:
+        store.close()
+
+
 async def test_checkpoints_run_beside_the_event_loop_one_at_a_time_spaced_by_their_duration(
     tmp_path: Path,
 ) -> None:
-    import threading
-
-    import httpx
-
-    from flux_batch.runner.client import ApiClient
-    from flux_batch.runner.executor import CHECKPOINT_SPACING, RunSettings
-    from flux_batch.runner.limiter import Limiter
-
     now = [0.0]
     done: list[float] = []
     release = threading.Event()
@@ -291,44 +310,24 @@ async def test_checkpoints_run_beside_the_event_loop_one_at_a_time_spaced_by_the
         assert release.wait(10), "the checkpoint blocked the event loop"
         now[0] += 2.0
 
-    store = Store.open(tmp_path)
-    try:
-        async with httpx.AsyncClient() as http:
-            executor = Executor(
-                store,
-                ApiClient(http, "http://api.test/v1", "t"),
-                RunSettings(out_dir=tmp_path, checkpoint_every_s=5.0),
-                create_limiter=Limiter(None),
-                other_limiter=Limiter(None),
-                clock=lambda: now[0],
-                checkpoint=checkpoint,
-            )
-            now[0] = 5.0
+    async with bare_executor(tmp_path, now, checkpoint) as executor:
+        now[0] = 5.0
+        executor._maybe_checkpoint()
+        executor._maybe_checkpoint()  # one is running: no second writer
+        await asyncio.sleep(0.05)  # the event loop runs while the checkpoint is in its thread
+        release.set()
+        running = executor._checkpointing
+        assert running is not None
+        await running
+        for t in range(8, 2 * CHECKPOINT_SPACING + 20):
+            now[0] = float(t)
             executor._maybe_checkpoint()
-            executor._maybe_checkpoint()  # one is running: no second writer
-            await asyncio.sleep(0.05)  # the event loop runs while the checkpoint is in its thread
-            release.set()
-            running = executor._checkpointing
-            assert running is not None
-            await running
-            for t in range(8, 2 * CHECKPOINT_SPACING + 20):
-                now[0] = float(t)
-                executor._maybe_checkpoint()
-                if executor._checkpointing is not None:
-                    await executor._checkpointing
-    finally:
-        store.close()
+            if executor._checkpointing is not None:
+                await executor._checkpointing
     assert done == [5.0, 7.0 + 2.0 * CHECKPOINT_SPACING]
 
 
 async def test_a_failed_checkpoint_is_a_notice_and_the_next_one_is_tried(tmp_path: Path) -> None:
-    import httpx
-
-    from flux_batch.runner.client import ApiClient
-    from flux_batch.runner.executor import RunSettings
-    from flux_batch.runner.limiter import Limiter
-    from flux_batch.runner.progress import Event
-
     now = [0.0]
     calls: list[float] = []
     notices: list[str] = []
@@ -342,26 +341,12 @@ async def test_a_failed_checkpoint_is_a_notice_and_the_next_one_is_tried(tmp_pat
         if event.kind == "notice":
             notices.append(event.message)
 
-    store = Store.open(tmp_path)
-    try:
-        async with httpx.AsyncClient() as http:
-            executor = Executor(
-                store,
-                ApiClient(http, "http://api.test/v1", "t"),
-                RunSettings(out_dir=tmp_path, checkpoint_every_s=5.0),
-                create_limiter=Limiter(None),
-                other_limiter=Limiter(None),
-                clock=lambda: now[0],
-                on_event=on_event,
-                checkpoint=checkpoint,
-            )
-            for t in (5.0, 10.0):
-                now[0] = t
-                executor._maybe_checkpoint()
-                running = executor._checkpointing
-                assert running is not None
-                await running
-    finally:
-        store.close()
+    async with bare_executor(tmp_path, now, checkpoint, on_event) as executor:
+        for t in (5.0, 10.0):
+            now[0] = t
+            executor._maybe_checkpoint()
+            running = executor._checkpointing
+            assert running is not None
+            await running
     assert calls == [5.0, 10.0]
     assert notices == ["could not rewrite the run's tables this time: [Errno 28] No space left on device"]
