@@ -58,15 +58,29 @@ def _resume_and_check(manifest: Path, out: Path, base_url: str, jobs: int) -> No
     assert stats["predictions_created"] == jobs
 
 
+def _interrupt(
+    tmp_path: Path, base_url: str, jobs: int, after_creates: int, presses: int
+) -> tuple[Path, Path, float]:
+    """Start a run of ``jobs``, press Ctrl-C ``presses`` times once ``after_creates`` predictions exist, and
+    wait for it to exit 130. Returns the manifest, the output folder and the seconds it took after the last
+    press."""
+    manifest = _write(tmp_path / "m.yaml", base_url, jobs)
+    out = tmp_path / "out"
+    proc = start_run(manifest, out)
+    _wait_for_creates(base_url, after_creates)
+    for press in range(presses):
+        if press:
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_INTERRUPTED, err.decode()
+    return manifest, out, time.monotonic() - started
+
+
 def test_one_ctrl_c_finishes_what_is_in_flight(tmp_path: Path) -> None:
     with simulator_process("--latency", "3") as base_url:
-        manifest = _write(tmp_path / "m.yaml", base_url, jobs=9)
-        out = tmp_path / "out"
-        proc = start_run(manifest, out)
-        _wait_for_creates(base_url, 1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == EXIT_INTERRUPTED, err.decode()
+        manifest, out, _ = _interrupt(tmp_path, base_url, jobs=9, after_creates=1, presses=1)
         created = simulator_stats(base_url)["predictions_created"]
         assert 1 <= created <= 3  # nothing submitted after Ctrl-C beyond the in-flight cap
         done = [r for r in _rows(out) if r["status"] == "succeeded"]
@@ -77,17 +91,7 @@ def test_one_ctrl_c_finishes_what_is_in_flight(tmp_path: Path) -> None:
 
 def test_two_ctrl_c_stop_at_once_and_stay_resumable(tmp_path: Path) -> None:
     with simulator_process("--latency", "8") as base_url:
-        manifest = _write(tmp_path / "m.yaml", base_url, jobs=3)
-        out = tmp_path / "out"
-        proc = start_run(manifest, out)
-        _wait_for_creates(base_url, 3)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        started = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == EXIT_INTERRUPTED, err.decode()
-        # it did not wait for the 8-second predictions it left running
-        assert time.monotonic() - started < 5
+        manifest, out, took = _interrupt(tmp_path, base_url, jobs=3, after_creates=3, presses=2)
+        assert took < 5  # it did not wait for the 8-second predictions it left running
         assert not [r for r in _rows(out) if r["status"] == "succeeded"]
         _resume_and_check(manifest, out, base_url, jobs=3)

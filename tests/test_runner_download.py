@@ -39,6 +39,23 @@ async def test_extension_comes_from_the_bytes(tmp_path: Path, fmt: str, ext: str
     assert [p.name for p in (tmp_path / "images/s").iterdir()] == [f"cat-1.{ext}"]  # no temp file left
 
 
+async def test_the_fsyncs_happen_off_the_event_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import threading
+
+    synced_on: list[threading.Thread] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced_on.append(threading.current_thread())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    await download(http_for(image_bytes("PNG")), "https://files.example/a.png", tmp_path, "images", "a")
+    assert len(synced_on) == 2  # the file, then its folder
+    assert threading.main_thread() not in synced_on
+
+
 async def test_data_url(tmp_path: Path) -> None:
     data = image_bytes("PNG")
     url = "data:image/png;base64," + base64.b64encode(data).decode()

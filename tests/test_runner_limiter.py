@@ -183,7 +183,7 @@ async def test_a_burst_of_429s_slows_the_rate_at_most_once() -> None:
 async def test_a_stated_lower_limit_becomes_the_rate_for_the_rest_of_the_run() -> None:
     t = FakeTime()
     limiter = Limiter(600, burst=10, clock=t.clock, sleep=t.sleep)
-    limiter.throttled(5.0, limit_rpm=6)  # "reduced to 6 requests per minute with a burst of 1"
+    assert limiter.throttled(5.0, limit_rpm=6)  # "reduced to 6 requests per minute with a burst of 1"
     assert limiter.rate == 0.1
     assert limiter.target_rate == 0.1
     await limiter.acquire()
@@ -191,7 +191,7 @@ async def test_a_stated_lower_limit_becomes_the_rate_for_the_rest_of_the_run() -
     t.now += 3600
     await limiter.acquire()
     assert limiter.rate == 0.1  # no recovery above what the server said
-    limiter.throttled(5.0, limit_rpm=6000)  # a higher "limit" never speeds up
+    assert not limiter.throttled(5.0, limit_rpm=6000)  # a higher "limit" never speeds up
     assert limiter.rate == 0.1
 
 

@@ -129,7 +129,8 @@ def retry_after_seconds(response: httpx.Response, body: Any, *, now: float) -> f
 def stated_limit_rpm(detail: str) -> float | None:
     """The lower create limit a 429's ``detail`` says applies now (low-credit accounts), or None."""
     match = _REDUCED_TO.search(detail)
-    return float(match.group(1)) if match and float(match.group(1)) > 0 else None
+    rpm = float(match.group(1)) if match else 0.0
+    return rpm if rpm > 0 else None
 
 
 def _describe(response: httpx.Response, body: Any) -> str:

@@ -404,9 +404,7 @@ class Executor:
     def _throttled(self, err: RateLimitedError) -> None:
         self.stats.throttled_429 += 1
         self.tracker.throttled += 1
-        limit = self._create_limiter.target_rate
-        self._create_limiter.throttled(err.retry_after, err.limit_rpm)
-        if self._create_limiter.target_rate < limit:
+        if self._create_limiter.throttled(err.retry_after, err.limit_rpm):
             self._notice(
                 f"the API cut creates to {err.limit_rpm:g} a minute ({err.detail}); going on at that rate:"
                 " stop, fix the account and run again to go faster"

@@ -143,22 +143,25 @@ class Limiter:
                 return
             await self._sleep(wait)  # then look again: a 429 may have paused or slowed everyone meanwhile
 
-    def throttled(self, retry_after: float | None, limit_rpm: float | None = None) -> None:
+    def throttled(self, retry_after: float | None, limit_rpm: float | None = None) -> bool:
         """The server said 429: pause everyone for ``retry_after`` seconds (or 1); slow down if it is not
-        the first in a while, or to ``limit_rpm`` if the server stated its limit.
+        the first in a while, or to ``limit_rpm`` if the server stated its limit. True when that stated
+        limit became the rate (it was below the configured one).
 
         A 429 that arrives during the pause answers a request sent before it (nothing is sent while
         paused): it extends the pause but does not count as another strike, so one overshoot answered
         by a burst of 429s slows the stream at most once, not once per request already on its way."""
         bucket = self._bucket
         if bucket is None:
-            return
+            return False
         now = self._clock()
         self.throttle_count += 1
         paused = now < self._hold_until
         self._hold_until = max(self._hold_until, now + (retry_after if retry_after is not None else 1.0))
         stated = per_minute(limit_rpm) if limit_rpm else None
+        adopted = False
         if stated is not None and stated < self.target_rate:
+            adopted = True
             self.target_rate = stated
             self._min_rate = min(self._min_rate, stated)
             bucket.set_rate(now, stated)
@@ -167,6 +170,7 @@ class Limiter:
         bucket.tokens = 0.0
         self._last_change = self._hold_until
         self._strike_until = self._hold_until + self._strike_s
+        return adopted
 
     def _recover(self, now: float) -> None:
         bucket = self._bucket

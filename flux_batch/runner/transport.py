@@ -10,7 +10,7 @@ response is closed. Timeouts, redirects, headers and everything above the transp
 
 Every connection a shard opened stays alive when idle (a scan of at most ``SHARD_SIZE`` is cheap): with
 only a few kept idle across all shards, nearly every create and download opened a new connection (3,752
-connects for 2,000 jobs at 100 creates a second, against 165 when all are kept), and against the real API
+connects for 2,000 jobs at 100 creates a second, against 149-165 when all are kept), and against the real API
 each of those is a TLS handshake.
 """
 
