@@ -4,6 +4,7 @@ limits and statistics. Time is a fake clock; nothing sleeps."""
 from __future__ import annotations
 
 import io
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -24,15 +25,18 @@ async def test_create_then_get_runs_the_lifecycle() -> None:
         body = created.json()
         assert body["status"] == "starting" and body["version"] == "hidden" and body["output"] is None
         assert len(body["id"]) == 26 and body["id"].isalnum() and body["id"] == body["id"].lower()
-        assert body["created_at"] == "2025-06-15T15:06:40.000Z"
+        assert body["created_at"] == "2025-06-15T15:06:40.000Z" and body["source"] == "api"
         assert body["urls"]["get"] == f"http://simulator.local/v1/predictions/{body['id']}"
         assert body["urls"]["cancel"].endswith(f"/predictions/{body['id']}/cancel")
+        assert body["urls"]["stream"] == f"http://simulator.local/stream/{body['id']}"
         clock.advance(60)
         done = (await client.get(f"/predictions/{body['id']}")).json()
         assert done["status"] == "succeeded" and done["error"] is None
         assert "Using seed: 7" in done["logs"]
-        assert done["metrics"]["image_count"] == 1 and done["metrics"]["predict_time"] > 0
+        metrics = done["metrics"]
+        assert metrics["image_count"] == 1 and 0 < metrics["predict_time"] < metrics["total_time"]
         assert done["started_at"] < done["completed_at"]
+        assert re.fullmatch(r"2025-06-15T15:06:4\d\.\d{9}Z", done["completed_at"]), done["completed_at"]
         image = await client.get(done["output"])
         assert image.status_code == 200 and image.headers["content-type"] == "image/webp"
         assert Image.open(io.BytesIO(image.content)).size == (1024, 1024)
@@ -62,8 +66,33 @@ async def test_list_output_for_schnell_and_create_by_version() -> None:
             json={"version": f"black-forest-labs/flux-pro:{'a' * 64}", "input": {"prompt": "x"}},
         )
         assert pinned.json()["version"] == "a" * 64
-        bare = await client.post("/predictions", json={"version": "b" * 64, "input": {"prompt": "x"}})
-        assert bare.status_code == 422
+
+
+async def test_every_version_form_the_api_takes() -> None:
+    """Defect #11.5: the official clients send a pinned version as a bare 64-hex id."""
+    async with in_process(SimConfig(latency=0)) as (client, _app, _clock):
+        model = (await client.get("/models/black-forest-labs/flux-schnell")).json()
+        version = model["latest_version"]["id"]
+        assert re.fullmatch(r"[0-9a-f]{64}", version)
+        for ref in (version, f"black-forest-labs/flux-schnell:{version}", "black-forest-labs/flux-schnell"):
+            created = await client.post("/predictions", json={"version": ref, "input": {"prompt": "x"}})
+            assert created.status_code == 201, (ref, created.text)
+            body = created.json()
+            assert body["model"] == "black-forest-labs/flux-schnell" and isinstance(body["output"], list)
+            assert body["version"] == (version if ":" in ref or "/" not in ref else "hidden")
+        unknown = await client.post("/predictions", json={"version": "b" * 64, "input": {"prompt": "x"}})
+        assert unknown.status_code == 422 and "b" * 64 in unknown.json()["detail"]
+        # A version named with its model once (a real pinned id the simulator could not know) is learnt.
+        named = f"black-forest-labs/flux-pro:{'c' * 64}"
+        assert (await client.post("/predictions", json={"version": named, "input": {"prompt": "x"}})).is_success
+        bare = await client.post("/predictions", json={"version": "c" * 64, "input": {"prompt": "x"}})
+        assert bare.status_code == 201 and bare.json()["model"] == "black-forest-labs/flux-pro"
+        got = await client.get(f"/models/black-forest-labs/flux-pro/versions/{'c' * 64}")
+        assert got.status_code == 200 and got.json()["id"] == "c" * 64
+        other = await client.post(
+            "/predictions", json={"version": f"black-forest-labs/flux-dev:{version}", "input": {"prompt": "x"}}
+        )
+        assert other.status_code == 422  # flux-schnell's version is not flux-dev's
 
 
 @pytest.mark.parametrize(
@@ -148,6 +177,7 @@ async def test_retention_removes_output_and_file() -> None:
         clock.advance(60)
         gone = (await client.get(f"/predictions/{pid}")).json()
         assert gone["output"] is None and gone["data_removed"] is True and gone["status"] == "succeeded"
+        assert gone["input"] == {} and gone["logs"] == ""
         assert (await client.get(url)).status_code == 404
 
 
@@ -199,9 +229,9 @@ async def test_upload_download_and_kontext_matches_input_size() -> None:
         assert uploaded.status_code == 201
         body = uploaded.json()
         assert body["size"] == len(picture.getvalue()) and body["metadata"] == {"a": 1}
-        assert (await client.get(body["urls"]["get"])).content == picture.getvalue()
-        as_json = await client.get(body["urls"]["get"], headers={"Accept": "application/json"})
-        assert as_json.json()["id"] == body["id"]
+        assert (await client.get(body["urls"]["get"])).json() == body
+        download = await client.get(f"/files/{body['id']}/download")
+        assert download.content == picture.getvalue()
         edit = {"input": {"prompt": "make it blue", "input_image": body["urls"]["get"]}}
         output = (await client.post(KONTEXT, json=edit)).json()["output"]
         image = Image.open(io.BytesIO((await client.get(output)).content))
@@ -230,16 +260,15 @@ async def test_token_restriction_and_missing_token() -> None:
 
 async def test_rate_limit_429_with_and_without_header() -> None:
     async with in_process(SimConfig(create_rpm=60, burst=2)) as (client, app, clock):
-        statuses = [
-            (await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})).status_code for _ in range(3)
-        ]
-        assert statuses == [201, 201, 429]
+        responses = [await client.post(FLUX_PRO, json={"input": {"prompt": "x"}}) for _ in range(3)]
+        assert [r.status_code for r in responses] == [201, 201, 429]
+        assert [r.headers["ratelimit-remaining"] for r in responses] == ["1", "0", "0"]
+        assert [r.headers["ratelimit-reset"] for r in responses] == ["1", "2", "2"]
         throttled = await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})
+        # The shape seen in the wild for the normal limits: no title, no retry_after; Retry-After on.
         assert throttled.json() == {
-            "title": "Request was throttled",
             "detail": "Request was throttled. Your rate limit resets in ~1s.",
             "status": 429,
-            "retry_after": 1,
         }
         assert throttled.headers["retry-after"] == "1"
         assert app.stats()["throttled"] == 2 and app.stats()["predictions_created"] == 2
@@ -250,7 +279,15 @@ async def test_rate_limit_429_with_and_without_header() -> None:
         throttled = await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})
         assert throttled.status_code == 429 and "retry-after" not in throttled.headers
         assert "reduced to 6 requests per minute with a burst of 1" in throttled.json()["detail"]
-        assert throttled.json()["retry_after"] == 10
+        assert throttled.json()["retry_after"] == 10 and "title" not in throttled.json()
+    config = SimConfig(create_rpm=60, burst=1, rate_limit_body="problem")
+    async with in_process(config) as (client, _app, _clock):
+        await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})
+        throttled = (await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})).json()
+        assert throttled["title"] == "Request was throttled" and throttled["retry_after"] == 1
+    async with in_process(SimConfig(create_rpm=0, other_rpm=0)) as (client, _app, _clock):
+        unlimited = await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})
+        assert "ratelimit-remaining" not in unlimited.headers
 
 
 async def test_stats_count_routes_duplicates_and_cost() -> None:

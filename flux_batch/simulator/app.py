@@ -1,7 +1,8 @@
 """The simulator as an ASGI app: routing, auth, throttling, request-level faults and statistics.
 
 Mounted at ``/v1`` (Replicate style) and ``/replicate/v1`` (proxy style); output files under
-``/delivery/``; ``GET /_simulator/stats`` and ``POST /_simulator/reset`` outside the API. In-process use::
+``/delivery/``, event streams under ``/stream/``; ``GET /_simulator/stats`` and ``POST /_simulator/reset``
+outside the API. In-process use::
 
     app = create_app(SimConfig(latency=0), clock=fake_clock)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sim/v1")
@@ -10,40 +11,55 @@ Mounted at ``/v1`` (Replicate style) and ``/replicate/v1`` (proxy style); output
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flux_batch.simulator import views
-from flux_batch.simulator.asgi import Receive, Request, Response, Scope, Send, send_response
+from flux_batch.simulator.asgi import PROBLEM_JSON, Receive, Request, Response, Scope, Send, send_response
 from flux_batch.simulator.config import FaultSpec, SimConfig
 from flux_batch.simulator.faults import FaultPlan, first
+from flux_batch.simulator.files_api import FileHandlers
 from flux_batch.simulator.handlers import Handlers, Sleep, not_found, problem
+from flux_batch.simulator.models_api import ModelHandlers
 from flux_batch.simulator.store import Store
-from flux_batch.simulator.throttle import Throttle
+from flux_batch.simulator.throttle import Metered, Throttle
+
+logger = logging.getLogger(__name__)
 
 PREFIXES = (("/replicate/v1", True), ("/v1", False))  # (mount, proxy style)
-#: (method, path pattern below the prefix, route template, endpoint name, handler name)
+_MODEL = r"/models/(?P<owner>[^/]+)/(?P<name>[^/]+)"
+_ID = r"/predictions/(?P<id>[^/]+)"
+#: (method, path pattern below the prefix, route template, endpoint name for faults, handler)
 API_ROUTES: tuple[tuple[str, str, str, str, str], ...] = (
+    ("POST", _MODEL + "/predictions", "/models/{owner}/{name}/predictions", "create", "predictions.create"),
+    ("POST", r"/predictions", "/predictions", "create", "predictions.create"),
+    ("GET", r"/predictions", "/predictions", "list", "predictions.list_predictions"),
+    ("GET", _ID, "/predictions/{id}", "get", "predictions.get"),
+    ("POST", _ID + "/cancel", "/predictions/{id}/cancel", "cancel", "predictions.cancel"),
+    ("POST", r"/files", "/files", "upload", "files.create"),
+    ("GET", r"/files", "/files", "file", "files.list_files"),
+    ("GET", r"/files/(?P<id>[^/]+)", "/files/{id}", "file", "files.get"),
+    ("DELETE", r"/files/(?P<id>[^/]+)", "/files/{id}", "file", "files.delete"),
+    ("GET", r"/files/(?P<id>[^/]+)/download", "/files/{id}/download", "file", "files.download"),
+    ("GET", _MODEL, "/models/{owner}/{name}", "model", "models.get"),
+    ("GET", _MODEL + "/versions", "/models/{owner}/{name}/versions", "model", "models.versions"),
     (
-        "POST",
-        r"/models/(?P<owner>[^/]+)/(?P<name>[^/]+)/predictions",
-        "/models/{owner}/{name}/predictions",
-        "create",
-        "create",
+        "GET",
+        _MODEL + r"/versions/(?P<version>[^/]+)",
+        "/models/{owner}/{name}/versions/{version}",
+        "model",
+        "models.version",
     ),
-    ("POST", r"/predictions", "/predictions", "create", "create"),
-    ("GET", r"/predictions", "/predictions", "list", "list_predictions"),
-    ("GET", r"/predictions/(?P<id>[^/]+)", "/predictions/{id}", "get", "get"),
-    ("POST", r"/predictions/(?P<id>[^/]+)/cancel", "/predictions/{id}/cancel", "cancel", "cancel"),
-    ("POST", r"/files", "/files", "upload", "upload"),
-    ("GET", r"/files/(?P<id>[^/]+)", "/files/{id}", "file", "file"),
-    ("GET", r"/files/(?P<id>[^/]+)/download", "/files/{id}/download", "file", "file"),
 )
 _COMPILED = tuple((m, re.compile(p + "$"), t, e, h) for m, p, t, e, h in API_ROUTES)
 _OUTPUT = re.compile(r"^/delivery/(?P<id>[0-9a-z]+)/output_(?P<index>\d+)\.(?:png|jpg|webp)$")
 OUTPUT_ROUTE = "/delivery/{id}/{file}"
+_STREAM = re.compile(r"^/stream/(?P<id>[^/]+)$")
+STREAM_ROUTE = "/stream/{id}"
+Handler = Callable[[Request, dict[str, str], views.Style, list[FaultSpec]], Awaitable[Response]]
 
 
 async def _real_sleep(seconds: float) -> None:
@@ -63,6 +79,15 @@ class SimulatorApp:
         self.faults = FaultPlan(config.faults, config.seed)
         self.throttle = Throttle(config)
         self.handlers = Handlers(config, self.store, clock, sleep)
+        groups = {
+            "predictions": self.handlers,
+            "files": FileHandlers(self.store, clock),
+            "models": ModelHandlers(self.store),
+        }
+        self._dispatch: dict[str, Handler] = {}
+        for *_, handler in API_ROUTES:
+            group, _, method = handler.partition(".")
+            self._dispatch[handler] = getattr(groups[group], method)
         self.requests: dict[str, dict[str, int]] = {}
         self.throttled = 0
         self.images_served = 0
@@ -113,8 +138,13 @@ class SimulatorApp:
                 await self._api(request, send, prefix, proxy)
                 return
         match = _OUTPUT.match(path)
+        stream = _STREAM.match(path)
         if match and request.method in ("GET", "HEAD"):
             await self._output(request, send, match.groupdict())
+        elif stream and request.method == "GET":
+            response = await self.handlers.stream(request, stream.groupdict())
+            self._count(f"GET {STREAM_ROUTE}", response.status)
+            await send_response(send, response)
         elif path == "/_simulator/stats" and request.method == "GET":
             await send_response(send, Response.json(200, self.stats()))
         elif path == "/_simulator/reset" and request.method == "POST":
@@ -144,42 +174,53 @@ class SimulatorApp:
         template, endpoint, handler, params = route
         name = f"{request.method} {prefix}{template}"
         fired = self.faults.draw(endpoint)
-        response = await self._guard(request, endpoint, fired)
+        response, metered = await self._guard(request, endpoint, fired)
         if response is None:
             style = self._style(request, prefix, proxy)
-            response = await getattr(self.handlers, handler)(request, params, style, fired)
+            try:
+                response = await self._dispatch[handler](request, params, style, fired)
+            except Exception:  # a bug, never the client's input: still answer as the API would, in JSON
+                logger.exception("simulator: %s failed", name)
+                response = problem(500, "Internal server error", "The simulator failed on this request.")
+        if metered is not None:
+            response.headers.extend(metered.headers())
         self._count(name, "dropped" if response.drop else response.status)
         await send_response(send, response)
 
-    async def _guard(self, request: Request, endpoint: str, fired: list[FaultSpec]) -> Response | None:
-        """Faults that act before the endpoint, then auth and rate limits: a response, or None to go on."""
+    async def _guard(
+        self, request: Request, endpoint: str, fired: list[FaultSpec]
+    ) -> tuple[Response | None, Metered | None]:
+        """Faults that act before the endpoint, then auth and rate limits: a response (or None to go on),
+        and what the rate limiter said (for the ``ratelimit-*`` headers)."""
         fault = _pre_fault(fired)
         if fault is not None and fault.kind != "slow":
-            return _fault_response(fault, self.faults.draw_status)
+            return _fault_response(fault, self.faults.draw_status), None
         if fault is not None:
             await self.sleep(fault.delay)
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
         if not token or (self.config.token is not None and token != self.config.token):
-            return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+            return problem(401, "Unauthenticated", "You did not pass a valid authentication token"), None
         late = first(fired, "unauthorized", "billing", "create_5xx")
         if late is not None:
-            return _fault_response(late, self.faults.draw_status)
-        limited = self.throttle.check(token, endpoint == "create", self.clock())
-        if limited is not None:
-            self.throttled += 1
-            response = problem(429, "Request was throttled", limited.detail, retry_after=limited.retry_after)
-            if self.config.retry_after_header:
-                response.header("Retry-After", str(limited.retry_after))
-            return response
-        return None
+            return _fault_response(late, self.faults.draw_status), None
+        metered = self.throttle.check(token, endpoint == "create", self.clock())
+        if metered is None or metered.refused is None:
+            return None, metered
+        self.throttled += 1
+        refused = metered.refused
+        response = Response.json(429, refused.body(self.config.rate_limit_body), PROBLEM_JSON)
+        if self.config.retry_after_header:
+            response.header("Retry-After", str(refused.retry_after))
+        return response, metered
 
     def _style(self, request: Request, prefix: str, proxy: bool) -> views.Style:
         base = request.base_url
         files_base = (self.config.files_base_url or base).rstrip("/")
         if proxy:
-            return views.Style(views.REPLICATE_API, files_base, self.config.proxy_message)
-        return views.Style(base + prefix, files_base)
+            own = base + prefix if self.config.proxy_next == "proxy" else None
+            return views.Style(views.REPLICATE_API, files_base, self.config.proxy_message, list_base=own)
+        return views.Style(base + prefix, files_base, stream_base=base + "/stream")
 
     async def _output(self, request: Request, send: Send, params: dict[str, str]) -> None:
         fired = self.faults.draw("output")

@@ -72,8 +72,22 @@ class Request:
         return self._body
 
     async def json(self) -> Any:
-        """The JSON body; ValueError if it is not JSON."""
-        return json.loads(await self.body() or b"null")
+        """The JSON body; ValueError if it is not strict JSON (``NaN`` and ``Infinity`` are not JSON, and
+        nesting deep enough to exhaust the parser's recursion is refused too)."""
+        return loads_strict(await self.body() or b"null")
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """``json.loads`` that refuses what is not JSON: ``NaN``/``Infinity``, and nesting so deep that the
+    parser runs out of recursion. ValueError for anything it refuses."""
+    try:
+        return json.loads(data, parse_constant=_not_json)
+    except RecursionError as exc:
+        raise ValueError("the JSON is nested too deeply") from exc
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 @dataclass
@@ -99,11 +113,10 @@ class Response:
 async def send_response(send: Send, response: Response) -> None:
     """Send ``response``; for a drop, raise :class:`SimulatedDisconnect` after the start."""
     length = len(response.body) if response.content_length is None else response.content_length
-    headers = [
-        (b"content-type", response.content_type.encode("latin-1")),
-        (b"content-length", str(max(length, 1) if response.drop else length).encode()),
-        *response.headers,
-    ]
+    headers = [*response.headers]
+    if response.status != 204:  # No Content has neither
+        headers.append((b"content-type", response.content_type.encode("latin-1")))
+        headers.append((b"content-length", str(max(length, 1) if response.drop else length).encode()))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if response.drop:
         raise SimulatedDisconnect("Server disconnected without sending a response.")

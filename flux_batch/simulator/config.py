@@ -33,9 +33,15 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "unauthorized": ("any",),  # 401 problem+json
     "billing": ("create",),  # 402 problem+json
 }
-ENDPOINTS = ("create", "get", "list", "cancel", "upload", "file", "output", "any")
+ENDPOINTS = ("create", "get", "list", "cancel", "upload", "file", "model", "output", "stream", "any")
 DEFAULT_STATUS = {"create_5xx": 503, "ambiguous_create": 502, "html_5xx": 0}
 DEFAULT_PROXY_MESSAGE = "flux-batch simulator - Replicate"
+#: 429 bodies: ``auto`` answers as seen in the wild (``bare`` for the normal limits, ``retry_after`` for a
+#: low-credit account); ``problem`` adds a ``title`` and ``retry_after`` to every 429.
+RATE_LIMIT_BODIES = ("auto", "bare", "retry_after", "problem")
+#: Where a proxy-style list page's ``next`` points: ``upstream`` (api.replicate.com, as a pass-through
+#: proxy answers) or ``proxy`` (the proxy itself, so that following ``next`` keeps the token there).
+PROXY_NEXT = ("upstream", "proxy")
 
 
 @dataclass(frozen=True)
@@ -97,12 +103,14 @@ class SimConfig:
     retention: float = 3600.0  # seconds outputs live after completion
     token: str | None = None  # None: any non-empty bearer token
     retry_after_header: bool = True
+    rate_limit_body: str = "auto"  # one of RATE_LIMIT_BODIES
     low_credit: bool = False  # creates cut to 6 per minute with a burst of 1
     seed: int = 0
     faults: tuple[FaultSpec, ...] = ()
     list_supported: bool = True  # False: GET /predictions answers 404, as some proxies do
     files_base_url: str | None = None  # absolute base of output file URLs; default: the request's own
     proxy_message: str = DEFAULT_PROXY_MESSAGE  # the extra ``message`` field of proxy-style responses
+    proxy_next: str = "upstream"  # one of PROXY_NEXT
     max_wait: float = 60.0  # the longest ``Prefer: wait`` honoured
 
     def __post_init__(self) -> None:
@@ -113,6 +121,15 @@ class SimConfig:
             raise UsageError("simulator burst must be at least 1")
         if self.token == "":
             raise UsageError("simulator token must not be empty (leave it unset to accept any token)")
+        if self.rate_limit_body not in RATE_LIMIT_BODIES:
+            raise UsageError(
+                f"simulator rate_limit_body must be one of {', '.join(RATE_LIMIT_BODIES)}, "
+                f"not {self.rate_limit_body!r}"
+            )
+        if self.proxy_next not in PROXY_NEXT:
+            raise UsageError(
+                f"simulator proxy_next must be one of {', '.join(PROXY_NEXT)}, not {self.proxy_next!r}"
+            )
 
     def replace(self, **changes: Any) -> SimConfig:
         return dataclasses.replace(self, **changes)

@@ -1,8 +1,9 @@
-"""The simulator's endpoints: create, get, cancel, list, files and output downloads.
+"""The simulator's prediction endpoints: create, get, cancel, list; output downloads and event streams.
 
 Each handler takes the parsed request and what the router learnt (path parameters, response style, the
 faults that fired) and returns a :class:`Response`. Auth, throttling and request-level faults happen in
-:mod:`flux_batch.simulator.app` before a handler runs.
+:mod:`flux_batch.simulator.app` before a handler runs. The files API is in :mod:`.files_api`, the models
+API in :mod:`.models_api`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from flux_batch.simulator.store import CONTENT_FILTER_ERROR, TERMINAL, Predictio
 CREATE_FIELDS = frozenset({"input", "version", "webhook", "webhook_events_filter", "stream"})
 PAGE_SIZE = 100
 MIN_CANCEL_AFTER = 5.0
+MAX_CANCEL_AFTER = 10 * 365 * 86400.0  # the simulator's own bound (so a deadline is always a real date)
+WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 WAIT_STEP = 0.5  # while holding a Prefer: wait request, look again this often (to see cancels)
 _PREFER = re.compile(r"^\s*wait(?:\s*=\s*(\d+))?\s*$")
 _OUTPUT = re.compile(r"/delivery/(?P<id>[0-9a-z]+)/output_(?P<i>\d+)\.\w+$")
@@ -67,6 +70,9 @@ class Handlers:
         unknown = sorted(set(body) - CREATE_FIELDS)
         if unknown:
             return problem(422, "Invalid request", f"Additional property {unknown[0]} is not allowed")
+        wrong = _optional_fields_problem(body)
+        if wrong:
+            return problem(422, "Invalid request", wrong)
         input = body.get("input")
         if not isinstance(input, dict):
             return problem(422, "Input validation failed", "- input: Invalid type. Expected: object\n")
@@ -119,6 +125,9 @@ class Handlers:
     def _model(
         self, params: Mapping[str, str], body: Mapping[str, Any]
     ) -> tuple[models.ModelSpec, str] | Response:
+        """The model and version a create names: by path (official model, version ``hidden``) or by the
+        ``version`` field in any form the API takes: ``owner/name``, ``owner/name:<64 hex>``, ``<64 hex>``.
+        """
         if "owner" in params:
             name, version = f"{params['owner']}/{params['name']}", "hidden"
         else:
@@ -126,16 +135,24 @@ class Handlers:
             if not isinstance(ref, str) or not ref:
                 return problem(422, "Invalid version", "- version: version is required\n")
             if models.VERSION_ID.match(ref):
-                return problem(422, "Invalid version", "Invalid version or not permitted")
+                known = self.store.version_model(ref)
+                if known is None:
+                    return problem(422, "Invalid version", f"Invalid version or not permitted: {ref}")
+                return known.spec, ref
             try:
                 name, hex_version = models.split_ref(ref)
             except ValueError:
                 return problem(422, "Invalid version", f"Invalid version or not permitted: {ref}")
             version = hex_version or "hidden"
-        spec = models.known_models().get(name)
-        if spec is None:
+        model = self.store.catalog.by_name.get(name)
+        if model is None:
             return not_found(f"Model {name} does not exist, or you do not have access to it.")
-        return spec, version
+        if version != "hidden":
+            pinned = self.store.version_model(version)
+            if pinned is not None and pinned is not model:
+                return problem(422, "Invalid version", f"Invalid version or not permitted: {body['version']}")
+            self.store.pin_version(version, model)
+        return model.spec, version
 
     def _input_size(self, input: Mapping[str, Any]) -> tuple[int, int] | None:
         """The size of an input image the simulator itself served (an output or an upload), else None."""
@@ -194,9 +211,14 @@ class Handlers:
         try:
             after = _parse_time(query.get("created_after"))
             before = _parse_time(query.get("created_before"))
-            cursor = _decode_cursor(query.get("cursor"))
+            cursor = decode_cursor(query.get("cursor"))
         except ValueError as exc:
             return problem(400, "Invalid query", str(exc))
+        source = query.get("source")
+        if source not in (None, "web", "api"):
+            return problem(400, "Invalid query", f"source must be 'web', not {source!r}")
+        if source == "web":  # every simulated prediction came from the API
+            return Response.json(200, views.page_json([], None, None))
         page, next_seq = self.store.page(
             before_seq=cursor, created_after=after, created_before=before, limit=PAGE_SIZE
         )
@@ -205,44 +227,9 @@ class Handlers:
         next_url = None
         if next_seq is not None:
             kept = {k: v for k, v in query.items() if k in ("created_after", "created_before")}
-            next_url = (
-                f"{style.api_base}/predictions?{urlencode({**kept, 'cursor': _encode_cursor(next_seq)})}"
-            )
+            query_text = urlencode({**kept, "cursor": encode_cursor(next_seq)})
+            next_url = f"{style.list_base or style.api_base}/predictions?{query_text}"
         return Response.json(200, views.page_json(results, next_url, None))
-
-    # -- files ---------------------------------------------------------------------------------------
-
-    async def upload(
-        self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
-    ) -> Response:
-        from starlette.requests import Request as StarletteRequest  # only uploads need multipart parsing
-
-        form = await StarletteRequest(request.scope, request.receive).form()
-        content = form.get("content")
-        if content is None or isinstance(content, str):
-            return problem(422, "Invalid request", "- content: a file is required\n")
-        data = await content.read()
-        name = str(form.get("filename") or content.filename or "file")
-        content_type = str(form.get("type") or content.content_type or "application/octet-stream")
-        try:
-            metadata = json.loads(str(form.get("metadata") or "{}"))
-        except ValueError:
-            return problem(422, "Invalid request", "- metadata: must be a JSON object\n")
-        file = self.store.upload(
-            name, content_type, data, self.clock(), metadata if isinstance(metadata, dict) else {}
-        )
-        return Response.json(201, views.file_json(file, style))
-
-    async def file(
-        self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
-    ) -> Response:
-        """``GET /files/{id}``: the bytes; the file object with ``Accept: application/json``."""
-        file = self.store.files.get(params["id"])
-        if file is None:
-            return not_found("File not found")
-        if request.path.endswith("/download") or "application/json" not in request.headers.get("accept", ""):
-            return Response(200, file.data, file.content_type)
-        return Response.json(200, views.file_json(file, style))
 
     async def output(self, request: Request, params: Mapping[str, str], fired: list[FaultSpec]) -> Response:
         """An output image; 404 until the prediction succeeded and after its retention."""
@@ -261,6 +248,43 @@ class Handlers:
         if first(fired, "wrong_length"):
             return Response(200, data[: len(data) // 2], spec.content_type, content_length=len(data))
         return Response(200, data, spec.content_type)
+
+    async def stream(self, request: Request, params: Mapping[str, str]) -> Response:
+        """``urls.stream``: the prediction's server-sent events (logs, each output, then done), sent once
+        the prediction has ended. No token, like Replicate's stream URLs."""
+        prediction = self.store.predictions.get(params["id"])
+        if prediction is None:
+            return not_found()
+        status = await self._hold(prediction, max(prediction.done - self.clock(), 0.0) + WAIT_STEP)
+        now = self.clock()
+        events = [("logs", line) for line in prediction.logs(status, now).splitlines()]
+        style = views.Style(request.base_url, (self.config.files_base_url or request.base_url).rstrip("/"))
+        if status == "succeeded":
+            events += [
+                ("output", views.output_url(style, prediction, i)) for i, _ in enumerate(prediction.images)
+            ]
+            events.append(("done", "{}"))
+        elif status == "failed":
+            events.append(("error", json.dumps({"detail": prediction.error})))
+            events.append(("done", json.dumps({"reason": "error"})))
+        else:
+            events.append(("done", json.dumps({"reason": "canceled"})))
+        body = "".join(f"event: {name}\nid: {i}\ndata: {data}\n\n" for i, (name, data) in enumerate(events))
+        return Response(200, body.encode(), "text/event-stream").header("Cache-Control", "no-store")
+
+
+def _optional_fields_problem(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with a create body's optional fields, as a 422 detail line, or None."""
+    if "webhook" in body and not isinstance(body["webhook"], str):
+        return "- webhook: Invalid type. Expected: string\n"
+    if "webhook_events_filter" in body:
+        events = body["webhook_events_filter"]
+        known = isinstance(events, list) and all(isinstance(e, str) and e in WEBHOOK_EVENTS for e in events)
+        if not known:
+            return "- webhook_events_filter: must be a list of start, output, logs, completed\n"
+    if "stream" in body and not isinstance(body["stream"], bool):
+        return "- stream: Invalid type. Expected: boolean\n"
+    return None
 
 
 def _prefer_wait(header: str | None, max_wait: float) -> float | None:
@@ -284,6 +308,8 @@ def _cancel_after(header: str | None) -> float | Response | None:
         return problem(422, "Invalid Cancel-After", str(exc))
     if seconds < MIN_CANCEL_AFTER:
         return problem(422, "Invalid Cancel-After", f"Cancel-After must be at least 5s, not {header}")
+    if not seconds <= MAX_CANCEL_AFTER:
+        return problem(422, "Invalid Cancel-After", f"Cancel-After must be at most 10 years, not {header}")
     return seconds
 
 
@@ -304,11 +330,11 @@ def _parse_time(text: str | None) -> float | None:
     return stamp.timestamp() - offset + float(f"0.{match[2] or 0}")
 
 
-def _encode_cursor(seq: int) -> str:
+def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"seq={seq}".encode()).decode().rstrip("=")
 
 
-def _decode_cursor(text: str | None) -> int | None:
+def decode_cursor(text: str | None) -> int | None:
     if not text:
         return None
     try:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from flux_batch.ids import canonical_json
 from flux_batch.models import ModelSpec
+from flux_batch.simulator.catalog import Catalog, SimulatedModel, default_catalog
 from flux_batch.simulator.images import ImageSpec, image_spec
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # lowercase Crockford base32, as Replicate's ids look
@@ -50,6 +51,7 @@ class Prediction:
     price_usd: float
     deadline: float | None = None
     canceled_at: float | None = None
+    logs_download: bool = False  # logs the output's download, as the kontext models do (seed page 004)
 
     def state(self, now: float) -> tuple[str, float | None, float | None]:
         """``(status, started_at, completed_at)`` at ``now``; times are clock seconds or None."""
@@ -78,6 +80,9 @@ class Prediction:
             return text + "Generating...\n"
         if status in ("succeeded", "failed"):
             text += f"Generating...\nGenerated image in {self.done - self.started:.1f}sec\n"
+        if status == "succeeded" and self.logs_download:
+            size = self.images[0].estimated_bytes if self.images else 0
+            text += f"Downloading {size} bytes\nDownloaded {size / 2**20:.2f}MB in {size / 1.2e6:.2f}sec\n"
         return text
 
 
@@ -86,6 +91,7 @@ class UploadedFile:
     """A file sent with ``POST /files``."""
 
     id: str
+    seq: int
     name: str
     content_type: str
     data: bytes
@@ -107,17 +113,29 @@ class UploadedFile:
 class Store:
     """Predictions by id (in creation order) and uploads, with ids and timings from one seeded RNG."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, catalog: Catalog | None = None) -> None:
         self._seed = seed
+        self.catalog = catalog or default_catalog()
         self.reset()
 
     def reset(self) -> None:
         self.rng = random.Random(f"store:{self._seed}")
         self.predictions: dict[str, Prediction] = {}
         self.order: list[Prediction] = []
-        self.files: dict[str, UploadedFile] = {}
+        self.files: dict[str, UploadedFile] = {}  # live uploads (deleted ones leave)
+        self._file_order: list[UploadedFile] = []
         self._seen_requests: set[str] = set()
         self.duplicates = 0
+        self._pinned: dict[str, SimulatedModel] = {}
+
+    def version_model(self, version_id: str) -> SimulatedModel | None:
+        """The model a version id belongs to: a catalog version, or one a create named as
+        ``owner/name:<id>`` (the simulator cannot know every real version, so it learns them)."""
+        return self.catalog.by_version.get(version_id) or self._pinned.get(version_id)
+
+    def pin_version(self, version_id: str, model: SimulatedModel) -> None:
+        if version_id not in self.catalog.by_version:
+            self._pinned[version_id] = model
 
     def new_id(self) -> str:
         return "".join(self.rng.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
@@ -158,6 +176,7 @@ class Store:
             output_list=spec.output == "list",
             price_usd=(spec.price_usd or 0.0) * count,
             deadline=deadline,
+            logs_download="input_image" in spec.image_inputs,
         )
         self.predictions[prediction.id] = prediction
         self.order.append(prediction)
@@ -192,9 +211,29 @@ class Store:
     def upload(
         self, name: str, content_type: str, data: bytes, now: float, metadata: Mapping[str, Any]
     ) -> UploadedFile:
-        file = UploadedFile(self.new_id(), name, content_type, data, now, dict(metadata))
+        file = UploadedFile(
+            self.new_id(), len(self._file_order), name, content_type, data, now, dict(metadata)
+        )
         self.files[file.id] = file
+        self._file_order.append(file)
         return file
+
+    def delete_file(self, file_id: str) -> bool:
+        """Forget an upload; False if there was none by that id."""
+        return self.files.pop(file_id, None) is not None
+
+    def file_page(self, *, before_seq: int | None, limit: int) -> tuple[list[UploadedFile], int | None]:
+        """Up to ``limit`` live uploads, newest first, older than ``before_seq``; and the next cursor."""
+        end = len(self._file_order) if before_seq is None else min(before_seq, len(self._file_order))
+        results: list[UploadedFile] = []
+        for seq in range(end - 1, -1, -1):
+            file = self._file_order[seq]
+            if file.id not in self.files:
+                continue
+            if len(results) == limit:
+                return results, results[-1].seq
+            results.append(file)
+        return results, None
 
     def billed_usd(self, now: float) -> float:
         """What the predictions that succeeded by ``now`` cost (Replicate bills official models per image)."""

@@ -2,13 +2,16 @@
 
 Two buckets per token, as on Replicate: one for creating predictions, one for every other endpoint. The
 low-credit mode replaces the create bucket by 6 a minute with a burst of 1 and answers with the longer
-message seen in the wild.
+message seen in the wild. Every metered answer carries ``ratelimit-remaining`` (whole requests left in the
+bucket) and ``ratelimit-reset`` (whole seconds until it is full again), as Replicate's recorded responses
+do; what exactly Replicate counts in them is unconfirmed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from flux_batch.ratelimit import TokenBucket, per_minute
 from flux_batch.simulator.config import SimConfig
@@ -23,6 +26,33 @@ class Throttled:
 
     retry_after: int
     detail: str
+    low_credit: bool = False
+
+    def body(self, shape: str) -> dict[str, Any]:
+        """The 429 body in one of :data:`~flux_batch.simulator.config.RATE_LIMIT_BODIES`' shapes."""
+        if shape == "auto":
+            shape = "retry_after" if self.low_credit else "bare"
+        body: dict[str, Any] = {"detail": self.detail, "status": 429}
+        if shape == "problem":
+            body = {"title": "Request was throttled", **body}
+        if shape in ("retry_after", "problem"):
+            body["retry_after"] = self.retry_after
+        return body
+
+
+@dataclass(frozen=True)
+class Metered:
+    """What a bucket said about one request: the rate-limit headers' values, and the refusal if any."""
+
+    remaining: int
+    reset: int
+    refused: Throttled | None = None
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset).encode()),
+        ]
 
 
 class Throttle:
@@ -42,8 +72,8 @@ class Throttle:
         self._other = (float(config.other_rpm), float(other_burst))
         self._buckets: dict[tuple[str, bool], TokenBucket] = {}
 
-    def check(self, token: str, create: bool, now: float) -> Throttled | None:
-        """Take a token from the right bucket; None when allowed, else how long to wait."""
+    def check(self, token: str, create: bool, now: float) -> Metered | None:
+        """Take a token from the right bucket; None when that kind of request has no limit."""
         rpm, burst = self._create if create else self._other
         if rpm <= 0:
             return None
@@ -51,10 +81,12 @@ class Throttle:
         if bucket is None:
             bucket = self._buckets[(token, create)] = TokenBucket(per_minute(rpm), burst)
         wait = bucket.take(now)
+        reset = math.ceil((burst - bucket.tokens) / bucket.rate - 1e-9)
         if wait <= 0:
-            return None
+            return Metered(int(bucket.tokens + 1e-9), reset)
         seconds = max(1, math.ceil(wait))
-        if create and self.low_credit:
+        low_credit = create and self.low_credit
+        if low_credit:
             detail = (
                 "Request was throttled. Your rate limit for creating predictions is reduced to "
                 f"{LOW_CREDIT_RPM} requests per minute with a burst of {LOW_CREDIT_BURST} requests while you "
@@ -62,7 +94,7 @@ class Throttle:
             )
         else:
             detail = f"Request was throttled. Your rate limit resets in ~{seconds}s."
-        return Throttled(seconds, detail)
+        return Metered(0, reset, Throttled(seconds, detail, low_credit))
 
     def reset(self) -> None:
         self._buckets.clear()

@@ -11,22 +11,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flux_batch.simulator.store import TERMINAL, Prediction, UploadedFile
+from flux_batch.simulator.store import FILE_LIFETIME, TERMINAL, Prediction, UploadedFile
 
 REPLICATE_API = "https://api.replicate.com/v1"
+REPLICATE_STREAM = "https://stream.replicate.com/v1/files"
 
 
 @dataclass(frozen=True)
 class Style:
-    """How to spell URLs in a response: ``api_base`` for ``urls``, ``files_base`` for output files."""
+    """How to spell a response: ``api_base`` for ``urls``, ``files_base`` for output files, ``stream_base``
+    for ``urls.stream``; proxy style (``message`` set) mirrors the seed pages' pass-through proxy."""
 
     api_base: str
     files_base: str
     message: str | None = None  # set in proxy style
+    stream_base: str = REPLICATE_STREAM
+    list_base: str | None = None  # where a list page's ``next`` points (default ``api_base``)
+
+    @property
+    def proxy(self) -> bool:
+        return self.message is not None
 
 
 def iso(t: float, digits: int = 3) -> str:
-    """Clock seconds as ISO 8601 UTC with ``Z``: ``2025-05-31T00:49:47.512Z``."""
+    """Clock seconds as ISO 8601 UTC with ``Z``: ``2025-05-31T00:49:47.512Z``; Replicate writes
+    ``created_at`` with 3 fraction digits and ``started_at``/``completed_at`` with 9."""
     whole = int(t // 1)
     frac = f"{t - whole:.{digits}f}"[1:] if digits else ""
     if frac.startswith(".") and frac[1:] and int(frac[1:]) == 10**digits:  # rounding reached a whole second
@@ -39,7 +48,11 @@ def output_url(style: Style, prediction: Prediction, index: int) -> str:
 
 
 def prediction_json(p: Prediction, now: float, style: Style, retention: float) -> dict[str, Any]:
-    """The prediction object as ``GET /predictions/{id}`` returns it at ``now``."""
+    """The prediction object as ``GET /predictions/{id}`` returns it at ``now``.
+
+    Replicate style adds what the current API sends beyond the seed pages' proxy: ``source`` and
+    ``metrics.total_time``. After ``retention`` the input, output and logs are removed, as the API does.
+    """
     status, started, completed = p.state(now)
     removed = completed is not None and now >= completed + retention
     output: Any = None
@@ -50,7 +63,7 @@ def prediction_json(p: Prediction, now: float, style: Style, retention: float) -
         "id": p.id,
         "model": p.model,
         "version": p.version,
-        "input": p.input,
+        "input": {} if removed else p.input,
         "logs": "" if removed else p.logs(status, now),
         "output": output,
         "data_removed": removed,
@@ -58,31 +71,34 @@ def prediction_json(p: Prediction, now: float, style: Style, retention: float) -
         "status": status,
         "created_at": iso(p.created),
     }
+    if not style.proxy:
+        body["source"] = "api"
     if started is not None:
-        body["started_at"] = iso(started, 6)
+        body["started_at"] = iso(started, 9)
     if completed is not None:
-        body["completed_at"] = iso(completed, 6)
+        body["completed_at"] = iso(completed, 9)
     if p.deadline is not None:
         body["deadline"] = iso(p.deadline)
-    urls = {
+    body["urls"] = {
         "cancel": f"{style.api_base}/predictions/{p.id}/cancel",
         "get": f"{style.api_base}/predictions/{p.id}",
+        "stream": f"{style.stream_base}/{p.id}",
+        "web": f"https://replicate.com/p/{p.id}",
     }
-    if style.message is not None:
-        urls["stream"] = f"https://stream.replicate.com/v1/files/{p.id}"
-    urls["web"] = f"https://replicate.com/p/{p.id}"
-    body["urls"] = urls
     if status in TERMINAL:
         ran = (completed - started) if (started is not None and completed is not None) else 0.0
         images = len(p.images) if status == "succeeded" else 0
-        body["metrics"] = {"image_count": images, "predict_time": round(ran, 6)}
+        metrics: dict[str, Any] = {"image_count": images, "predict_time": round(ran, 6)}
+        if not style.proxy and completed is not None:
+            metrics["total_time"] = round(completed - p.created, 6)
+        body["metrics"] = metrics
     if style.message is not None:
         body["message"] = style.message
     return body
 
 
 def file_json(f: UploadedFile, style: Style) -> dict[str, Any]:
-    """The file object of ``POST /files`` (``urls.get`` serves the bytes)."""
+    """The file object of ``POST /files`` and ``GET /files/{id}`` (``/files/{id}/download`` has the bytes)."""
     return {
         "id": f.id,
         "name": f.name,
@@ -92,7 +108,7 @@ def file_json(f: UploadedFile, style: Style) -> dict[str, Any]:
         "checksums": {"sha256": f.sha256},
         "metadata": f.metadata,
         "created_at": iso(f.created),
-        "expires_at": iso(f.created + 24 * 3600),
+        "expires_at": iso(f.created + FILE_LIFETIME),
         "urls": {"get": f"{style.api_base}/files/{f.id}"},
     }
 
