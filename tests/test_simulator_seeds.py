@@ -1,29 +1,27 @@
 """Fidelity: both seed pages' requests are accepted at the proxy-style prefix and their response shapes
-are reproduced field for field (same keys, same value types, ``urls`` pointing at api.replicate.com)."""
+are reproduced field for field (same keys, same value types, ``urls`` pointing at api.replicate.com).
+
+The pages' examples are the project's fixtures (tests/fixtures/seeds/, each saying where it comes from).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from flux_batch.simulator import SimConfig
 from flux_batch.simulator.testing import in_process
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seeds"
+SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 PROXY = "http://simulator.local/replicate/v1"
 
 
-def examples(name: str) -> list[Any]:
-    """Every JSON object following an ``Example`` line in a seed page, in order."""
-    text = (SEEDS / name).read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-    found = []
-    for part in text.split("Example\n")[1:]:
-        start = part.find("{")
-        if start != -1 and not part[:start].strip():
-            found.append(decoder.raw_decode(part[start:])[0])
-    return found
+def seed(name: str) -> dict[str, Any]:
+    """One seed page's examples: ``request`` (if it has one) and ``response``."""
+    data: dict[str, Any] = json.loads((SEEDS / name).read_text(encoding="utf-8"))
+    return data
 
 
 def shape(value: Any) -> Any:
@@ -39,11 +37,24 @@ def shape(value: Any) -> Any:
     return "null" if value is None else "string"
 
 
+def fraction_digits(stamp: str) -> int:
+    return len(stamp.rstrip("Z").partition(".")[2])
+
+
+def numbers_blanked(text: str) -> str:
+    """The logs' lines with every number replaced: the same lines in the same order."""
+    return re.sub(r"\d+(?:\.\d+)?", "N", text)
+
+
 def assert_same_shape(ours: dict[str, Any], seed: dict[str, Any]) -> None:
     assert list(ours) == list(seed)
     mine, theirs = shape(ours), shape(seed)
     mine["input"] = theirs["input"] = "object"  # the input is whatever the request sent
     assert mine == theirs
+    for key in ("created_at", "started_at", "completed_at"):  # 3 fraction digits, 9 for the run's times
+        if key in seed:
+            assert fraction_digits(ours[key]) == fraction_digits(seed[key]), (key, ours[key], seed[key])
+    assert numbers_blanked(ours["logs"]) == numbers_blanked(seed["logs"])
     pid = ours["id"]
     assert ours["urls"]["get"] == f"https://api.replicate.com/v1/predictions/{pid}"
     assert ours["urls"]["cancel"] == f"https://api.replicate.com/v1/predictions/{pid}/cancel"
@@ -51,7 +62,8 @@ def assert_same_shape(ours: dict[str, Any], seed: dict[str, Any]) -> None:
 
 
 async def test_seed_000_create_flux_pro() -> None:
-    request, response = examples("000_75c6f6d6094ce5b5.txt")
+    page = seed("000_create_flux_pro.json")
+    request, response = page["request"], page["response"]
     async with in_process(SimConfig(latency=5)) as (client, _app, _clock):
         created = await client.post(f"{PROXY}/models/black-forest-labs/flux-pro/predictions", json=request)
     assert created.status_code == 201
@@ -62,7 +74,7 @@ async def test_seed_000_create_flux_pro() -> None:
 
 
 async def test_seed_004_get_finished_kontext_max() -> None:
-    (response,) = examples("004_5231722b0fee9109.txt")
+    response = seed("004_get_kontext_max.json")["response"]
     async with in_process(SimConfig(latency=5)) as (client, _app, clock):
         path = f"{PROXY}/models/{response['model']}/predictions"
         pid = (await client.post(path, json={"input": response["input"]})).json()["id"]
