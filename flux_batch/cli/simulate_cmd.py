@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from flux_batch.errors import UsageError
@@ -60,6 +62,26 @@ def register(subparsers: Any) -> None:
         help="answer 404 to list calls",
     )
     parser.add_argument("--files-base-url", metavar="URL", help="absolute base URL of output files")
+    parser.add_argument(
+        "--rate-limit-body",
+        choices=("auto", "bare", "retry_after", "problem"),
+        help="shape of 429 bodies (default auto: as seen in the wild)",
+    )
+    parser.add_argument(
+        "--proxy-next",
+        choices=("upstream", "proxy"),
+        help="where proxy-style list pages' next points (default upstream: api.replicate.com)",
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a throwaway authority (output URLs become https:)",
+    )
+    parser.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        help="with --tls: write the authority's PEM here, for SSL_CERT_FILE or NODE_EXTRA_CA_CERTS",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     parser.set_defaults(func=run)
 
@@ -76,6 +98,8 @@ _OVERRIDES = (
     "seed",
     "list_supported",
     "files_base_url",
+    "rate_limit_body",
+    "proxy_next",
 )
 
 
@@ -95,17 +119,39 @@ def run(args: argparse.Namespace) -> int:
     from flux_batch.simulator.server import base_urls, bind, serve
 
     config = config_from_args(args)
+    if args.ca_file and not args.tls:
+        raise UsageError("--ca-file names where --tls writes its certificate authority; add --tls")
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
-    urls = base_urls(args.host, sock.getsockname()[1])
-    print(
-        f"flux-batch simulator serving (Ctrl-C to stop)\n"
-        f"  Replicate style: {urls['replicate']}\n"
-        f"  proxy style:     {urls['proxy']}\n"
-        f"  stats:           {urls['stats']}",
-        flush=True,
-    )
-    serve(create_app(config), sock, log_level=args.log_level)
+    with tempfile.TemporaryDirectory(prefix="flux-batch-tls-") as scratch:
+        tls = _tls(args, scratch) if args.tls else None
+        urls = base_urls(args.host, sock.getsockname()[1], "https" if tls else "http")
+        print(
+            f"flux-batch simulator serving (Ctrl-C to stop)\n"
+            f"  Replicate style: {urls['replicate']}\n"
+            f"  proxy style:     {urls['proxy']}\n"
+            f"  stats:           {urls['stats']}",
+            flush=True,
+        )
+        if tls is not None:
+            print(
+                f"  CA certificate:  {tls[1]}\n"
+                f"  trust it with SSL_CERT_FILE={tls[1]} (Python) or NODE_EXTRA_CA_CERTS={tls[1]} (Node)",
+                flush=True,
+            )
+        serve(create_app(config), sock, log_level=args.log_level, tls=tls[0] if tls else None)
     return 0
+
+
+def _tls(args: argparse.Namespace, scratch: str) -> tuple[Any, Path]:
+    """The certificates, and where the authority's PEM was written (``--ca-file`` or the scratch folder)."""
+    from flux_batch.simulator.tls import make_tls
+
+    tls = make_tls(scratch, args.host)
+    target = Path(args.ca_file) if args.ca_file else Path(scratch) / "ca.pem"
+    try:
+        return tls, tls.write_ca(target)
+    except OSError as exc:
+        raise UsageError(f"cannot write the CA certificate to {target}: {exc.strerror}") from exc

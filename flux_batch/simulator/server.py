@@ -1,4 +1,5 @@
-"""Serving the simulator over HTTP with uvicorn: in the foreground (the CLI) or in a background thread.
+"""Serving the simulator with uvicorn, over HTTP or HTTPS (see :mod:`.tls`): in the foreground (the CLI)
+or in a background thread.
 
 Dropped-connection faults raise :class:`SimulatedDisconnect` inside the app so that uvicorn closes the
 socket; the log filter here keeps those deliberate drops out of the error log.
@@ -16,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from flux_batch.simulator.asgi import SimulatedDisconnect
+from flux_batch.simulator.tls import TlsFiles
 
 
 class _HideSimulatedDrops(logging.Filter):
@@ -24,9 +26,19 @@ class _HideSimulatedDrops(logging.Filter):
         return not isinstance(exc, SimulatedDisconnect)
 
 
-def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
+def _uvicorn_config(
+    app: Any, host: str, port: int, log_level: str, tls: TlsFiles | None = None
+) -> uvicorn.Config:
     logging.getLogger("uvicorn.error").addFilter(_HideSimulatedDrops())
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        ssl_certfile=str(tls.server_pem) if tls else None,
+    )
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -42,28 +54,35 @@ def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
-def base_urls(host: str, port: int) -> dict[str, str]:
+def base_urls(host: str, port: int, scheme: str = "http") -> dict[str, str]:
     """The API's base URLs as served: Replicate style and proxy style."""
-    shown = f"[{host}]" if ":" in host else host
+    root = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
     return {
-        "replicate": f"http://{shown}:{port}/v1",
-        "proxy": f"http://{shown}:{port}/replicate/v1",
-        "stats": f"http://{shown}:{port}/_simulator/stats",
+        "replicate": f"{root}/v1",
+        "proxy": f"{root}/replicate/v1",
+        "stats": f"{root}/_simulator/stats",
     }
 
 
-def serve(app: Any, sock: socket.socket, log_level: str = "warning") -> None:
-    """Serve ``app`` on the bound ``sock`` until interrupted (Ctrl-C)."""
+def serve(app: Any, sock: socket.socket, log_level: str = "warning", tls: TlsFiles | None = None) -> None:
+    """Serve ``app`` on the bound ``sock`` until interrupted (Ctrl-C); HTTPS with ``tls``."""
     host, port = sock.getsockname()[:2]
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run(sockets=[sock])
+    uvicorn.Server(_uvicorn_config(app, host, port, log_level, tls)).run(sockets=[sock])
 
 
 @contextmanager
-def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Serve ``app`` from a background thread; yields ``http://host:port`` and stops on exit."""
+def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", port: int = 0, tls: TlsFiles | None = None
+) -> Iterator[str]:
+    """Serve ``app`` from a background thread; yields ``http://host:port`` (``https://`` with ``tls``)
+    and stops on exit."""
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
-    server = uvicorn.Server(_uvicorn_config(app, host, bound_port, "warning"))
+    config = _uvicorn_config(app, host, bound_port, "warning", tls)
+    # A TLS connection the client left open holds a graceful shutdown until the peer answers the close
+    # (asyncio waits 30 s); a background server is a test's, so it stops within a second instead.
+    config.timeout_graceful_shutdown = 1
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -71,7 +90,7 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterato
             if not thread.is_alive():
                 raise RuntimeError("the simulator server failed to start")
             threading.Event().wait(0.01)
-        yield f"http://{host}:{bound_port}"
+        yield f"{'https' if tls else 'http'}://{host}:{bound_port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
