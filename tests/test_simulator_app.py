@@ -312,3 +312,65 @@ async def test_created_at_follows_the_clock() -> None:
         clock.now = START + 0.25
         body = (await client.post(FLUX_PRO, json={"input": {"prompt": "x"}})).json()
         assert body["created_at"] == "2025-06-15T15:06:40.250Z"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b'{"input": {"prompt": "x", "guidance": NaN}}', {}, 400),  # NaN is not JSON
+        (b'{"input": {"prompt": "x", "seed": Infinity}}', {}, 400),
+        (b"[" * 100_000 + b"]" * 100_000, {}, 400),  # nested past the parser's recursion limit
+        (b"\xff\xfe{", {}, 400),
+        (b'{"input": {"prompt": "x"}}', {"Cancel-After": "9" * 400}, 422),  # an infinite deadline
+        (b'{"input": {"prompt": "x"}}', {"Cancel-After": "99999999999h"}, 422),  # past year 9999
+        (b'{"input": {"prompt": "x"}, "webhook_events_filter": [{}]}', {}, 422),
+        (b'{"input": {"prompt": "x"}, "webhook": 5}', {}, 422),
+        (b'{"input": {"prompt": "x"}, "stream": "yes"}', {}, 422),
+    ],
+)
+async def test_bad_create_bodies_and_headers_are_4xx_problems(
+    body: bytes, headers: dict[str, str], status: int
+) -> None:
+    """Defect #11.4: no input makes the simulator answer 5xx (before: exceptions, or NaN echoed back)."""
+    async with in_process(SimConfig(latency=0)) as (client, app, _clock):
+        response = await client.post(
+            FLUX_PRO, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert app.stats()["predictions_created"] == 0
+
+
+async def test_proxy_next_can_point_at_the_proxy() -> None:
+    """A pass-through proxy's list page points ``next`` at api.replicate.com (a client that follows it
+    sends its token there); ``proxy_next: proxy`` keeps it on the proxy."""
+    proxy = "http://simulator.local/replicate/v1"
+    for setting, expected in (("upstream", "https://api.replicate.com/v1/"), ("proxy", f"{proxy}/")):
+        async with in_process(SimConfig(latency=0, create_rpm=0, proxy_next=setting)) as (
+            client,
+            _app,
+            _clock,
+        ):
+            for i in range(101):
+                await client.post(f"{proxy}{FLUX_PRO}", json={"input": {"prompt": str(i)}})
+            page = (await client.get(f"{proxy}/predictions")).json()
+            assert page["next"].startswith(f"{expected}predictions?cursor=")
+            assert len((await client.get(proxy + page["next"].split("/v1", 1)[1])).json()["results"]) == 1
+
+
+async def test_stream_sends_logs_outputs_then_done() -> None:
+    async with in_process(SimConfig(latency=5)) as (client, _app, clock):
+        body = (await client.post(SCHNELL, json={"input": {"prompt": "x", "num_outputs": 2}})).json()
+        stream = await client.get(body["urls"]["stream"], headers={"Authorization": ""})
+        assert stream.status_code == 200 and stream.headers["content-type"] == "text/event-stream"
+        events = [block.split("\n") for block in stream.text.strip().split("\n\n")]
+        names = [lines[0].removeprefix("event: ") for lines in events]
+        assert names[-3:] == ["output", "output", "done"] and set(names[:-3]) == {"logs"}
+        done = (await client.get(f"/predictions/{body['id']}")).json()
+        assert [lines[2].removeprefix("data: ") for lines in events[-3:-1]] == done["output"]
+        assert clock.now >= START + 5 * 0.1  # it waited for the prediction instead of answering early
+        canceled = (await client.post(FLUX_PRO, json={"input": {"prompt": "y"}})).json()
+        await client.post(f"/predictions/{canceled['id']}/cancel")
+        text = (await client.get(canceled["urls"]["stream"])).text
+        assert text.rstrip().endswith('event: done\nid: 1\ndata: {"reason": "canceled"}')
+        assert (await client.get("http://simulator.local/stream/nope")).status_code == 404

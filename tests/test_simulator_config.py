@@ -81,6 +81,10 @@ def test_config_rejects_nonsense() -> None:
         SimConfig(burst=0)
     with pytest.raises(UsageError):
         SimConfig(token="")
+    with pytest.raises(UsageError, match="rate_limit_body"):
+        SimConfig(rate_limit_body="fancy")
+    with pytest.raises(UsageError, match="proxy_next"):
+        SimConfig(proxy_next="elsewhere")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -93,7 +97,8 @@ def test_flags_override_the_profile(tmp_path: Path) -> None:
     profile = tmp_path / "p.yaml"
     profile.write_text("latency: 9\nburst: 3\nfaults: [{kind: reset, every: 4}]\n", encoding="utf-8")
     flags = "--latency 1.5 --create-rpm 0 --other-rpm 60 --retention 1m --token t --no-retry-after-header "
-    flags += "--low-credit --seed 4 --fault content_filter:0.5 --no-list --files-base-url http://files:1"
+    flags += "--low-credit --seed 4 --fault content_filter:0.5 --no-list --files-base-url http://files:1 "
+    flags += "--rate-limit-body bare --proxy-next proxy"
     args = parse(["--profile", str(profile), *flags.split()])
     config = simulate_cmd.config_from_args(args)
     assert config == SimConfig(
@@ -109,5 +114,12 @@ def test_flags_override_the_profile(tmp_path: Path) -> None:
         faults=(FaultSpec("reset", every=4), FaultSpec("content_filter", probability=0.5)),
         list_supported=False,
         files_base_url="http://files:1",
+        rate_limit_body="bare",
+        proxy_next="proxy",
     )
     assert simulate_cmd.config_from_args(parse([])) == SimConfig()
+
+
+def test_ca_file_needs_tls() -> None:
+    with pytest.raises(UsageError, match="add --tls"):
+        simulate_cmd.run(parse(["--ca-file", "ca.pem", "--port", "0"]))

@@ -57,6 +57,8 @@ def test_output_size(values: dict[str, Any], size: tuple[int, int]) -> None:
 
 def test_match_input_image_uses_the_known_size() -> None:
     assert output_size({"aspect_ratio": "match_input_image"}, (640, 480)) == (640, 480)
+    # An upload's header can claim any size: drawing 60,000 x 40,000 pixels would take ~7 GB.
+    assert output_size({"aspect_ratio": "match_input_image"}, (60000, 40000)) == (2508, 1672)
     kontext = get_model("black-forest-labs/flux-kontext-pro")
     spec = image_spec(kontext, {"prompt": "x", "input_image": "http://x/y.png"}, 3, 0, (320, 240))
     assert (spec.width, spec.height, spec.fmt) == (320, 240, "png")

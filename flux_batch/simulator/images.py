@@ -92,7 +92,7 @@ def output_size(values: Mapping[str, Any], input_size: tuple[int, int] | None = 
     if ratio == "custom":
         return int(values.get("width", 1024)), int(values.get("height", 1024))
     if ratio == "match_input_image":
-        return input_size or DEFAULT_SIZE
+        return _bounded(input_size) if input_size else DEFAULT_SIZE
     megapixels = float(values.get("megapixels", 1))
     if "raw" in values or "image_prompt_strength" in values:  # flux-1.1-pro-ultra makes 4 megapixels
         megapixels = 4.0
@@ -105,6 +105,16 @@ def output_size(values: Mapping[str, Any], input_size: tuple[int, int] | None = 
     width = round(math.sqrt(area * aspect) / 16) * 16
     height = round(math.sqrt(area / aspect) / 16) * 16
     return width, height
+
+
+def _bounded(size: tuple[int, int], max_pixels: int = 4 * 1024 * 1024) -> tuple[int, int]:
+    """An input's size, scaled down to at most ``max_pixels`` (an upload can claim any size in its
+    header; drawing it would take the memory it claims)."""
+    width, height = max(size[0], 1), max(size[1], 1)
+    if width * height <= max_pixels:
+        return width, height
+    scale = math.sqrt(max_pixels / (width * height))
+    return max(16, round(width * scale)), max(16, round(height * scale))
 
 
 @functools.lru_cache(maxsize=256)
