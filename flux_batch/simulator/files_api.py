@@ -18,7 +18,7 @@ from flux_batch.simulator import views
 from flux_batch.simulator.asgi import Request, Response, loads_strict
 from flux_batch.simulator.config import FaultSpec
 from flux_batch.simulator.handlers import PAGE_SIZE, decode_cursor, encode_cursor, not_found, problem
-from flux_batch.simulator.store import Store
+from flux_batch.simulator.store import Store, UploadedFile
 
 MAX_FILENAME_BYTES = 255
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024  # "Files must be less than 100MB in size" (413)
@@ -96,13 +96,15 @@ class FileHandlers:
             next_url = f"{style.list_base or style.api_base}/files?{query}"
         return Response.json(200, views.page_json([views.file_json(f, style) for f in page], next_url, None))
 
+    def _file(self, params: Mapping[str, str]) -> UploadedFile | Response:
+        """The upload the path names, or the 404 to answer."""
+        return self.store.files.get(params["id"]) or not_found("File not found")
+
     async def get(
         self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
     ) -> Response:
-        file = self.store.files.get(params["id"])
-        if file is None:
-            return not_found("File not found")
-        return Response.json(200, views.file_json(file, style))
+        file = self._file(params)
+        return file if isinstance(file, Response) else Response.json(200, views.file_json(file, style))
 
     async def delete(
         self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
@@ -115,10 +117,8 @@ class FileHandlers:
         self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
     ) -> Response:
         """The bytes, as ``application/octet-stream`` (what the API description documents)."""
-        file = self.store.files.get(params["id"])
-        if file is None:
-            return not_found("File not found")
-        return Response(200, file.data, DEFAULT_TYPE)
+        file = self._file(params)
+        return file if isinstance(file, Response) else Response(200, file.data, DEFAULT_TYPE)
 
 
 def _text(value: Any) -> str | None:

@@ -22,36 +22,32 @@ class ModelHandlers:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _model(self, params: Mapping[str, str]) -> SimulatedModel | None:
-        return self.store.catalog.by_name.get(f"{params['owner']}/{params['name']}")
+    def _model(self, params: Mapping[str, str]) -> SimulatedModel | Response:
+        """The model the path names, or the 404 to answer."""
+        name = f"{params['owner']}/{params['name']}"
+        model = self.store.catalog.by_name.get(name)
+        return model or not_found(f"Model {name} does not exist, or you do not have access to it.")
 
     async def get(
         self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
     ) -> Response:
         model = self._model(params)
-        if model is None:
-            return _no_model(params)
-        return Response.json(200, model.model_json())
+        return model if isinstance(model, Response) else Response.json(200, model.model_json())
 
     async def versions(
         self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
     ) -> Response:
         model = self._model(params)
-        if model is None:
-            return _no_model(params)
+        if isinstance(model, Response):
+            return model
         return Response.json(200, views.page_json([model.version_json()], None, None))
 
     async def version(
         self, request: Request, params: Mapping[str, str], style: views.Style, fired: list[FaultSpec]
     ) -> Response:
         model = self._model(params)
-        if model is None:
-            return _no_model(params)
+        if isinstance(model, Response):
+            return model
         if self.store.version_model(params["version"]) is not model:
             return not_found(f"Version {params['version']} of {model.spec.name} does not exist.")
         return Response.json(200, {**model.version_json(), "id": params["version"]})
-
-
-def _no_model(params: Mapping[str, str]) -> Response:
-    name = f"{params['owner']}/{params['name']}"
-    return not_found(f"Model {name} does not exist, or you do not have access to it.")
