@@ -139,9 +139,9 @@ def count_jobs_and_images(
             else:
                 count *= sum(1 for _ in upstream_images(manifest, source, full=False))
         jobs[stage.id] = count
-        images[stage.id] = _images(manifest, stage, count)
         if limit is not None and sum(jobs.values()) > limit:
-            break
+            break  # before _images, which may go through every job
+        images[stage.id] = _images(manifest, stage, count)
     return jobs, images
 
 

@@ -17,7 +17,9 @@ import glob as globlib
 import itertools
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -25,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 REPEAT = "repeat"
+#: A sweep with include/exclude rules is counted one combination at a time, up to this many times the
+#: job limit; past that it is refused by its size before the rules.
+SCAN_FACTOR = 10
 
 
 class _Missing:
@@ -117,16 +122,33 @@ class Sweep:
     def count(self, limit: int | None = None) -> int:
         """How many combinations; arithmetic unless include/exclude rules apply.
 
-        With rules the combinations are counted one by one, stopping once the count passes ``limit``.
+        With rules the combinations are counted one by one, stopping once the count passes ``limit``. At
+        most :data:`SCAN_FACTOR` times ``limit`` combinations are looked at (a huge product that exclude
+        would drop nearly all of could take hours): past that, its size before the rules is returned,
+        which is over the limit.
         """
+        product = math.prod(len(f) for f in self.factors) * self.repeat
         if not (self.include or self.exclude):
-            return math.prod(len(f) for f in self.factors) * self.repeat
+            return product
+        scan = SCAN_FACTOR * limit if limit is not None and self.factors else None
+        looked = 0
+
+        def scanned() -> Iterator[dict[str, Any]]:
+            nonlocal looked
+            for combo in self._product():
+                looked += 1
+                if scan is not None and looked > scan:
+                    return
+                yield combo
+
         total = 0
-        for _ in self._ruled():
+        for _ in self._ruled(scanned()):
+            if scan is not None and looked > scan:
+                break
             total += self.repeat
             if limit is not None and total > limit:
-                break
-        return total
+                return total
+        return product if scan is not None and looked > scan else total
 
     def _product(self) -> Iterator[dict[str, Any]]:
         if not self.factors:
@@ -142,14 +164,14 @@ class Sweep:
             else:
                 yield dict(zip(names, values, strict=True))
 
-    def _ruled(self) -> Iterator[dict[str, Any]]:
+    def _ruled(self, product: Iterator[dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
         if not self.factors:
             # GitHub Actions: with no matrix, each include entry is a combination of its own.
             for rule in self.include:
                 yield dict(rule)
             return
         matched = [False] * len(self.include)
-        for combo in self._product():
+        for combo in self._product() if product is None else product:
             if any(matches(combo, rule) for rule in self.exclude):
                 continue
             extra: dict[str, Any] = {}
@@ -177,15 +199,12 @@ def matches(values: Mapping[str, Any], rule: Mapping[str, Any]) -> bool:
     return True
 
 
-def number_range(start: float, stop: float, step: float = 1, inclusive: bool = True) -> list[int | float]:
-    """``start, start + step, ...`` up to ``stop`` (included when landed on, unless ``inclusive`` is false).
+def range_count(start: float, stop: float, step: float = 1, inclusive: bool = True) -> int:
+    """How many values :func:`number_range` gives, by arithmetic alone (nothing is built).
 
-    Decimal arithmetic keeps ``0.1`` steps exact (no ``0.30000000000000004``); integers stay integers.
+    Raises :class:`SweepError` for a step of 0, a non-finite bound, or a range with no values.
     """
-    try:
-        first, last, delta = (Decimal(str(v)) for v in (start, stop, step))
-    except InvalidOperation as exc:
-        raise SweepError("range start, stop and step must be numbers") from exc
+    first, last, delta = _decimals(start, stop, step)
     if delta == 0:
         raise SweepError("range step must not be 0")
     span = (last - first) / delta
@@ -199,9 +218,30 @@ def number_range(start: float, stop: float, step: float = 1, inclusive: bool = T
         count -= 1
     if count == 0:
         raise SweepError(f"range from {start} to {stop} (excluded) is empty", hint="set inclusive: true")
+    return count
+
+
+def number_range(start: float, stop: float, step: float = 1, inclusive: bool = True) -> list[int | float]:
+    """``start, start + step, ...`` up to ``stop`` (included when landed on, unless ``inclusive`` is false).
+
+    Decimal arithmetic keeps ``0.1`` steps exact (no ``0.30000000000000004``); integers stay integers.
+    Count with :func:`range_count` first: this builds every value.
+    """
+    count = range_count(start, stop, step, inclusive)
+    first, _, delta = _decimals(start, stop, step)
     integral = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, step))
     values = (first + i * delta for i in range(count))
     return [int(v) if integral else float(v) for v in values]
+
+
+def _decimals(*numbers: float) -> tuple[Decimal, ...]:
+    try:
+        values = tuple(Decimal(str(v)) for v in numbers)
+    except InvalidOperation as exc:
+        raise SweepError("range start, stop and step must be numbers") from exc
+    if not all(v.is_finite() for v in values):
+        raise SweepError("range start, stop and step must be finite numbers", hint="write a number")
+    return values
 
 
 def read_lines(path: Path, shown: str) -> tuple[list[str], list[tuple[int, int]]]:
@@ -215,6 +255,7 @@ def read_lines(path: Path, shown: str) -> tuple[list[str], list[tuple[int, int]]
                 text = line.strip()
                 if not text or text.startswith("#"):
                     continue
+                _refuse_nul(text, shown, number)
                 if text in first:
                     repeats.append((number, first[text]))
                     continue
@@ -269,7 +310,14 @@ def read_rows(path: Path, shown: str) -> list[dict[str, Any]]:
                             file=shown,
                             line=reader.line_num,
                         )
+                    for cell in row:
+                        _refuse_nul(cell, shown, reader.line_num)
                     cells = {n: csv_value(c) for n, c in zip(names, row, strict=True)}
+                    for name, value in cells.items():
+                        if isinstance(value, float) and not math.isfinite(value):
+                            raise SweepError(
+                                f"{name!r} is not a finite number", file=shown, line=reader.line_num
+                            )
                     rows.append({n: v for n, v in cells.items() if v is not MISSING})
             else:
                 for number, line in enumerate(f, start=1):
@@ -294,7 +342,20 @@ def _json_row(line: str, shown: str, number: int) -> dict[str, Any]:
     for key, value in row.items():
         if not isinstance(value, (str, int, float, bool, type(None))):
             raise SweepError(f"{key!r} must be a string, number or boolean", file=shown, line=number)
+        _refuse_nul(f"{key}{value}", shown, number)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SweepError(f"{key!r} is not a finite number", file=shown, line=number)
     return {k: v for k, v in row.items() if v is not None}
+
+
+def _refuse_nul(text: str, shown: str, line: int) -> None:
+    if "\x00" in text:
+        raise SweepError(
+            "a NUL character in a value",
+            hint=f"{shown} must be text: is it a binary file?",
+            file=shown,
+            line=line,
+        )
 
 
 def glob_files(base: Path, pattern: str) -> list[str]:
@@ -305,10 +366,50 @@ def glob_files(base: Path, pattern: str) -> list[str]:
 
 def _open(path: Path, shown: str) -> Any:
     try:
-        return open(path, encoding="utf-8-sig", newline="")
+        return open_regular(path, shown, binary=False)
+    except NotRegularFileError as exc:
+        raise SweepError(str(exc), hint=exc.hint) from exc
     except FileNotFoundError as exc:
         raise SweepError(
             f"file not found: {shown}", hint="paths are relative to the manifest's folder"
         ) from exc
     except OSError as exc:
         raise SweepError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+
+
+#: Pseudo-file systems whose "regular files" are the system's state (``/proc/self/environ`` holds the
+#: environment, tokens included), never a user's data.
+_PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+
+
+class NotRegularFileError(OSError):
+    """A manifest named something other than a regular file: a device, a FIFO, a folder, /proc..."""
+
+    def __init__(self, shown: str) -> None:
+        super().__init__(f"{shown} is not a regular file")
+        self.strerror = f"{shown} is not a regular file"
+        self.hint = "a manifest reads regular files only (not devices, FIFOs, folders or /proc)"
+
+
+def open_regular(path: Path, shown: str, *, binary: bool) -> Any:
+    """Open ``path`` for reading if it is a regular file; :class:`NotRegularFileError` if not.
+
+    Opened without blocking first, then checked on the open descriptor, so a FIFO (whose open would
+    wait for a writer) or a device is refused at once, and nothing can be swapped in between. A NUL
+    in the path is refused as a missing file would be.
+    """
+    if "\x00" in str(path):
+        raise NotRegularFileError(shown)
+    real = os.path.realpath(path)
+    if any(real == root or real.startswith(root + os.sep) for root in _PSEUDO_ROOTS):
+        raise NotRegularFileError(shown)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(shown)
+        if binary:
+            return os.fdopen(fd, "rb")
+        return os.fdopen(fd, encoding="utf-8-sig", newline="")
+    except BaseException:
+        os.close(fd)
+        raise

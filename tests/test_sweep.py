@@ -162,3 +162,13 @@ def test_csv_values() -> None:
 def test_glob_files_relative_and_sorted() -> None:
     assert glob_files(DATA, "photo-*.png") == ["photo-a.png", "photo-b.png"]
     assert glob_files(DATA, "*.none") == []
+
+
+@pytest.mark.timeout(10)
+def test_count_of_a_huge_product_that_exclude_empties_does_not_scan_it_all() -> None:
+    # 10**10 combinations, every one excluded: counting them one by one would take hours
+    big = list(range(100_000))
+    sweep = Sweep((axis("a", big), axis("b", big), axis("c", [1])), exclude=({"c": 1},))
+    assert sweep.count(limit=1000) == 10**10  # its size before the rules: over the limit, refused
+    small = Sweep((axis("a", list(range(100))), axis("c", [1, 2])), exclude=({"c": 1},))
+    assert small.count(limit=1000) == 100  # within SCAN_FACTOR * limit: counted exactly

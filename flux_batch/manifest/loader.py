@@ -29,10 +29,8 @@ def load(path: str | Path, *, max_jobs: int | None = None) -> Manifest:
     path = Path(path)
     doc = load_yaml(path)
     _raise_if_errors(doc, schema_issues(doc))
-    manifest, issues = parse(doc, path)
+    manifest, issues = parse(doc, path, max_jobs=max_jobs)
     _raise_if_errors(doc, issues)
-    if max_jobs is not None:
-        manifest = dataclasses.replace(manifest, max_jobs=max_jobs)
     _check_limit(doc, manifest, issues)
     issues = issues + check_inputs(manifest, doc)
     _raise_if_errors(doc, issues)

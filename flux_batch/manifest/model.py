@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch import models
+from flux_batch.api_url import DEFAULT_BASE_URL
 from flux_batch.errors import Issue
 from flux_batch.sweep import Sweep
 from flux_batch.template import Template
 
-DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 DEFAULT_MAX_JOBS = 1_000_000
 
 

@@ -15,28 +15,37 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch import graph, models, sweep
+from flux_batch.api_url import BaseUrlError, check_base_url
 from flux_batch.durations import parse_duration
 from flux_batch.errors import Issue
+from flux_batch.ids import canonical_json
 from flux_batch.manifest.model import DEFAULT_MAX_JOBS, ApiSettings, ImageSource, Manifest, Stage
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.template import TemplateError, compile_template
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in chunks."""
+def file_sha256(path: Path, shown: str = "") -> str:
+    """The SHA-256 of a regular file's bytes, read in chunks (OSError for anything else)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with sweep.open_regular(path, shown or str(path), binary=True) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
+def _cannot_read(written: str, exc: OSError) -> str:
+    if isinstance(exc, sweep.NotRegularFileError):
+        return str(exc)
+    return f"cannot read {written}: {exc.strerror or exc}"
+
+
 class _Parser:
-    def __init__(self, doc: Document, base: Path) -> None:
+    def __init__(self, doc: Document, base: Path, max_jobs: int | None = None) -> None:
         self.doc = doc
         self.base = base
         self.issues: list[Issue] = []
         self.data: dict[str, Any] = doc.data
+        self.max_jobs = max_jobs or int(self.data.get("max_jobs", DEFAULT_MAX_JOBS))
         self.prices: dict[str, float] = dict(self.data.get("prices", {}))
         self.file_hashes: dict[str, str] = {}
         self.broken: set[str] = set()  # variables whose values could not be read (no follow-on errors)
@@ -64,8 +73,11 @@ class _Parser:
         self.check_defaults(stages)
         retry = data.get("retry_failed", False)
         name = data["name"]
-        output = Path(data["output"]) if "output" in data else Path("out") / name
-        document = {**data, "output": str(output)}
+        # Relative to the manifest's folder, as every other path in it: running the manifest from
+        # another folder must find the same output (and never start afresh and pay again).
+        written = str(data.get("output", Path("out") / name))
+        output = self.base / written
+        document = {**data, "output": written}
         return Manifest(
             path=path,
             name=name,
@@ -75,7 +87,7 @@ class _Parser:
             defaults=dict(data.get("defaults", {})),
             vars=dict(data.get("vars", {})),
             stages=tuple(ordered),
-            max_jobs=int(data.get("max_jobs", DEFAULT_MAX_JOBS)),
+            max_jobs=self.max_jobs,
             max_cost_usd=data.get("max_cost_usd"),
             retry_failed=bool(retry),
             reseed_failed=bool(isinstance(retry, dict) and retry.get("reseed", False)),
@@ -86,6 +98,18 @@ class _Parser:
 
     def api(self, raw: Mapping[str, Any]) -> ApiSettings:
         fields = {k: v for k, v in raw.items() if k != "deadline"}
+        if "base_url" in raw:
+            try:
+                fields["base_url"] = check_base_url(raw["base_url"])
+            except BaseUrlError as exc:
+                self.error(("api", "base_url"), str(exc), exc.hint)
+                del fields["base_url"]
+            if raw.get("simulator"):
+                self.warn(
+                    ("api", "base_url"),
+                    "base_url is not used: simulator is true",
+                    "drop one; `run --base-url URL` or `run --no-simulator` overrides simulator: true",
+                )
         if "deadline" in raw:
             try:
                 fields["deadline_s"] = parse_duration(raw["deadline"])
@@ -238,7 +262,7 @@ class _Parser:
             if isinstance(source, list):
                 seen: dict[Any, int] = {}
                 for i, value in enumerate(source):
-                    key = (type(value), value)
+                    key = canonical_json(value)  # 3 and 3.0 are one request to the API, and one job id
                     if key in seen:
                         self.error(
                             (*where, i),
@@ -249,13 +273,23 @@ class _Parser:
                 return list(source)
             if "range" in source:
                 r = source["range"]
-                return sweep.number_range(r["start"], r["stop"], r.get("step", 1), r.get("inclusive", True))
+                bounds = (r["start"], r["stop"], r.get("step", 1), r.get("inclusive", True))
+                count = sweep.range_count(*bounds)  # before building anything: 10**11 values would not fit
+                if count > self.max_jobs:
+                    self.error(
+                        where,
+                        f"the range has {count:,} values, more than max_jobs ({self.max_jobs:,})",
+                        "narrow the range or raise its step (or raise the limit with max_jobs or --max-jobs)",
+                    )
+                    return None
+                return sweep.number_range(*bounds)
             if "file" in source:
+                where = (*where, "file")
                 values, repeats = sweep.read_lines(self.base / source["file"], source["file"])
                 if repeats:
                     line, first = repeats[0]
                     self.warn(
-                        (*where, "file"),
+                        where,
                         f"{len(repeats)} repeated line(s) in {source['file']} skipped "
                         f"(line {line} repeats line {first})",
                         "use repeat: N for more images of the same",
@@ -279,7 +313,7 @@ class _Parser:
             rows = [dict(r) for r in raw]
             seen: dict[str, int] = {}
             for i, row in enumerate(rows):
-                key = repr(sorted(row.items()))
+                key = canonical_json(row)
                 if key in seen:
                     self.error((*where, i), f"case {i} repeats case {seen[key]}", "each case once")
                 seen.setdefault(key, i)
@@ -291,7 +325,7 @@ class _Parser:
             return []
         unique: dict[str, dict[str, Any]] = {}
         for row in rows:
-            unique.setdefault(repr(sorted(row.items())), row)
+            unique.setdefault(canonical_json(row), row)
         if len(unique) < len(rows):
             self.warn((*where, "file"), f"{len(rows) - len(unique)} repeated row(s) in {raw['file']} skipped")
         return list(unique.values())
@@ -336,11 +370,11 @@ class _Parser:
         if isinstance(value, dict) and "file" in value:
             written = value["file"]
             try:
-                digest = file_sha256(self.base / written)
+                digest = file_sha256(self.base / written, written)
             except OSError as exc:
                 self.error(
                     (*where, "file"),
-                    f"cannot read {written}: {exc.strerror or exc}",
+                    _cannot_read(written, exc),
                     "paths are relative to the manifest's folder",
                 )
                 digest = ""
@@ -367,7 +401,11 @@ class _Parser:
             hashes: dict[str, str] = {}
             for path in sweep.glob_files(self.base, node["glob"]):
                 if path not in self.file_hashes:
-                    self.file_hashes[path] = file_sha256(self.base / path)
+                    try:
+                        self.file_hashes[path] = file_sha256(self.base / path, path)
+                    except OSError as exc:
+                        self.error((*where, "glob"), _cannot_read(path, exc))
+                        self.file_hashes[path] = ""
                 hashes[path] = self.file_hashes[path]
             files[name] = hashes
         return files
@@ -457,8 +495,10 @@ class _Parser:
                 )
 
 
-def parse(doc: Document, path: Path) -> tuple[Manifest, list[Issue]]:
-    """The manifest in ``doc`` (read from ``path``) and every issue found (errors and warnings)."""
-    parser = _Parser(doc, path.parent)
+def parse(doc: Document, path: Path, *, max_jobs: int | None = None) -> tuple[Manifest, list[Issue]]:
+    """The manifest in ``doc`` (read from ``path``) and every issue found (errors and warnings).
+
+    ``max_jobs`` overrides the manifest's job limit (a range with more values is refused unbuilt)."""
+    parser = _Parser(doc, path.parent, max_jobs)
     manifest = parser.manifest(path)
     return manifest, parser.issues

@@ -6,11 +6,14 @@ PyYAML parses; this module adds what a manifest needs on top:
   indentation, malformed YAML, duplicate keys, an empty or non-mapping document, alias bombs);
 - YAML 1.2 scalars: ``16:9`` stays a string (YAML 1.1 reads it as the base-60 number 969), ``yes``, ``no``,
   ``on`` and ``off`` stay strings, dates stay strings, so the data is always JSON-able;
-- duplicate keys are rejected (PyYAML silently keeps the last one).
+- duplicate keys are rejected (PyYAML silently keeps the last one);
+- a NUL character anywhere, a number that is not finite (``.inf``, ``.nan``: JSON has neither), and a
+  document nested deeper than :data:`MAX_DEPTH` are refused where they are written.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,10 +28,33 @@ JsonPath = tuple[Any, ...]
 
 #: Above this many values after alias expansion (and 10 times the written size) a document is refused.
 MAX_EXPANDED_NODES = 1_000_000
+#: Deeper nesting is refused (a manifest needs about 8 levels); PyYAML would otherwise recurse until
+#: Python's stack runs out, with no line to show.
+MAX_DEPTH = 64
+
+
+class _TooDeep(yaml.YAMLError):
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__(f"nested deeper than {MAX_DEPTH} levels")
+        self.mark = mark
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core-schema scalars (no sexagesimal, yes/no, or timestamps)."""
+    """SafeLoader with YAML 1.2 core-schema scalars (no sexagesimal, yes/no, or timestamps), composing
+    at most :data:`MAX_DEPTH` levels."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {}
@@ -128,6 +154,22 @@ def parse_yaml(raw: bytes, name: str) -> Document:
         raise ManifestError(tabs)
     try:
         root = yaml.compose(text, Loader=_Loader)
+    except _TooDeep as exc:
+        line, column = exc.mark.line + 1, exc.mark.column + 1
+        raise ManifestError(
+            [
+                Issue(
+                    name,
+                    line,
+                    column,
+                    "$",
+                    f"the document is nested deeper than {MAX_DEPTH} levels here",
+                    "a manifest needs a few levels: look for unclosed or repeated brackets",
+                )
+            ]
+        ) from exc
+    except yaml.reader.ReaderError as exc:
+        raise ManifestError([_character_issue(exc, text, name)]) from exc
     except yaml.MarkedYAMLError as exc:
         raise ManifestError([_yaml_issue(exc, name)]) from exc
     except yaml.YAMLError as exc:
@@ -190,6 +232,22 @@ def _decode(raw: bytes, name: str) -> str:
         ) from exc
 
 
+def _character_issue(exc: yaml.reader.ReaderError, text: str, name: str) -> Issue:
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\x00")
+    what = "a NUL character" if code == 0 else "a control character"
+    return Issue(
+        name,
+        line,
+        column,
+        "$",
+        f"the file contains {what} (code {code})",
+        "a manifest is plain text: remove it",
+    )
+
+
 def _indentation_tabs(text: str, name: str) -> Iterator[Issue]:
     for number, line in enumerate(text.splitlines(), start=1):
         indent = line[: len(line) - len(line.lstrip(" \t"))]
@@ -220,6 +278,10 @@ def _yaml_issue(exc: yaml.MarkedYAMLError, name: str) -> Issue:
     elif "found character" in problem and "cannot start any token" in problem:
         hint = "quote the value"
     return Issue(name, line, column, "$", f"invalid YAML: {problem}", hint)
+
+
+_NUL_MESSAGE = "a NUL character (\\0) in the text"
+_NUL_HINT = "remove it: no name, path or prompt can hold one"
 
 
 class _Builder:
@@ -293,6 +355,9 @@ class _Builder:
                 continue
             key = str(key_node.value)
             where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if "\x00" in key:
+                self._error(key_node, path, _NUL_MESSAGE, _NUL_HINT)
+                continue
             if key in seen:
                 line = seen[key][0]
                 self.issues.append(
@@ -333,7 +398,18 @@ class _Builder:
         if isinstance(value, (bytes, bytearray)) or not isinstance(
             value, (str, int, float, bool, type(None))
         ):
-            return str(node.value)
+            value = str(node.value)
+        if isinstance(value, str) and "\x00" in value:
+            self._error(node, path, _NUL_MESSAGE, _NUL_HINT)
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self._error(
+                node,
+                path,
+                f"{node.value} is not a finite number",
+                "JSON and the API have no infinity or NaN: write a number",
+            )
+            return None
         return value
 
     def _error(self, node: yaml.Node, path: JsonPath, message: str, hint: str = "") -> None:
