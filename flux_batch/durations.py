@@ -22,3 +22,15 @@ def parse_duration(text: str | float) -> float:
         raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h30m or a number of seconds")
     h, m, s = (float(match[k] or 0) for k in ("h", "m", "s"))
     return h * 3600 + m * 60 + s
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as ``"45s"``, ``"1m40s"`` or ``"2h00m"``: to the second, and past an hour to the minute."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        minutes, secs = divmod(total, 60)
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(round(total / 60), 60)
+    return f"{hours}h{minutes:02d}m"

@@ -3,7 +3,9 @@
 Counts come from :func:`flux_batch.expand.count_jobs_and_images` (arithmetic where possible), so a plan
 of a million jobs is cheap. Time is the floor set by the create rate limit: every job needs one create
 request, and stages run back to back at ``api.create_rpm``. An optional ``done`` callback (given by the
-runner, which owns the output folder's state) adds each stage's counts by status from earlier runs.
+runner, which owns the output folder's state) adds each stage's counts by status from earlier runs; with
+them and the folder's spend so far, the plan says what is still *to do* and what it should cost, which is
+what the budget (``max_cost_usd``) is checked against: the folder's spend plus the work still to do.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ class StagePlan:
     time_s: float
     needs: tuple[str, ...] = ()
     done: Mapping[str, int] | None = None
+    todo: int = 0  # jobs this stage still has to run (all of them without a folder)
+
+    @property
+    def todo_cost_usd(self) -> float | None:
+        """The estimated cost of the jobs still to do (a stage's jobs cost alike on average)."""
+        if self.cost_usd is None:
+            return None
+        return self.cost_usd * self.todo / self.jobs if self.jobs else 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = {
@@ -52,6 +62,8 @@ class StagePlan:
             "price_usd": self.price_usd,
             "cost_usd": self.cost_usd,
             "time_s": round(self.time_s, 1),
+            "todo_jobs": self.todo,
+            "todo_cost_usd": None if self.todo_cost_usd is None else round(self.todo_cost_usd, 6),
         }
         if self.done is not None:
             data["done"] = dict(self.done)
@@ -70,6 +82,8 @@ class Plan:
     max_cost_usd: float | None
     samples: tuple[Job, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    spent_usd: float = 0.0  # already spent in the output folder (every run, every manifest)
+    api: Mapping[str, Any] = field(default_factory=dict)  # base_url, simulator, token_env
 
     @property
     def jobs(self) -> int:
@@ -93,8 +107,24 @@ class Plan:
         return sum(s.time_s for s in self.stages)
 
     @property
+    def todo_jobs(self) -> int:
+        return sum(s.todo for s in self.stages)
+
+    @property
+    def todo_cost_usd(self) -> float:
+        """The estimated cost of the work still to do (stages with a known price only)."""
+        return sum(s.todo_cost_usd or 0.0 for s in self.stages)
+
+    @property
+    def todo_time_s(self) -> float:
+        return self.todo_jobs * 60.0 / self.create_rpm
+
+    @property
     def over_budget(self) -> bool:
-        return self.max_cost_usd is not None and self.cost_usd > self.max_cost_usd
+        """True when the folder's spend plus the estimate of the work still to do passes the cap."""
+        return (
+            self.max_cost_usd is not None and self.spent_usd + self.todo_cost_usd > self.max_cost_usd + 1e-9
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The whole plan as one JSON-able object (``plan --json``, and ``run.json``'s ``plan``)."""
@@ -107,7 +137,11 @@ class Plan:
             "cost_usd": round(self.cost_usd, 6),
             "cost_complete": self.cost_complete,
             "max_cost_usd": self.max_cost_usd,
+            "spent_usd": round(self.spent_usd, 6),
+            "todo_jobs": self.todo_jobs,
+            "todo_cost_usd": round(self.todo_cost_usd, 6),
             "over_budget": self.over_budget,
+            "api": dict(self.api),
             "time_s": round(self.time_s, 1),
             "create_rpm": self.create_rpm,
             "stages": [s.to_json() for s in self.stages],
@@ -116,19 +150,42 @@ class Plan:
         }
 
 
+#: Jobs that a run leaves as they are, by public status: succeeded ones, and without ``retry_failed``
+#: failed ones and those skipped because of them.
+LEFT_AS_THEY_ARE = ("succeeded",)
+LEFT_UNLESS_RETRIED = ("failed", "canceled", "aborted", "skipped")
+
+
+def todo_count(jobs: int, done: Mapping[str, int] | None, *, retry_failed: bool) -> int:
+    """How many of a stage's ``jobs`` a run still has to do, given its counts by status so far."""
+    if not done:
+        return jobs
+    kept = LEFT_AS_THEY_ARE if retry_failed else LEFT_AS_THEY_ARE + LEFT_UNLESS_RETRIED
+    return max(0, jobs - sum(done.get(status, 0) for status in kept))
+
+
 def build_plan(
     manifest: Manifest,
     *,
     done: Callable[[str], Mapping[str, int]] | None = None,
+    spent_usd: float = 0.0,
+    retry_failed: bool = False,
+    output: str | None = None,
     samples_per_stage: int = SAMPLES_PER_STAGE,
 ) -> Plan:
-    """The plan for a loaded manifest; ``done(stage_id)`` (optional) gives counts by status so far."""
+    """The plan for a loaded manifest.
+
+    ``done(stage_id)`` (optional) gives a stage's counts by status in the output folder so far, and
+    ``spent_usd`` what the folder has spent; ``retry_failed`` says whether failed jobs will run again.
+    ``output`` is the folder shown (default: the manifest's).
+    """
     jobs, images = count_jobs_and_images(manifest)
     stages = []
     samples: list[Job] = []
     for stage in manifest.stages:
         spec = manifest.spec_for(stage.id)
         price = spec.price_usd
+        stage_done = done(stage.id) if done else None
         stages.append(
             StagePlan(
                 id=stage.id,
@@ -139,17 +196,24 @@ def build_plan(
                 cost_usd=None if price is None else price * images[stage.id],
                 time_s=jobs[stage.id] * 60.0 / manifest.api.create_rpm,
                 needs=stage.needs,
-                done=done(stage.id) if done else None,
+                done=stage_done,
+                todo=todo_count(jobs[stage.id], stage_done, retry_failed=retry_failed),
             )
         )
         samples.extend(itertools.islice(expand_stage(manifest, stage), samples_per_stage))
     return Plan(
         name=manifest.name,
         manifest=str(manifest.path),
-        output=str(manifest.output),
+        output=output or str(manifest.output),
         stages=tuple(stages),
         create_rpm=manifest.api.create_rpm,
         max_cost_usd=manifest.max_cost_usd,
         samples=tuple(samples),
         warnings=tuple(w.render() for w in manifest.warnings),
+        spent_usd=spent_usd,
+        api={
+            "base_url": None if manifest.api.simulator else manifest.api.base_url,
+            "simulator": manifest.api.simulator,
+            "token_env": None if manifest.api.simulator else manifest.api.token_env,
+        },
     )

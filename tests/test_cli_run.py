@@ -22,6 +22,7 @@ def test_run_json_records_the_absolute_manifest_path(tmp_path: Path, monkeypatch
 
 def test_a_simulator_run_says_nothing_was_billed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(PIPELINES / "quickstart.yaml"), "--simulator", "--out", str(tmp_path)]) == 0
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.startswith("flux-batch: finished: 12 succeeded")
-    assert "at API prices (simulator: nothing billed)" in last
+    this_run, folder = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert this_run.startswith("flux-batch: finished in ")
+    assert this_run.endswith("this run: 12 succeeded, $0.04 at API prices (simulator: nothing billed)")
+    assert "at API prices (simulator: nothing billed) spent there in all" in folder

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch import models
+from flux_batch.api_url import is_loopback, is_replicate
+from flux_batch.cli.folder import read_folder
+from flux_batch.cli.run_options import whole_number
+from flux_batch.durations import format_duration
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
-from flux_batch.expand import count_jobs, expand, stage_job_ids
+from flux_batch.expand import count_jobs, expand
 from flux_batch.manifest import load
 from flux_batch.plan import Plan, build_plan
-from flux_batch.runner.state import done_counts
 from flux_batch.template import format_value
 
 
@@ -23,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="check manifests; print every error with file:line:column")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument(
-        "--max-jobs", type=int, help="raise (or lower) the job limit (default: the manifest's, 1,000,000)"
+        "--max-jobs",
+        type=whole_number(1),
+        help="raise (or lower) the job limit (default: the manifest's, 1,000,000)",
     )
     p.set_defaults(func=validate_command)
 
@@ -32,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the plan as one JSON object")
     out.add_argument("--jobs", action="store_true", help="print every job as JSON Lines")
-    p.add_argument("--max-jobs", type=int, help="raise (or lower) the job limit")
+    p.add_argument("--max-jobs", type=whole_number(1), help="raise (or lower) the job limit")
     p.add_argument("--out", help="output folder to count finished jobs in (default: the manifest's)")
     p.set_defaults(func=plan_command)
 
@@ -69,7 +74,14 @@ def plan_command(args: argparse.Namespace) -> int:
     for warning in manifest.warnings:
         print(warning.render(), file=sys.stderr)
     out_dir = Path(args.out) if args.out else manifest.output
-    plan = build_plan(manifest, done=done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage)))
+    folder = read_folder(out_dir, manifest)
+    plan = build_plan(
+        manifest,
+        done=folder.done,
+        spent_usd=folder.spent_usd,
+        retry_failed=manifest.retry_failed,
+        output=str(out_dir),
+    )
     if args.json:
         print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -81,34 +93,36 @@ def _money(value: float | None) -> str:
     return "?" if value is None else f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m{seconds % 60:02.0f}s"
-    return f"{seconds // 3600:.0f}h{seconds % 3600 / 60:02.0f}m"
-
-
 def render_plan(plan: Plan) -> str:
-    """The human plan: a table per stage, totals, sample jobs."""
+    """The human plan: where it runs, a table per stage, totals, what is left to do, budget, samples."""
     rows = [("stage", "model", "jobs", "images", "cost", "time")]
     for s in plan.stages:
-        rows.append((s.id, s.model, f"{s.jobs:,}", f"{s.images:,}", _money(s.cost_usd), _duration(s.time_s)))
+        rows.append(
+            (s.id, s.model, f"{s.jobs:,}", f"{s.images:,}", _money(s.cost_usd), format_duration(s.time_s))
+        )
     total_cost = _money(plan.cost_usd) + ("" if plan.cost_complete else " + unpriced")
-    rows.append(("total", "", f"{plan.jobs:,}", f"{plan.images:,}", total_cost, _duration(plan.time_s)))
+    rows.append(("total", "", f"{plan.jobs:,}", f"{plan.images:,}", total_cost, format_duration(plan.time_s)))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    lines = [f"{plan.name} ({plan.manifest}) -> {plan.output}"]
+    lines = [f"{plan.name} ({plan.manifest}) -> {plan.output}", f"  {_api(plan)}"]
     for r in rows:
         cells = [r[i].ljust(widths[i]) if i < 2 else r[i].rjust(widths[i]) for i in range(6)]
         lines.append("  " + "  ".join(cells).rstrip())
     lines.append(f"  time is the floor at {plan.create_rpm:g} creates per minute (api.create_rpm)")
-    if plan.max_cost_usd is not None:
-        verdict = "OVER the limit: run will refuse" if plan.over_budget else "within the limit"
-        lines.append(f"  max_cost_usd {_money(plan.max_cost_usd)}: {verdict}")
+    done = False
     for s in plan.stages:
         if s.done:
+            done = True
             shown = ", ".join(f"{k} {v:,}" for k, v in sorted(s.done.items()))
             lines.append(f"  already in {plan.output} for {s.id}: {shown}")
+    if done:
+        left = sum((s.done or {}).get(k, 0) for s in plan.stages for k in ("failed", "canceled", "aborted"))
+        note = f" ({left:,} failed jobs left as they are: `run --retry-failed` retries them)" if left else ""
+        lines.append(
+            f"  to do: {plan.todo_jobs:,} of {plan.jobs:,} jobs, {_money(plan.todo_cost_usd)}, "
+            f"{format_duration(plan.todo_time_s)}{note}"
+        )
+    if plan.max_cost_usd is not None:
+        lines.append(f"  {_budget(plan)}")
     if plan.samples:
         lines.append("sample jobs:")
         for job in plan.samples:
@@ -116,6 +130,35 @@ def render_plan(plan: Plan) -> str:
             lines.append(f"  {job.stage} {job.id} seed={job.seed} {vars}".rstrip())
             lines.append(f"    {job.prompt[:100]!r}")
     return "\n".join(lines)
+
+
+def _api(plan: Plan) -> str:
+    api = plan.api
+    if api.get("simulator"):
+        return "API: the built-in simulator (api.simulator: free, no token, nothing billed)"
+    url = str(api["base_url"])
+    line = f"API: {url} (token from ${api['token_env']})"
+    if not (is_replicate(url) or is_loopback(url)):
+        line += "; not Replicate's API: `run` asks before sending the token there"
+    return line
+
+
+def _budget(plan: Plan) -> str:
+    cap = _money(plan.max_cost_usd)
+    if plan.spent_usd:
+        total = plan.spent_usd + plan.todo_cost_usd
+        figures = (
+            f"{_money(plan.spent_usd)} spent in {plan.output} + {_money(plan.todo_cost_usd)} to do = "
+            f"{_money(total)}"
+        )
+    else:
+        figures = f"{_money(plan.todo_cost_usd)} estimated"
+    if plan.over_budget:
+        return (
+            f"max_cost_usd {cap}: {figures}, OVER the limit: `run` refuses to start (raise the limit, or "
+            "run until it with --up-to-budget)"
+        )
+    return f"max_cost_usd {cap}: {figures}, within the limit"
 
 
 def models_command(args: argparse.Namespace) -> int:

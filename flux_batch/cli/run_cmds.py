@@ -5,23 +5,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
-from flux_batch.errors import EXIT_OK, MissingTokenError
+from flux_batch.api_url import host_of
+from flux_batch.cli import run_options as options
+from flux_batch.cli.folder import check_owner, owner_record, read_folder
+from flux_batch.errors import EXIT_OK, UsageError
+from flux_batch.manifest import ApiSettings, Manifest
+from flux_batch.plan import Plan
 from flux_batch.runner.executor import Executor, RunSettings
 from flux_batch.runner.progress import Event, Tracker
 from flux_batch.runner.session import ApiTarget, RunInfo, SessionResult, run_jobs
-from flux_batch.runner.state import done_counts
+from flux_batch.runner.state import STATE_FILE
 from flux_batch.runner.status import folder_status, render
 from flux_batch.runner.transport import http_client
 
@@ -34,23 +41,66 @@ PLAIN_EVERY_S = 5.0
 def register(sub: Any) -> None:
     run = sub.add_parser("run", help="run a manifest (resumes in its output folder)", description=RUN_HELP)
     run.add_argument("manifest", help="the manifest YAML file")
-    run.add_argument("--out", help="output folder (default: the manifest's output)")
-    run.add_argument("--base-url", help="API base URL, e.g. https://proxy.example/replicate/v1")
+    run.add_argument("--out", help="output folder (default: the manifest's output, relative to its folder)")
     run.add_argument(
+        "--base-url",
+        type=options.base_url,
+        help="API base URL, e.g. https://proxy.example/replicate/v1 (the API, even if the manifest says "
+        "simulator: true)",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
         "--simulator", action="store_true", help="run on the built-in simulator (free, no token)"
     )
-    run.add_argument("--create-rpm", type=float, help="create requests per minute (default 600)")
-    run.add_argument("--other-rpm", type=float, help="other API requests per minute (default 3000)")
-    run.add_argument("--max-in-flight", type=int, help="predictions running at once (default 100)")
-    run.add_argument("--wait", type=int, help="seconds a create waits for the result, 1-60 (default 60)")
-    run.add_argument("--max-cost", type=float, help="never let the estimated spend pass this many USD")
+    where.add_argument(
+        "--no-simulator",
+        action="store_true",
+        help="run on the API even if the manifest says simulator: true",
+    )
     run.add_argument(
-        "--yes", "-y", action="store_true", help="do not ask for confirmation above the threshold"
+        "--create-rpm", type=options.positive_number, help="create requests per minute (default 600)"
+    )
+    run.add_argument(
+        "--other-rpm", type=options.positive_number, help="other API requests per minute (default 3000)"
+    )
+    run.add_argument(
+        "--max-in-flight",
+        type=options.whole_number(1),
+        help="predictions running at once (default 100)",
+    )
+    run.add_argument(
+        "--wait",
+        type=options.wait_seconds,
+        help="seconds a create holds for the result, 0-60 (default 60; 0: do not hold, poll)",
+    )
+    run.add_argument(
+        "--max-cost",
+        type=options.positive_number,
+        help="refuse to start when the folder's spend plus the work to do would pass this many USD",
+    )
+    run.add_argument(
+        "--up-to-budget",
+        action="store_true",
+        help="with a cost cap: run what fits under it instead of refusing, then stop taking new jobs",
+    )
+    run.add_argument(
+        "--max-jobs", type=options.whole_number(1), help="raise (or lower) the job limit (default 1,000,000)"
+    )
+    run.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do not ask (a cost above api.confirm_above_usd; a manifest's API host other than Replicate's)",
     )
     run.add_argument(
         "--retry-failed", action="store_true", help="run failed, canceled and aborted jobs again"
     )
     run.add_argument("--reseed", action="store_true", help="with --retry-failed: retry under a new seed")
+    run.add_argument(
+        "--switch-manifest",
+        action="store_true",
+        help="run in a folder that holds another manifest's run (its rows leave the CSV files)",
+    )
     run.add_argument(
         "--cancel-on-interrupt", action="store_true", help="on Ctrl-C, cancel running predictions"
     )
@@ -65,8 +115,9 @@ def register(sub: Any) -> None:
 
 RUN_HELP = """Run every job of MANIFEST at the API's rate limit, into its output folder. Running again on
 the same folder resumes: finished images are kept, running predictions are re-attached, only new or
-changed jobs are created. Exit codes: 0 all done, 1 some jobs failed or are left, 2 invalid input,
-3 stopped by an auth or billing error, 4 folder in use by another run, 130 interrupted."""
+changed jobs are created. Flags override the manifest's api: settings. Exit codes: 0 all done, 1 some
+jobs failed or are left, 2 invalid input (nothing submitted), 3 stopped by an auth or billing error,
+4 folder in use by another run, 130 interrupted."""
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -76,47 +127,74 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from flux_batch.expand import expand, stage_job_ids
+    from flux_batch.expand import expand
     from flux_batch.manifest import load
     from flux_batch.plan import build_plan, job_cost
 
-    manifest = load(args.manifest)
-    api = manifest.api
-    simulator = bool(args.simulator or api.simulator)
-    token = None
-    if not simulator:
-        token = os.environ.get(api.token_env, "").strip()
-        if not token:
-            raise MissingTokenError(api.token_env)
+    manifest = load(args.manifest, max_jobs=args.max_jobs)
+    retry_failed = bool(args.retry_failed or manifest.retry_failed)
+    if args.reseed and not retry_failed:
+        raise UsageError(
+            "--reseed only applies to retried jobs: add --retry-failed (or set retry_failed: true in "
+            "the manifest)"
+        )
+    choice = options.choose_api(args, manifest.api)
+    api = choice.settings
+    token = None if api.simulator else options.read_token(api.token_env, os.environ)
+    max_cost = args.max_cost if args.max_cost is not None else manifest.max_cost_usd
+    manifest = dataclasses.replace(manifest, api=api, max_cost_usd=max_cost)
     out_dir = Path(args.out) if args.out else manifest.output
-    done = done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage))
-    plan = build_plan(manifest, done=done)
-    if manifest.warnings and not args.quiet:
-        for warning in manifest.warnings:
-            print(warning.render(), file=sys.stderr)
-    already = sum(stage.done.get("succeeded", 0) for stage in plan.stages if stage.done)
-    if plan.cost_usd > api.confirm_above_usd and not args.yes and sys.stdin.isatty() and not simulator:
+    if not args.out:
+        _refuse_moved_output(manifest)
+    folder = read_folder(out_dir, manifest)
+    check_owner(folder, manifest, switch=args.switch_manifest)
+    plan = build_plan(
+        manifest, done=folder.done, spent_usd=folder.spent_usd, retry_failed=retry_failed, output=str(out_dir)
+    )
+    if plan.over_budget and not args.up_to_budget:
+        raise UsageError(budget_refusal(plan))
+    say = _teller(args.quiet)
+    for warning in manifest.warnings:
+        say(warning.render())
+    say(f"flux-batch: {api_line(plan)}")
+    left = _left_failed(plan) if not retry_failed else 0
+    if left:
+        say(
+            f"flux-batch: {left:,} jobs failed in an earlier run and are left as they are: add "
+            "--retry-failed to run them again (with --reseed under new seeds)"
+        )
+    if choice.token_leaves_for_another_host and not _confirm_host(api, args.yes):
+        print("flux-batch: nothing submitted", file=sys.stderr)
+        return EXIT_OK
+    if (
+        plan.todo_cost_usd > api.confirm_above_usd
+        and not args.yes
+        and sys.stdin.isatty()
+        and not api.simulator
+    ):
+        succeeded = sum((s.done or {}).get("succeeded", 0) for s in plan.stages)
         answer = input(
-            f"{plan.jobs} jobs ({already} already done), estimated ${plan.cost_usd:.2f} in all. Run? [y/N] "
+            f"{plan.todo_jobs:,} jobs to do ({succeeded:,} already done), estimated "
+            f"${plan.todo_cost_usd:,.2f} for them. Run? [y/N] "
         )
         if answer.strip().lower() not in ("y", "yes"):
-            print("nothing submitted", file=sys.stderr)
+            print("flux-batch: nothing submitted", file=sys.stderr)
             return EXIT_OK
     settings = RunSettings(
         out_dir=out_dir,
         base_dir=manifest.path.parent,
-        max_in_flight=args.max_in_flight or api.max_in_flight,
-        wait=args.wait or api.wait,
+        max_in_flight=api.max_in_flight,
+        wait=api.wait,
         deadline_s=api.deadline_s,
         ambiguous_create=api.ambiguous_create,
-        max_cost_usd=args.max_cost if args.max_cost is not None else manifest.max_cost_usd,
+        max_cost_usd=max_cost,
         cancel_on_interrupt=args.cancel_on_interrupt,
     )
     target = ApiTarget(
-        base_url=SIMULATOR_URL if simulator else (args.base_url or api.base_url),
-        token="simulator" if simulator else token,
-        create_rpm=args.create_rpm or api.create_rpm,
-        other_rpm=args.other_rpm or api.other_rpm,
+        base_url=SIMULATOR_URL if api.simulator else api.base_url,
+        token="simulator" if api.simulator else token,
+        create_rpm=api.create_rpm,
+        other_rpm=api.other_rpm,
         burst=api.burst,
     )
     info = RunInfo(
@@ -136,6 +214,7 @@ def run_command(args: argparse.Namespace) -> int:
             }
             for s in manifest.stages
         ),
+        owner=owner_record(manifest),
     )
     specs = {s.id: manifest.spec_for(s.id) for s in manifest.stages}
 
@@ -144,11 +223,71 @@ def run_command(args: argparse.Namespace) -> int:
             yield job, job_cost(job, specs[job.stage])
 
     view = ProgressView(sys.stderr, quiet=args.quiet)
-    retry_failed = bool(args.retry_failed or manifest.retry_failed)
     reseed = bool(args.reseed or manifest.reseed_failed)
-    result = asyncio.run(_run(jobs(), settings, target, simulator, info, retry_failed, reseed, view))
+    result = asyncio.run(_run(jobs(), settings, target, api.simulator, info, retry_failed, reseed, view))
     view.close()
-    return _finish(result, out_dir, args.quiet, simulated=simulator)
+    return _finish(result, out_dir, args.quiet, view.tally, folder.spent_usd, simulated=api.simulator)
+
+
+def api_line(plan: Plan) -> str:
+    """Where the requests go and which token goes with them (never the token itself)."""
+    api = plan.api
+    if api.get("simulator"):
+        return "API: the built-in simulator (free: no token, nothing billed)"
+    return f"API: {api['base_url']} (token from ${api['token_env']})"
+
+
+def budget_refusal(plan: Plan) -> str:
+    """Why ``run`` refuses to start over the cost cap, and the ways on."""
+    spent = f"${plan.spent_usd:,.2f} already spent in {plan.output} + " if plan.spent_usd else ""
+    return (
+        f"over the budget: {spent}${plan.todo_cost_usd:,.2f} estimated for the {plan.todo_jobs:,} jobs to "
+        f"do is more than the ${plan.max_cost_usd:,.2f} cap (max_cost_usd or --max-cost); nothing "
+        "submitted: raise the cap, shrink the sweep, or add --up-to-budget to run jobs until the cap"
+    )
+
+
+def _left_failed(plan: Plan) -> int:
+    return sum((s.done or {}).get(k, 0) for s in plan.stages for k in ("failed", "canceled", "aborted"))
+
+
+def _confirm_host(api: ApiSettings, yes: bool) -> bool:
+    """Ask before the token leaves for a host the manifest chose; refuse when nobody can be asked."""
+    host = host_of(api.base_url)
+    what = f"the manifest sends the API token in ${api.token_env} to {host}, which is not Replicate's API"
+    if yes:
+        print(f"flux-batch: {what} (--yes)", file=sys.stderr)
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{what}: if you trust that host, run again with --yes (or name it yourself with --base-url); "
+            "nothing submitted"
+        )
+    answer = input(f"flux-batch: {what}. Send it there? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _refuse_moved_output(manifest: Manifest) -> None:
+    """A relative ``output:`` used to be taken from the working directory: rather than start afresh (and
+    pay again) beside a folder that an earlier run left there, say where it is."""
+    written = Path(str(manifest.document.get("output", "")))
+    new = manifest.output
+    if written.is_absolute() or not written.parts or (new / STATE_FILE).exists():
+        return
+    if (written / STATE_FILE).exists() and written.resolve() != new.resolve():
+        raise UsageError(
+            f"{written} holds an earlier run of this manifest, but its output folder is now {new} "
+            "(a relative output: is taken from the manifest's folder, not the working directory): "
+            f"resume it with --out {written}, or move it to {new}; nothing submitted"
+        )
+
+
+def _teller(quiet: bool) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=sys.stderr)
+
+    return say
 
 
 async def _run(
@@ -195,29 +334,57 @@ async def _run(
             loop.remove_signal_handler(sig)
 
 
-def _finish(session: SessionResult, out_dir: Path, quiet: bool, *, simulated: bool) -> int:
+def _finish(
+    session: SessionResult,
+    out_dir: Path,
+    quiet: bool,
+    tally: Mapping[str, int],
+    spent_before: float,
+    *,
+    simulated: bool,
+) -> int:
+    """The last lines: what this run did and cost, then where the folder stands (all runs)."""
     result = session.result
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(session.counts.items()))
-    spent = session.summary.get("cost_usd", 0.0)
+    spent = float(session.summary.get("cost_usd", 0.0))
     wall = session.summary.get("wall_time_s", 0.0)
+    this_run = ", ".join(f"{n:,} {status}" for status, n in sorted(tally.items()) if n) or "no job ended"
+    prices = " at API prices (simulator: nothing billed)" if simulated else ""
+    total = sum(session.counts.values())
+    folder = ", ".join(f"{n:,} {status}" for status, n in sorted(session.counts.items()))
+    folder_line = (
+        f"flux-batch: {out_dir}: {folder} of {total:,} jobs, {session.images:,} images; "
+        f"${spent:,.2f}{prices} spent there in all (manifest.csv, report.html)"
+    )
     if result.fatal is not None:
         print(f"flux-batch: error: {result.fatal}", file=sys.stderr)
-        print(f"flux-batch: stopped; fix that and run again to resume ({counts})", file=sys.stderr)
+        print(f"flux-batch: stopped; this run: {this_run}; fix that and run again to resume", file=sys.stderr)
+        print(folder_line, file=sys.stderr)
         return session.exit_code
     if not quiet or session.exit_code:
         what = "interrupted" if result.interrupted else "finished"
-        cost = f"${spent:.2f} at API prices (simulator: nothing billed)" if simulated else f"${spent:.2f}"
+        cost = max(0.0, spent - spent_before)
         print(
-            f"flux-batch: {what}: {counts} in {wall:.1f} s, {cost}; {session.images} images in "
-            f"{out_dir} (manifest.csv, report.html)",
+            f"flux-batch: {what} in {wall:.1f} s; this run: {this_run}, ${cost:,.2f}{prices}",
             file=sys.stderr,
         )
+        print(folder_line, file=sys.stderr)
     if result.budget_reached:
-        print("flux-batch: stopped at the budget; raise --max-cost to continue", file=sys.stderr)
+        print(
+            "flux-batch: stopped taking new jobs at the cost cap; raise --max-cost (or max_cost_usd) and "
+            "run again to continue",
+            file=sys.stderr,
+        )
     if result.stats.unfinished:
         print(
             f"flux-batch: {result.stats.unfinished} jobs hit repeated errors and are left for the next run "
             f"(see `flux-batch status {out_dir}`)",
+            file=sys.stderr,
+        )
+    failed = sum(session.counts.get(s, 0) for s in ("failed", "canceled", "aborted"))
+    if failed and not result.interrupted:
+        print(
+            f"flux-batch: {failed:,} jobs failed (see `flux-batch status {out_dir}`): run again with "
+            "--retry-failed to retry them",
             file=sys.stderr,
         )
     return session.exit_code
@@ -230,14 +397,23 @@ class ProgressView:
     def __init__(self, stream: TextIO, *, quiet: bool) -> None:
         self._stream = stream
         self._quiet = quiet
+        self.tally: Counter[str] = Counter()  # jobs that ended in this run, by status
         self._tty = stream.isatty()
         self._bars: dict[str, Any] = {}
         self._last = 0.0
         self._last_throttle_note = 0.0
 
     def on_event(self, event: Event, tracker: Tracker) -> None:
+        if event.kind == "job" and event.status in _DONE:
+            self.tally[event.status] += 1
         if self._quiet:
             return
+        try:
+            self._show(event, tracker)
+        except OSError:  # the reader of our output went away (`| head`): the run goes on, silently
+            self._quiet = True
+
+    def _show(self, event: Event, tracker: Tracker) -> None:
         now = time.monotonic()
         if event.kind == "notice":
             self._write(f"flux-batch: {event.message}")
@@ -293,7 +469,8 @@ class ProgressView:
 
     def close(self) -> None:
         for bar in self._bars.values():
-            bar.close()
+            with contextlib.suppress(OSError):
+                bar.close()
 
 
 _DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped")

@@ -274,9 +274,10 @@ class ApiClient:
         wait: int = 60,
         cancel_after_s: float | None = None,
     ) -> Prediction:
-        """Create a prediction, holding the connection up to ``wait`` seconds (``Prefer: wait=N``) for it to
-        finish. A TransportError with ``sent`` or a ServerError leaves it unknown whether one was created."""
-        headers = {"Prefer": f"wait={max(1, min(60, int(wait)))}"}
+        """Create a prediction, holding the connection up to ``wait`` seconds (``Prefer: wait=N``; with 0,
+        no header: the API answers at once and the caller polls) for it to finish. A TransportError with
+        ``sent`` or a ServerError leaves it unknown whether one was created."""
+        headers = {"Prefer": f"wait={min(60, int(wait))}"} if wait > 0 else {}
         if cancel_after_s:
             headers["Cancel-After"] = f"{max(5, int(cancel_after_s))}s"
         if version:

@@ -33,6 +33,8 @@ from flux_batch.runner.progress import OnEvent, ignore
 from flux_batch.runner.state import PUBLIC_STATUS, Store
 
 INGEST_BATCH = 2000
+#: The state's ``meta`` key naming the manifest whose run the folder holds (``{"name": ..., "path": ...}``).
+OWNER_META_KEY = "manifest"
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,13 @@ class ApiTarget:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What run.json records besides the summary: the manifest (path, sha256, document), plan, stages."""
+    """What run.json records besides the summary: the manifest (path, sha256, document), plan, stages;
+    ``owner``, recorded in the state, names the manifest the folder now belongs to."""
 
     manifest: Mapping[str, Any] | None = None
     plan: Mapping[str, Any] | None = None
     stages: tuple[Mapping[str, Any], ...] = ()
+    owner: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ async def run_jobs(
     with FolderLock(out_dir):
         store = Store.open(out_dir, clock=wall_clock)
         try:
+            if info.owner:
+                store.set_meta(OWNER_META_KEY, dict(info.owner))
             ingest(store, jobs, retry_failed=retry_failed, reseed=reseed)
             store.reopen_missing_files(out_dir)
             remove_partials(out_dir)

@@ -1,0 +1,48 @@
+"""For tests of ``flux-batch run`` against "the real API": the simulator answers in-process for any host
+(no socket), and every request is recorded with its host and whether it carried the token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from flux_batch.simulator import SimConfig, create_app
+from flux_batch.simulator.config import parse_fault
+
+
+@dataclass
+class FakeApi:
+    """What ``run`` sent: ``(method, host, authorization header)`` per request, and the app's stats."""
+
+    app: Any
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def hosts(self) -> set[str]:
+        return {host for _, host, _ in self.requests}
+
+    @property
+    def created(self) -> int:
+        return int(self.app.stats()["predictions_created"])
+
+
+@contextmanager
+def fake_api(monkeypatch: pytest.MonkeyPatch, *faults: str) -> Iterator[FakeApi]:
+    """Route ``run``'s HTTP client (not the built-in simulator's) to an in-process simulator."""
+    app = create_app(SimConfig(latency=0.01, seed=3, faults=tuple(parse_fault(f) for f in faults)))
+    api = FakeApi(app)
+
+    async def record(request: httpx.Request) -> None:
+        api.requests.append((request.method, request.url.host, request.headers.get("authorization", "")))
+
+    def client(max_in_flight: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), event_hooks={"request": [record]})
+
+    monkeypatch.setattr("flux_batch.cli.run_cmds.http_client", client)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
+    yield api
