@@ -46,3 +46,9 @@ def fake_api(monkeypatch: pytest.MonkeyPatch, *faults: str) -> Iterator[FakeApi]
     monkeypatch.setattr("flux_batch.cli.run_cmds.http_client", client)
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
     yield api
+
+
+@pytest.fixture
+def fast_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run --simulator`` with near-instant predictions (the quickstart's half second is for people)."""
+    monkeypatch.setattr("flux_batch.cli.run_cmds.SIMULATOR_LATENCY_S", 0.01)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fake_api import fake_api, fast_simulator
 
-from fake_api import fake_api
 from flux_batch.cli import main
 from flux_batch.manifest import ApiSettings
 from flux_batch.runner.client import ApiClient
@@ -29,6 +29,8 @@ stages:
     prompt: "a {{x}}"
     matrix: {{x: [cat, dog, owl, fox]}}
 """
+
+pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
 
 
 def write(tmp_path: Path, api: str = "", name: str = "m.yaml", body: str = MANIFEST) -> Path:
@@ -86,7 +88,12 @@ def test_every_flag_wins_over_the_manifest_and_zero_is_a_value() -> None:
     from flux_batch.cli.run_options import choose_api
 
     api = ApiSettings(
-        base_url="https://proxy.example/v1", create_rpm=5, other_rpm=7, max_in_flight=3, wait=30, simulator=True
+        base_url="https://proxy.example/v1",
+        create_rpm=5,
+        other_rpm=7,
+        max_in_flight=3,
+        wait=30,
+        simulator=True,
     )
     given = flags(base_url="https://other.example/v1", create_rpm=50, other_rpm=70, max_in_flight=30, wait=0)
     chosen = choose_api(given, api)
@@ -163,7 +170,8 @@ def test_the_users_own_base_url_and_loopback_need_no_confirmation(
     local = write(tmp_path, "api: {base_url: 'http://127.0.0.1:8787/v1'}", "local.yaml")
     with fake_api(monkeypatch) as api:
         assert main(["run", str(local), "--out", str(tmp_path / "a"), "-q"]) == 0
-        assert main(["run", str(write(tmp_path)), "--out", str(tmp_path / "b"), "-q", "--base-url", "https://p.example/v1"]) == 0  # fmt: skip
+        own = ["--base-url", "https://p.example/v1"]
+        assert main(["run", str(write(tmp_path)), "--out", str(tmp_path / "b"), "-q", *own]) == 0
     assert api.hosts == {"127.0.0.1", "p.example"}
 
 
@@ -204,7 +212,10 @@ def test_run_has_max_jobs_as_validate_suggests(tmp_path: Path, capsys: pytest.Ca
     assert "or --max-jobs 4" in capsys.readouterr().err
     assert main(["run", str(manifest), "--simulator", "--out", str(tmp_path / "o"), "--max-jobs", "2"]) == 2
     assert "more than 2 jobs" in capsys.readouterr().err
-    assert main(["run", str(manifest), "--simulator", "--out", str(tmp_path / "o"), "--max-jobs", "4", "-q"]) == 0
+    assert (
+        main(["run", str(manifest), "--simulator", "--out", str(tmp_path / "o"), "--max-jobs", "4", "-q"])
+        == 0
+    )
 
 
 def test_the_last_lines_tell_this_run_from_the_folder(
@@ -244,15 +255,14 @@ def test_a_rerun_that_finds_failed_jobs_says_how_to_retry_them(
 def test_plan_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     big = MANIFEST.replace("[cat, dog, owl, fox]", "{{range: {{start: 1, stop: 3000}}}}")
     manifest = write(tmp_path, body=big)
-    for command in (["plan", "--jobs"], ["plan"], ["validate"]):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flux_batch", *command, str(manifest)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdout is not None and proc.stderr is not None
-        proc.stdout.readline()
-        proc.stdout.close()  # `| head -1`
-        err = proc.stderr.read().decode()
-        assert proc.wait(timeout=60) in (0, 141), err
-        assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flux_batch", "plan", "--jobs", str(manifest)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # `| head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err  # as if killed by SIGPIPE, like other tools
+    assert err == ""
