@@ -52,17 +52,23 @@ def stage_job_ids(manifest: Manifest, stage_id: str) -> Iterator[str]:
 
 def expand_stage(manifest: Manifest, stage: Stage) -> Iterator[Job]:
     """The jobs of one stage, with ids and seeds."""
-    same_seed = stage.same_seed_across
     for vars, combo, input, ups in rows(manifest, stage, full=True):
         if "seed" not in input:
-            key = {k: v for k, v in combo.items() if k not in same_seed and not (k == REPEAT and v == 0)}
-            if ups:
-                key["upstream"] = [u.job_id if u.output == 0 else f"{u.job_id}#{u.output}" for u in ups]
-            input["seed"] = ids.derive_seed(manifest.base_seed, stage.id, key)
+            input["seed"] = ids.derive_seed(manifest.base_seed, stage.id, seed_key(stage, combo, ups))
         needs = tuple(u.job_id for u in ups)
         job_id = ids.job_id(stage.model, stage.version, input, needs)
         slug = ids.slugify(str(input.get("prompt") or stage.id), SLUG_LENGTH)
         yield Job(job_id, stage.id, stage.model, stage.version, input, vars, needs, slug)
+
+
+def seed_key(stage: Stage, combo: Mapping[str, Any], ups: tuple[UpstreamImage, ...]) -> dict[str, Any]:
+    """What a derived seed depends on besides the base seed and the stage: the job's own sweep values
+    (without ``repeat: 0`` and the ``same_seed_across`` variables) and the upstream images it edits."""
+    same_seed = stage.same_seed_across
+    key = {k: v for k, v in combo.items() if k not in same_seed and not (k == REPEAT and v == 0)}
+    if ups:
+        key["upstream"] = [u.job_id if u.output == 0 else f"{u.job_id}#{u.output}" for u in ups]
+    return key
 
 
 def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:

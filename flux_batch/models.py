@@ -101,10 +101,16 @@ def get_model(name: str, price_override: float | None = None) -> ModelSpec:
     return spec
 
 
+def closest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str | None:
+    """The choice ``word`` is most likely a misspelling of, or None."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str:
     """A did-you-mean hint (``"did you mean 'guidance'?"``) or ``""``."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f"did you mean {close!r}?" if close else ""
 
 
 def _with_placeholders(spec: ModelSpec, input: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,7 +138,7 @@ def check_input(spec: ModelSpec, input: Mapping[str, Any]) -> list[InputProblem]
     value = _with_placeholders(spec, input)
     problems: list[InputProblem] = []
     for error in sorted(_validator(spec.name).iter_errors(value), key=lambda e: list(e.absolute_path)):
-        problems.append(_describe(spec, error))
+        problems.extend(_describe(spec, error))
     ratio = value.get("aspect_ratio", spec.defaults.get("aspect_ratio"))
     if "custom" in spec.inputs.get("aspect_ratio", {}).get("enum", ()) and ratio != "custom":
         for key in ("width", "height"):
@@ -148,13 +154,22 @@ def check_input(spec: ModelSpec, input: Mapping[str, Any]) -> list[InputProblem]
     return problems
 
 
-def _describe(spec: ModelSpec, error: jsonschema.ValidationError) -> InputProblem:
+def _describe(spec: ModelSpec, error: jsonschema.ValidationError) -> list[InputProblem]:
+    if error.validator == "additionalProperties":  # one error for all unknown names: one problem each
+        unknown = sorted(set(error.instance) - set(spec.inputs)) or ["?"]
+        return [
+            InputProblem(
+                name,
+                f"{spec.name} has no input {name!r}",
+                suggest(name, spec.inputs) or f"{spec.name} takes: {', '.join(sorted(spec.inputs))}",
+            )
+            for name in unknown
+        ]
+    return [_describe_one(spec, error)]
+
+
+def _describe_one(spec: ModelSpec, error: jsonschema.ValidationError) -> InputProblem:
     path = ".".join(str(p) for p in error.absolute_path)
-    if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(spec.inputs))
-        name = unknown[0] if unknown else "?"
-        hint = suggest(name, spec.inputs) or f"{spec.name} takes: {', '.join(sorted(spec.inputs))}"
-        return InputProblem(name, f"{spec.name} has no input {name!r}", hint)
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
         if missing in ("width", "height"):

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_api import fast_simulator
 
 from flux_batch.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
 
 
 def test_plan_counts_done_jobs_of_the_edited_manifest(

@@ -1,21 +1,29 @@
-"""Checks every job's resolved input against its model's schema, before anything is submitted.
+"""Checks of the jobs a manifest expands to, before anything is submitted.
 
-Every job is checked, streaming. Validation results are cached by the input's *shape*: the input with
-the prompt and a derived seed left out, because the model schemas only ask of those that the prompt is a
-non-empty string and the seed an integer (checked per job, cheaply). Problems are grouped, so one bad
-axis value gives one line naming how many jobs it affects and the sweep values of the first.
+- :func:`check_inputs`: every job's resolved input against its model's schema. Every job is checked,
+  streaming. Validation results are cached by the input's *shape*: the input with the prompt and a
+  derived seed left out, because the model schemas only ask of those that the prompt is a non-empty string
+  and the seed an integer (checked per job, cheaply). Problems are grouped, so one bad axis value gives one
+  line naming how many jobs it affects and the sweep values of the first.
+- :func:`check_sources`: a ``where`` filter of an upstream stage's images that matches nothing (a value
+  that is not swept, ``"3"`` where the sweep has ``3``) would silently empty its stage.
+- :func:`duplicate_requests`: two jobs that send the very same request (model, input, seed) have one job
+  id, so one would silently stand for the other and a stage could vanish from the outputs. Only a fixed
+  seed (or ``same_seed_across``) can make that happen: derived seeds differ by stage and by sweep values.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flux_batch import expand, models  # expand as a module reference: expand imports manifest.model
 from flux_batch.errors import Issue
-from flux_batch.manifest.model import Manifest, Stage
+from flux_batch.ids import canonical_json
+from flux_batch.manifest.model import ImageSource, Manifest, Stage
 from flux_batch.manifest.yaml_loader import Document, JsonPath
+from flux_batch.sweep import matches
 from flux_batch.template import format_value
 
 _CACHE_LIMIT = 200_000
@@ -105,3 +113,165 @@ def _issue(
         shown = ", ".join(f"{k}={format_value(v)}" for k, v in list(vars.items())[:_EXAMPLE_VARS])
         message += f" (in {count} jobs, first: {shown})" if count > 1 else f" (job: {shown})"
     return doc.issue(where, message, hint, key=key, severity=severity)
+
+
+def _shown(vars: Mapping[str, Any]) -> str:
+    return (
+        ", ".join(f"{k}={format_value(v)}" for k, v in list(vars.items())[:_EXAMPLE_VARS]) or "no variables"
+    )
+
+
+# -- where filters ---------------------------------------------------------------------------------------
+
+
+def check_sources(manifest: Manifest, doc: Document) -> list[Issue]:
+    """An error for every ``where`` value no upstream job has, and every ``where`` nothing matches."""
+    issues: list[Issue] = []
+    for stage in manifest.stages:
+        for source in stage.sources:
+            if source.where:
+                issues.extend(_check_where(manifest, stage, source, doc))
+    return issues
+
+
+def _check_where(manifest: Manifest, stage: Stage, source: ImageSource, doc: Document) -> list[Issue]:
+    upstream = manifest.stage(source.stage)
+    seen: dict[str, set[Any]] = {key: set() for key in source.where}
+    matched = False
+    for vars, _, _, _ in expand.rows(manifest, upstream, full=False):
+        for key, values in seen.items():
+            if key in vars:
+                values.add(vars[key])
+        matched = matched or matches(vars, source.where)
+    at: JsonPath = ("stages", stage.index, "input", source.input, "where")
+    issues: list[Issue] = []
+    for key, wanted in source.where.items():
+        listed = isinstance(wanted, (list, tuple))
+        for i, value in enumerate(wanted if listed else [wanted]):
+            if value in seen[key]:
+                continue
+            same_text = [v for v in seen[key] if format_value(v) == format_value(value)]
+            if same_text:
+                hint = f"its value is {_yaml(same_text[0])}: write {_yaml(same_text[0])}, not {_yaml(value)}"
+            else:
+                known = sorted(seen[key], key=repr)
+                more = ", ..." if len(known) > 8 else ""
+                hint = f"its values: {', '.join(_yaml(v) for v in known[:8])}{more}" if known else ""
+            issues.append(
+                doc.issue(
+                    (*at, key, i) if listed else (*at, key),
+                    f"no job of stage {source.stage!r} has {key} = {_yaml(value)}: this filter keeps none of "
+                    "its images",
+                    hint,
+                )
+            )
+    if not issues and not matched:
+        issues.append(
+            doc.issue(
+                at,
+                f"no job of stage {source.stage!r} has all these values together: stage {stage.id!r} would "
+                "have no jobs",
+                "each value is there, but never in one job (excluded, or from different cases?)",
+            )
+        )
+    return issues
+
+
+def _yaml(value: Any) -> str:
+    """A value as it would be written in the manifest (strings quoted when they look like a number)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return format_value(value)
+
+
+# -- the same request twice ------------------------------------------------------------------------------
+
+
+def duplicate_requests(manifest: Manifest, doc: Document) -> list[Issue]:
+    """An error for each stage that has jobs sending the very request of another job (of its own stage or
+    an earlier one): they would be one job, and one of them would be missing from the outputs."""
+    at_risk = [
+        s for s in manifest.stages if "seed" in s.input or "seed" in s.input_vars or s.same_seed_across
+    ]
+    groups: dict[tuple[str, str | None], list[Stage]] = {}
+    for stage in at_risk:
+        groups.setdefault((stage.model, stage.version), []).append(stage)
+    issues: list[Issue] = []
+    for stages in groups.values():
+        seen: set[int] = set()  # hashes of the requests so far: a million jobs in tens of MB
+        # stage -> request hash -> [how many of its jobs repeat it, the vars of the first]
+        clashes: dict[str, dict[int, list[Any]]] = {}
+        for stage in stages:
+            for vars, request in _requests(manifest, stage):
+                key = hash(request)
+                if key in seen:
+                    clashes.setdefault(stage.id, {}).setdefault(key, [0, vars])[0] += 1
+                seen.add(key)
+        if clashes:
+            issues.extend(_clashes(manifest, doc, stages, clashes))
+    return issues
+
+
+def _requests(manifest: Manifest, stage: Stage) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """``(vars, the request as canonical JSON)`` for each job of ``stage``, the model and version aside.
+
+    In check mode (cheap: no ids, no derived seeds) where it can be told apart: a derived seed is
+    stood for by what it is derived from. A chain stage's upstream images are only known by their ids.
+    """
+    if stage.sources:
+        for job in expand.expand_stage(manifest, stage):
+            yield job.vars, job.id
+        return
+    for vars, combo, input, ups in expand.rows(manifest, stage, full=False):
+        request = canonical_json(input)
+        if "seed" not in input:
+            request += canonical_json([stage.id, expand.seed_key(stage, combo, ups)])
+        yield vars, request
+
+
+def _clashes(
+    manifest: Manifest,
+    doc: Document,
+    stages: list[Stage],
+    clashes: Mapping[str, Mapping[int, list[Any]]],
+) -> Iterator[Issue]:
+    """One issue per stage and earlier stage it clashes with, naming the first job of each pair."""
+    wanted = {key for by_key in clashes.values() for key in by_key}
+    owner: dict[int, tuple[str, Mapping[str, Any]]] = {}  # a second pass, for the clashing requests only
+    for stage in stages:
+        for vars, request in _requests(manifest, stage):
+            key = hash(request)
+            if key in wanted and key not in owner:
+                owner[key] = (stage.id, vars)
+    for stage in stages:
+        pairs: dict[str, list[Any]] = {}
+        for key, (count, vars) in clashes.get(stage.id, {}).items():
+            earlier, other = owner[key]
+            pairs.setdefault(earlier, [0, vars, other])[0] += count
+        for earlier, (count, vars, other) in pairs.items():
+            yield _clash(doc, stage, earlier, count, vars, other)
+
+
+def _clash(
+    doc: Document, stage: Stage, earlier: str, count: int, vars: Mapping[str, Any], other: Mapping[str, Any]
+) -> Issue:
+    jobs = f"{count} jobs of stage {stage.id!r} send" if count > 1 else f"a job of stage {stage.id!r} sends"
+    if earlier == stage.id:
+        message = (
+            f"{jobs} exactly the request of another of its jobs (the same model, "
+            f"input and seed; first: {_shown(vars)}, the same as {_shown(other)}): flux-batch runs a request "
+            "once, so "
+            "one image would stand for both"
+        )
+        hint = (
+            "with a fixed seed, repeat and variables that change neither the prompt nor an input make the "
+            "same image: leave seed out (each job then derives its own), or drop the variable"
+        )
+    else:
+        message = (
+            f"{jobs} exactly the request of a job of stage {earlier!r} (the same "
+            f"model, input and seed; first: {_shown(vars)}): flux-batch runs a request once, so stage "
+            f"{stage.id!r} would be missing from the outputs"
+        )
+        hint = "give the stages different inputs or seeds (leave seed out: each stage then derives its own)"
+    return doc.issue(("stages", stage.index, "id"), message, hint)

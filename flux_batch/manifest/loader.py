@@ -1,8 +1,17 @@
 """``load``: read, validate and parse a manifest, then check its size and every job's input.
 
-The order matters for the user: YAML problems first (nothing else can be trusted), then every schema
-error at once, then every semantic error at once, then the job limit (before anything is expanded), then
-every job's input. Each step raises :class:`~flux_batch.errors.ManifestError` with all its issues.
+Every check that can run does, in one pass, so a file never needs several rounds of ``validate``:
+
+1. YAML problems first (nothing else can be trusted: they are reported alone);
+2. every schema error at once. When the only trouble is unknown keys, the rest goes on as their
+   did-you-mean hints would fix them (``promt`` read as ``prompt``); otherwise it stops here;
+3. every semantic error at once (variables, files, the stage graph);
+4. for the stages without errors of their own (and whose upstream stages have none): the job limit,
+   counted before anything is expanded, then every job's input, ``where`` filters that match nothing,
+   and stages or jobs that would send the very same request.
+
+Each step's issues join the earlier ones; :class:`~flux_batch.errors.ManifestError` carries them all, in
+file order.
 """
 
 from __future__ import annotations
@@ -13,10 +22,10 @@ from pathlib import Path
 
 from flux_batch import expand  # a module reference: expand imports manifest.model
 from flux_batch.errors import Issue, ManifestError
-from flux_batch.manifest.checks import check_inputs
-from flux_batch.manifest.model import Manifest
+from flux_batch.manifest.checks import check_inputs, check_sources, duplicate_requests
+from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.manifest.parse import parse
-from flux_batch.manifest.validate import schema_issues
+from flux_batch.manifest.validate import repaired, schema_issues
 from flux_batch.manifest.yaml_loader import Document, load_yaml
 
 
@@ -28,13 +37,32 @@ def load(path: str | Path, *, max_jobs: int | None = None) -> Manifest:
     """
     path = Path(path)
     doc = load_yaml(path)
-    _raise_if_errors(doc, schema_issues(doc))
-    manifest, issues = parse(doc, path, max_jobs=max_jobs)
-    _raise_if_errors(doc, issues)
-    _check_limit(doc, manifest, issues)
-    issues = issues + check_inputs(manifest, doc)
+    issues = schema_issues(doc)
+    if issues:
+        fixed = repaired(doc)
+        if fixed is None:
+            raise ManifestError(_ordered(doc, issues))
+        doc = fixed
+    manifest, found, unsound = parse(doc, path, max_jobs=max_jobs)
+    issues += found
+    sound = dataclasses.replace(manifest, stages=_sound(manifest.stages, unsound))
+    limit = _limit_issue(doc, sound)
+    if limit is not None:
+        raise ManifestError(_ordered(doc, [*issues, limit]))
+    issues += check_inputs(sound, doc) + check_sources(sound, doc) + duplicate_requests(sound, doc)
     _raise_if_errors(doc, issues)
     return dataclasses.replace(manifest, warnings=tuple(_ordered(doc, issues)))
+
+
+def _sound(stages: Iterable[Stage], unsound: set[int] | None) -> tuple[Stage, ...]:
+    """The stages whose jobs can be expanded: no error of their own, none in a stage they take from."""
+    if unsound is None:
+        return ()
+    sound: dict[str, Stage] = {}
+    for stage in stages:  # in topological order
+        if stage.index not in unsound and all(need in sound for need in stage.needs):
+            sound[stage.id] = stage
+    return tuple(sound.values())
 
 
 def _ordered(doc: Document, issues: Iterable[Issue]) -> list[Issue]:
@@ -46,18 +74,17 @@ def _raise_if_errors(doc: Document, issues: list[Issue]) -> None:
         raise ManifestError(_ordered(doc, issues))
 
 
-def _check_limit(doc: Document, manifest: Manifest, issues: list[Issue]) -> None:
+def _limit_issue(doc: Document, manifest: Manifest) -> Issue | None:
     jobs, _ = expand.count_jobs_and_images(manifest, limit=manifest.max_jobs)
     total = sum(jobs.values())
     if total <= manifest.max_jobs:
-        return
+        return None
     biggest = max(jobs, key=lambda s: jobs[s])
     index = manifest.stage(biggest).index
     detail = ", ".join(f"{s}: {n:,}" for s, n in jobs.items())
     at = ("max_jobs",) if "max_jobs" in doc.data else ("stages", index)
-    issue = doc.issue(
+    return doc.issue(
         at,
         f"the manifest expands to more than {manifest.max_jobs:,} jobs ({detail})",
         f"shrink the sweep, or raise the limit with max_jobs: {total} (or --max-jobs {total})",
     )
-    _raise_if_errors(doc, [*issues, issue])

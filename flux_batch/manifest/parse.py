@@ -49,14 +49,23 @@ class _Parser:
         self.prices: dict[str, float] = dict(self.data.get("prices", {}))
         self.file_hashes: dict[str, str] = {}
         self.broken: set[str] = set()  # variables whose values could not be read (no follow-on errors)
+        # Stages (by index) with an error of their own: their jobs cannot be checked. None: no stage's
+        # can (the stage graph itself is wrong).
+        self.unsound: set[int] | None = set()
 
     def error(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
+        self._unsound(path)
         self.issues.append(self.doc.issue(path, message, hint, key=key))
+
+    def _unsound(self, path: JsonPath) -> None:
+        if self.unsound is not None and len(path) > 1 and path[0] == "stages" and isinstance(path[1], int):
+            self.unsound.add(path[1])
 
     def warn(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
         self.issues.append(self.doc.issue(path, message, hint, key=key, severity="warning"))
 
     def sweep_error(self, path: JsonPath, exc: sweep.SweepError) -> None:
+        self._unsound(path)
         if exc.file and exc.line:
             shown = os.path.normpath(self.base / exc.file)
             self.issues.append(Issue(shown, exc.line, exc.column, "$", exc.message, exc.hint))
@@ -422,6 +431,7 @@ class _Parser:
         by_id: dict[str, Stage] = {}
         for stage in stages:
             if stage.id in by_id:
+                self.unsound = None
                 first = self.doc.where(("stages", by_id[stage.id].index, "id"))[0]
                 self.error(
                     ("stages", stage.index, "id"),
@@ -432,6 +442,8 @@ class _Parser:
                 by_id[stage.id] = stage
         needs = {s.id: s.needs for s in by_id.values()}
         problems = graph.check_graph(needs)
+        if problems:
+            self.unsound = None
         for p in problems:
             stage = by_id[p.stage]
             self.error(self.reference_path(stage, p.ref), p.message, p.hint)
@@ -495,10 +507,13 @@ class _Parser:
                 )
 
 
-def parse(doc: Document, path: Path, *, max_jobs: int | None = None) -> tuple[Manifest, list[Issue]]:
-    """The manifest in ``doc`` (read from ``path``) and every issue found (errors and warnings).
+def parse(
+    doc: Document, path: Path, *, max_jobs: int | None = None
+) -> tuple[Manifest, list[Issue], set[int] | None]:
+    """The manifest in ``doc`` (read from ``path``), every issue found (errors and warnings), and the
+    indexes of the stages with errors of their own (None when the stage graph itself is wrong).
 
     ``max_jobs`` overrides the manifest's job limit (a range with more values is refused unbuilt)."""
     parser = _Parser(doc, path.parent, max_jobs)
     manifest = parser.manifest(path)
-    return manifest, parser.issues
+    return manifest, parser.issues, parser.unsound

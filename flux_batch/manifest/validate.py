@@ -2,11 +2,13 @@
 
 Each JSON Schema error becomes an :class:`~flux_batch.errors.Issue` at the line and column where the
 offending key or value was written, with a did-you-mean hint for misspelled keys and values. All errors are
-returned at once, in file order.
+returned at once, in file order. When the only trouble is unknown keys, :func:`repaired` gives the
+document as the hints would fix it, so that the checks after the schema can run in the same pass.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from collections.abc import Iterable
@@ -17,8 +19,8 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from flux_batch import resources
 from flux_batch.errors import Issue
-from flux_batch.manifest.yaml_loader import Document
-from flux_batch.models import known_models, suggest
+from flux_batch.manifest.yaml_loader import Document, JsonPath
+from flux_batch.models import closest, known_models, suggest
 
 _JSON_TYPES = {
     dict: "a mapping",
@@ -46,6 +48,45 @@ def schema_issues(doc: Document) -> list[Issue]:
         for issue in _describe(doc, error):
             issues.setdefault((issue.line, issue.column, issue.path, issue.message), issue)
     return sorted(issues.values(), key=lambda i: (i.line, i.column))
+
+
+def repaired(doc: Document) -> Document | None:
+    """``doc`` with every unknown key renamed as its did-you-mean hint says (``promt`` -> ``prompt``), or
+    dropped when there is no hint, if that leaves nothing against the schema; else None.
+
+    The checks after the schema (variables, stages, every job's input) then run on what the user most
+    likely meant, so one pass reports everything. Positions follow the renamed keys.
+    """
+    data = copy.deepcopy(doc.data)
+    renamed: dict[JsonPath, JsonPath] = {}
+    for error in manifest_validator().iter_errors(doc.data):
+        if error.validator != "additionalProperties" or not isinstance(error.schema, dict):
+            continue
+        path = tuple(error.absolute_path)
+        node: Any = data
+        for part in path:
+            node = node[part]
+        allowed = [k for k in error.schema.get("properties", {}) if k not in node]
+        for key in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+            value = node.pop(key)
+            fix = closest(key, allowed)
+            if fix is not None:
+                node[fix] = value
+                allowed.remove(fix)
+                old, new = (*path, key), (*path, fix)
+                renamed[old] = new
+    if next(manifest_validator().iter_errors(data), None) is not None:
+        return None
+
+    def moved(where: JsonPath) -> JsonPath:
+        for old, new in renamed.items():
+            if where[: len(old)] == old:
+                return new + where[len(old) :]
+        return where
+
+    values = {moved(p): v for p, v in doc.values.items()}
+    keys = {moved(p): v for p, v in doc.keys.items()}
+    return Document(doc.file, data, values, keys)
 
 
 def _kind(value: Any) -> str:
