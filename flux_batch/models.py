@@ -52,7 +52,10 @@ class ModelSpec:
     def images_per_prediction(self, input: Mapping[str, Any]) -> int:
         """How many images (and so how many billed units) one prediction with this input makes."""
         if "num_outputs" in self.inputs:
-            return int(input.get("num_outputs", self.defaults.get("num_outputs", 1)))
+            n = input.get("num_outputs", self.defaults.get("num_outputs", 1))
+            if isinstance(n, (int, float)) and not isinstance(n, bool) and float(n).is_integer() and n >= 1:
+                return int(n)
+            return 1  # not a count: check_input reports it (the count must not crash before that)
         return 1
 
 
