@@ -46,7 +46,7 @@ def test_over_the_cap_run_refuses_before_spending_anything(
     out = tmp_path / "o"
     assert main(["run", str(manifest), "--simulator", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "over the budget: $0.01 estimated for the 4 jobs to do is more than the $0.01 cap" in err
+    assert "over the budget: $0.012 estimated for the 4 jobs to do is more than the $0.01 cap" in err
     assert "--up-to-budget" in err and "nothing submitted" in err
     assert not out.exists()
     plan = plan_json(capsys, str(manifest), "--out", str(out))
@@ -69,7 +69,7 @@ def test_up_to_budget_runs_until_the_cap_then_the_rest_is_refused_again(
     assert (plan["todo_jobs"], plan["spent_usd"]) == (1, pytest.approx(0.009))
     assert plan["over_budget"]  # $0.009 spent + $0.003 to do > $0.01
     assert main(["run", str(manifest), "--simulator", "--out", str(out)]) == 2
-    assert "$0.01 already spent in" in capsys.readouterr().err
+    assert "$0.009 already spent in" in capsys.readouterr().err
 
 
 class _Terminal(io.StringIO):

@@ -74,6 +74,8 @@ def test_another_manifest_does_not_take_over_a_folder_unless_asked(
     cats = write(tmp_path / "cats.yaml", name="cats", xs="cat, lion")
     dogs = write(tmp_path / "dogs.yaml", name="dogs", xs="dog, wolf")
     assert main(["run", str(cats), "--simulator", "--out", str(out), "-q"]) == 0
+    assert main(["plan", str(dogs), "--out", str(out)]) == 0
+    assert f"note: {out} holds the run of another manifest, 'cats'" in capsys.readouterr().err
     assert main(["run", str(dogs), "--simulator", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert f"{out} holds the run of another manifest, 'cats' ({cats})" in err

@@ -75,6 +75,12 @@ def plan_command(args: argparse.Namespace) -> int:
         print(warning.render(), file=sys.stderr)
     out_dir = Path(args.out) if args.out else manifest.output
     folder = read_folder(out_dir, manifest)
+    if folder.owner and folder.owner.get("name") not in (None, manifest.name):
+        print(
+            f"flux-batch: note: {out_dir} holds the run of another manifest, {folder.owner['name']!r}: "
+            "`run` refuses it without --switch-manifest",
+            file=sys.stderr,
+        )
     plan = build_plan(
         manifest,
         done=folder.done,
@@ -144,21 +150,28 @@ def _api(plan: Plan) -> str:
 
 
 def _budget(plan: Plan) -> str:
-    cap = _money(plan.max_cost_usd)
-    if plan.spent_usd:
-        total = plan.spent_usd + plan.todo_cost_usd
-        figures = (
-            f"{_money(plan.spent_usd)} spent in {plan.output} + {_money(plan.todo_cost_usd)} to do = "
-            f"{_money(total)}"
-        )
-    else:
-        figures = f"{_money(plan.todo_cost_usd)} estimated"
+    cap = exact_money(plan.max_cost_usd or 0.0)
     if plan.over_budget:
         return (
-            f"max_cost_usd {cap}: {figures}, OVER the limit: `run` refuses to start (raise the limit, or "
-            "run until it with --up-to-budget)"
+            f"max_cost_usd {cap}: {budget_figures(plan)}, OVER the limit: `run` refuses to start (raise the "
+            "limit, or run until it with --up-to-budget)"
         )
-    return f"max_cost_usd {cap}: {figures}, within the limit"
+    return f"max_cost_usd {cap}: {budget_figures(plan)}, within the limit"
+
+
+def budget_figures(plan: Plan) -> str:
+    """What the budget is checked against: the folder's spend so far plus the work still to do."""
+    todo = f"{exact_money(plan.todo_cost_usd)} estimated for the {plan.todo_jobs:,} jobs to do"
+    if not plan.spent_usd:
+        return todo
+    total = exact_money(plan.spent_usd + plan.todo_cost_usd)
+    return f"{exact_money(plan.spent_usd)} already spent in {plan.output} + {todo} = {total}"
+
+
+def exact_money(value: float) -> str:
+    """Dollars to the cent, or to the hundredth of a cent where cents would hide a difference."""
+    cents = f"${value:,.2f}"
+    return cents if abs(round(value, 2) - value) < 1e-9 else f"${value:,.4f}".rstrip("0")
 
 
 def models_command(args: argparse.Namespace) -> int:

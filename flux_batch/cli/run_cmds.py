@@ -22,6 +22,7 @@ import httpx
 from flux_batch.api_url import host_of
 from flux_batch.cli import run_options as options
 from flux_batch.cli.folder import check_owner, owner_record, read_folder
+from flux_batch.cli.manifest_cmds import budget_figures, exact_money
 from flux_batch.errors import EXIT_OK, UsageError
 from flux_batch.manifest import ApiSettings, Manifest
 from flux_batch.plan import Plan
@@ -239,11 +240,10 @@ def api_line(plan: Plan) -> str:
 
 def budget_refusal(plan: Plan) -> str:
     """Why ``run`` refuses to start over the cost cap, and the ways on."""
-    spent = f"${plan.spent_usd:,.2f} already spent in {plan.output} + " if plan.spent_usd else ""
     return (
-        f"over the budget: {spent}${plan.todo_cost_usd:,.2f} estimated for the {plan.todo_jobs:,} jobs to "
-        f"do is more than the ${plan.max_cost_usd:,.2f} cap (max_cost_usd or --max-cost); nothing "
-        "submitted: raise the cap, shrink the sweep, or add --up-to-budget to run jobs until the cap"
+        f"over the budget: {budget_figures(plan)} is more than the {exact_money(plan.max_cost_usd or 0.0)} "
+        "cap (max_cost_usd or --max-cost); nothing submitted: raise the cap, shrink the sweep, or add "
+        "--up-to-budget to run jobs until the cap"
     )
 
 
