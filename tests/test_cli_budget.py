@@ -9,29 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from fake_api import fake_api, fast_simulator
+from cli_helpers import fake_api, write_manifest
 
 from flux_batch.cli import main
 
-# four flux-schnell images at $0.003
-MANIFEST = """\
-version: 1
-name: t
-{extra}
-stages:
-  - id: a
-    model: black-forest-labs/flux-schnell
-    prompt: "a {{x}}"
-    matrix: {{x: [{xs}]}}
-"""
-
-pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
-
 
 def write(tmp_path: Path, extra: str = "", xs: str = "cat, dog, owl, fox") -> Path:
-    path = tmp_path / "m.yaml"
-    path.write_text(MANIFEST.format(extra=extra, xs=xs), encoding="utf-8")
-    return path
+    return write_manifest(tmp_path / "m.yaml", extra=extra, xs=xs)  # four flux-schnell images at $0.003
 
 
 def plan_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -84,9 +68,7 @@ def test_the_confirmation_counts_only_the_work_still_to_do(
     out = tmp_path / "o"
     with fake_api(monkeypatch) as api:
         assert main(["run", str(manifest), "--out", str(out), "--yes", "-q"]) == 0
-        manifest.write_text(
-            MANIFEST.format(extra="api: {confirm_above_usd: 0}", xs="cat, dog, owl, fox, bee, ant")
-        )
+        write(tmp_path, "api: {confirm_above_usd: 0}", "cat, dog, owl, fox, bee, ant")
         monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
         assert main(["run", str(manifest), "--out", str(out)]) == 0
         assert api.created == 4

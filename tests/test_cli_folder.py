@@ -7,28 +7,13 @@ import csv
 from pathlib import Path
 
 import pytest
-from fake_api import fast_simulator
+from cli_helpers import write_manifest
 
 from flux_batch.cli import main
 
-MANIFEST = """\
-version: 1
-name: {name}
-{extra}
-stages:
-  - id: a
-    model: black-forest-labs/flux-schnell
-    prompt: "a {{x}}"
-    matrix: {{x: [{xs}]}}
-"""
-
-pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
-
 
 def write(path: Path, name: str = "t", extra: str = "", xs: str = "cat, dog") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(MANIFEST.format(name=name, extra=extra, xs=xs), encoding="utf-8")
-    return path
+    return write_manifest(path, name=name, extra=extra, xs=xs)
 
 
 def stages_in_csv(out: Path) -> list[str]:

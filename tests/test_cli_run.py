@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_api import fast_simulator
+from cli_helpers import fast_simulator
 
 from flux_batch.cli import main
 

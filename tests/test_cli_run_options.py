@@ -13,30 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fake_api import fake_api, fast_simulator
+from cli_helpers import fake_api, write_manifest
 
 from flux_batch.cli import main
 from flux_batch.manifest import ApiSettings
 from flux_batch.runner.client import ApiClient
 
-MANIFEST = """\
-version: 1
-name: t
-{api}
-stages:
-  - id: a
-    model: black-forest-labs/flux-schnell
-    prompt: "a {{x}}"
-    matrix: {{x: [cat, dog, owl, fox]}}
-"""
 
-pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
-
-
-def write(tmp_path: Path, api: str = "", name: str = "m.yaml", body: str = MANIFEST) -> Path:
-    path = tmp_path / name
-    path.write_text(body.format(api=api), encoding="utf-8")
-    return path
+def write(tmp_path: Path, api: str = "", name: str = "m.yaml") -> Path:
+    return write_manifest(tmp_path / name, extra=api)  # four jobs
 
 
 def flags(**given: object) -> argparse.Namespace:
@@ -231,7 +216,7 @@ def test_the_last_lines_tell_this_run_from_the_folder(
         f"flux-batch: {out}: 4 succeeded of 4 jobs, 4 images; $0.01 at API prices (simulator: nothing "
         "billed) spent there in all (manifest.csv, report.html)"
     )
-    manifest.write_text(manifest.read_text().replace("fox]", "fox, bee, ant]"))
+    write_manifest(manifest, xs="cat, dog, owl, fox, bee, ant")
     assert main(["run", str(manifest), "--simulator", "--out", str(out)]) == 0
     again = capsys.readouterr().err.strip().splitlines()[-2:]
     assert again[0].endswith("; this run: 2 succeeded, $0.01 at API prices (simulator: nothing billed)")
@@ -253,8 +238,7 @@ def test_a_rerun_that_finds_failed_jobs_says_how_to_retry_them(
 
 
 def test_plan_piped_into_head_ends_quietly(tmp_path: Path) -> None:
-    big = MANIFEST.replace("[cat, dog, owl, fox]", "{{range: {{start: 1, stop: 3000}}}}")
-    manifest = write(tmp_path, body=big)
+    manifest = write_manifest(tmp_path / "m.yaml", xs=", ".join(map(str, range(3000))))
     proc = subprocess.Popen(
         [sys.executable, "-m", "flux_batch", "plan", "--jobs", str(manifest)],
         stdout=subprocess.PIPE,

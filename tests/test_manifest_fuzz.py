@@ -212,30 +212,26 @@ def check(workdir: Path, text: bytes) -> None:
             assert shown.strip(), f"{command} exit 2 without a word\n--- manifest:\n{text!r}"
 
 
+COMMON: dict[str, Any] = dict(
+    database=None,  # nothing written beside the checkout
+    deadline=None,  # no timing test: hang_guard catches a hang
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
 def test_the_seeds_are_what_the_fuzzer_starts_from(workdir: Path) -> None:
     for text in SEED_TEXTS:
         check(workdir, text.encode("utf-8"))
 
 
-@settings(
-    max_examples=60,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=60, derandomize=True, **COMMON)  # the same 60 every time: the quick suite
 @given(text=manifests())
 def test_validate_and_plan_answer_0_or_2_for_mutated_manifests(workdir: Path, text: bytes) -> None:
     check(workdir, text)
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=2500,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=2500, **COMMON)
 @given(text=manifests())
 def test_validate_and_plan_answer_0_or_2_for_many_mutated_manifests(workdir: Path, text: bytes) -> None:
     check(workdir, text)

@@ -155,18 +155,11 @@ def parse_yaml(raw: bytes, name: str) -> Document:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except _TooDeep as exc:
-        line, column = exc.mark.line + 1, exc.mark.column + 1
-        raise ManifestError(
-            [
-                Issue(
-                    name,
-                    line,
-                    column,
-                    "$",
-                    f"the document is nested deeper than {MAX_DEPTH} levels here",
-                    "a manifest needs a few levels: look for unclosed or repeated brackets",
-                )
-            ]
+        raise _refused(
+            name,
+            exc.mark,
+            f"the document is nested deeper than {MAX_DEPTH} levels here",
+            "a manifest needs a few levels: look for unclosed or repeated brackets",
         ) from exc
     except yaml.reader.ReaderError as exc:
         raise ManifestError([_character_issue(exc, text, name)]) from exc
@@ -190,19 +183,12 @@ def parse_yaml(raw: bytes, name: str) -> Document:
             ]
         )
     if not isinstance(root, yaml.MappingNode):
-        line, column = root.start_mark.line + 1, root.start_mark.column + 1
         kind = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
-        raise ManifestError(
-            [
-                Issue(
-                    name,
-                    line,
-                    column,
-                    "$",
-                    f"the document is {kind}, not a mapping",
-                    "a manifest starts with 'version: 1'",
-                )
-            ]
+        raise _refused(
+            name,
+            root.start_mark,
+            f"the document is {kind}, not a mapping",
+            "a manifest starts with 'version: 1'",
         )
     builder = _Builder(name)
     try:
@@ -230,6 +216,11 @@ def _decode(raw: bytes, name: str) -> str:
                 )
             ]
         ) from exc
+
+
+def _refused(name: str, mark: yaml.Mark, message: str, hint: str) -> ManifestError:
+    """The whole document refused, at ``mark``."""
+    return ManifestError([Issue(name, mark.line + 1, mark.column + 1, "$", message, hint)])
 
 
 def _character_issue(exc: yaml.reader.ReaderError, text: str, name: str) -> Issue:

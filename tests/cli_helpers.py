@@ -1,11 +1,12 @@
-"""For tests of ``flux-batch run`` against "the real API": the simulator answers in-process for any host
-(no socket), and every request is recorded with its host and whether it carried the token."""
+"""Helpers for the CLI's tests: a small manifest, ``run --simulator`` with near-instant predictions, and
+"the real API" (the simulator answering in-process for any host, no socket) with every request recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,24 @@ import pytest
 
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.config import parse_fault
+
+MANIFEST = """\
+version: 1
+name: {name}
+{extra}
+stages:
+  - id: a
+    model: black-forest-labs/flux-schnell
+    prompt: "a {{x}}"
+    matrix: {{x: [{xs}]}}
+"""
+
+
+def write_manifest(path: Path, *, name: str = "t", extra: str = "", xs: str = "cat, dog, owl, fox") -> Path:
+    """A manifest of one flux-schnell stage, a job ($0.003) per value of ``xs``; ``extra`` top-level lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(MANIFEST.format(name=name, extra=extra, xs=xs), encoding="utf-8")
+    return path
 
 
 @dataclass
