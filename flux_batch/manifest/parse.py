@@ -356,6 +356,8 @@ class _Parser:
         literal: dict[str, Any] = {}
         defaults = self.data.get("defaults", {})
         for name, value in defaults.items():
+            if isinstance(value, dict) and "from" in value:
+                continue  # refused once, by check_defaults
             if not spec.known or name in spec.inputs:
                 literal[name] = self.literal(("defaults", name), value)
         sources: list[ImageSource] = []
@@ -493,6 +495,13 @@ class _Parser:
         return ("stages", stage.index)
 
     def check_defaults(self, stages: list[Stage]) -> None:
+        for key, value in self.data.get("defaults", {}).items():
+            if isinstance(value, dict) and "from" in value:
+                self.error(
+                    ("defaults", key, "from"),
+                    "an image from a stage cannot be a default (every stage would take it, even its own)",
+                    f"write {key}: {{from: {value['from']}}} in the input of the stage that edits its images",
+                )
         takers = [models.get_model(s.model) for s in stages]
         if any(not spec.known for spec in takers):
             return
