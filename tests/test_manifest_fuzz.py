@@ -37,7 +37,7 @@ SEEDS = [
 ]
 SEED_TEXTS = [path.read_text(encoding="utf-8") for path in SEEDS]
 #: A hung validate or plan fails the example after this long (a guard against hangs, not a timing test).
-HANG_S = 60
+HANG_S = 20
 
 HOSTILE: list[Any] = [
     -1,
@@ -108,7 +108,24 @@ def hostile(draw: Any, extra: tuple[Any, ...] = ()) -> Any:
 
 
 def mutate_tree(data: Any, draw: Any) -> Any:
-    for _ in range(draw(st.integers(1, 4))):
+    """A few edits anywhere in the tree, or one aimed where values are read: an axis, an input, api."""
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("stages"), list)
+        and data["stages"]
+        and draw(st.booleans())
+    ):
+        stage = draw(st.sampled_from(data["stages"]))
+        if isinstance(stage, dict):
+            section = draw(st.sampled_from(["matrix", "input", "api"]))
+            target = data if section == "api" else stage
+            if not isinstance(target.get(section), dict):
+                target[section] = {}
+            name = draw(st.sampled_from(["x", "subject", "guidance", "num_outputs", "seed", "input_image",
+                                         "base_url", "wait", "aspect_ratio"]))  # fmt: skip
+            target[section][name] = hostile(draw)
+            return data
+    for _ in range(draw(st.integers(1, 3))):
         where = draw(st.sampled_from(list(paths(data))))
         if not where:
             continue
@@ -162,7 +179,7 @@ def mutate_text(text: str, draw: Any) -> bytes:
 @st.composite
 def manifests(draw: Any) -> bytes:
     text = draw(st.sampled_from(SEED_TEXTS))
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:  # most edits keep the YAML readable, to reach the checks behind it
         return mutate_text(text, draw)
     data = mutate_tree(yaml.safe_load(text), draw)
     try:
@@ -198,10 +215,10 @@ def hang_guard(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def check(workdir: Path, text: bytes) -> None:
+def check(workdir: Path, text: bytes, commands: tuple[str, ...] = ("validate", "plan")) -> None:
     manifest = workdir / "m.yaml"
     manifest.write_bytes(text)
-    for command in ("validate", "plan"):
+    for command in commands:
         out, err = io.StringIO(), io.StringIO()
         with hang_guard(HANG_S), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main([command, "--max-jobs", "5000", str(manifest)])
@@ -222,6 +239,23 @@ COMMON: dict[str, Any] = dict(
 def test_the_seeds_are_what_the_fuzzer_starts_from(workdir: Path) -> None:
     for text in SEED_TEXTS:
         check(workdir, text.encode("utf-8"))
+
+
+def test_every_hostile_value_where_values_are_read(workdir: Path) -> None:
+    """Not left to chance: each hostile value as an axis, as an input, and as an api setting."""
+    seed = yaml.safe_load((ROOT / "pipelines" / "chain.yaml").read_text(encoding="utf-8"))
+    for value in HOSTILE:
+        for section, name in (
+            ("matrix", "x"),
+            ("input", "input_image"),
+            ("input", "guidance"),
+            ("api", "wait"),
+        ):
+            data = copy.deepcopy(seed)
+            target = data if section == "api" else data["stages"][1]
+            target.setdefault(section, {})[name] = copy.deepcopy(value)
+            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False).encode("utf-8")
+            check(workdir, text, ("validate",))  # plan loads the same way (the random fuzz runs both)
 
 
 @settings(max_examples=60, derandomize=True, **COMMON)  # the same 60 every time: the quick suite
