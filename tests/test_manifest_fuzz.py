@@ -4,8 +4,9 @@ traceback (or the one-line "internal error", exit 70) and never a hang.
 Mutations start from the shipped pipelines and a few invalid cases, and work on the text (bytes that
 YAML dislikes, cut lines, swapped characters) or on the parsed tree (values replaced with hostile ones:
 huge ranges, non-finite numbers, NUL characters, devices, FIFOs and /proc as files, deep nesting, wrong
-types, typos in keys, stages referring to each other). The quick suite runs a fixed sample; the slow
-suite a longer random one.
+types, typos in keys, stages referring to each other). The quick suite tries every hostile value where
+values are read (deterministically) and a fixed sample of random mutations; the slow suite a longer
+random run.
 """
 
 from __future__ import annotations
