@@ -25,7 +25,7 @@ def test_a_relative_output_is_the_manifests_wherever_it_is_run_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     manifest = write(tmp_path / "project" / "m.yaml", extra="output: results")
-    for cwd in (tmp_path, tmp_path / "project", tmp_path / "project"):
+    for cwd in (tmp_path, tmp_path / "project"):  # the second run resumes the first one's folder
         monkeypatch.chdir(cwd)
         assert main(["run", str(manifest.relative_to(cwd)), "--simulator", "-q"]) == 0
     assert not (tmp_path / "results").exists()
