@@ -5,20 +5,27 @@
     │   ├── ManifestError          one or more located Issues in a manifest (all reported at once)
     │   ├── UsageError             a bad command line, a missing file or folder
     │   └── MissingTokenError      the API token's environment variable is not set
-    ├── StateError          (2)    the output folder's state cannot be used (newer schema, corrupt)
+    ├── StateError          (2)    the output folder's state cannot be used (newer schema, damaged)
     │   └── LockedError     (4)    another live run holds the output folder
+    ├── StorageError        (5)    the output folder cannot be written now (read-only, I/O error); the run
+    │   │                          stops at once, everything recorded is kept and resumes once it is fixed
+    │   └── DiskFullError          no space left (ENOSPC, a quota, SQLite's "database or disk is full")
     ├── ApiError                   an API answer we cannot simply retry; carries ``status`` and ``detail``
     │   ├── AuthError       (3)    401/403: the token is wrong or lacks permission; stop submitting
     │   ├── BillingError    (3)    402: the account needs credit; stop submitting
     │   ├── InvalidInputError      422: the API rejected one job's input; that job fails, others go on
     │   ├── NotFoundError          404: unknown model, version or prediction
+    │   ├── EndpointError   (2)    creates keep getting the same 404: the base URL is wrong (no /v1?)
     │   ├── RateLimitedError       429: nothing was created; carries ``retry_after`` seconds if known
     │   ├── ServerError            5xx: may be retried (an ambiguous create must be reconciled first)
-    │   └── ProtocolError          a response we do not understand (unknown status, malformed JSON)
-    │       └── UnknownStatusError a prediction status flux-batch does not know: an error, not a hang
+    │   └── ProtocolError          a response we do not understand (unknown status, malformed JSON);
+    │       │                      ``status`` is the HTTP status of the answer (0: not from one answer)
+    │       ├── UnknownStatusError a prediction status flux-batch does not know: an error, not a hang
+    │       └── ListingError       a list of predictions that does not end: the search is not repeated
     ├── TransportError             the request may not have reached the API (timeout, reset, DNS)
     ├── DownloadError              an output file could not be fetched or failed its checks
-    │   └── OutputGoneError        the output file no longer exists (expired, data removed)
+    │   ├── OutputGoneError        the API says the output no longer exists (data removed, past retention)
+    │   └── BadOutputError         the file is no acceptable image, and fetching it again cannot help
     └── Interrupted        (130)   the user pressed Ctrl-C; the state is resumable
 
 Lower libraries' exceptions (httpx, yaml, sqlite3, jsonschema) are translated at the boundary with
@@ -27,6 +34,7 @@ Lower libraries' exceptions (httpx, yaml, sqlite3, jsonschema) are translated at
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +43,7 @@ EXIT_JOBS_FAILED = 1
 EXIT_INVALID = 2
 EXIT_AUTH = 3
 EXIT_LOCKED = 4
+EXIT_STORAGE = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -119,6 +128,32 @@ class LockedError(StateError):
     exit_code = EXIT_LOCKED
 
 
+class StorageError(FluxBatchError):
+    """The output folder cannot be written now: read-only, an I/O error, the state store failing. The run
+    stops at once; everything recorded so far is intact and resumes once the cause is fixed."""
+
+    exit_code = EXIT_STORAGE
+
+
+class DiskFullError(StorageError):
+    """No space left on the output folder's device (or its quota, or a file size limit)."""
+
+
+#: errno values that mean "no room to write".
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_error(exc: OSError, what: str) -> StorageError:
+    """The flux-batch error for an ``OSError`` met while writing ``what`` (a file or folder)."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _FULL:
+        return DiskFullError(
+            f"{what}: no space left on the device ({reason}); free some space and run again: everything "
+            "finished so far is kept"
+        )
+    return StorageError(f"{what}: cannot write ({reason}); fix that and run again to resume")
+
+
 class ApiError(FluxBatchError):
     """An API response that the caller must act on. ``status`` is the HTTP status (0 if none)."""
 
@@ -148,6 +183,12 @@ class NotFoundError(ApiError):
     """404: the model, version or prediction does not exist (or is not visible to this token)."""
 
 
+class EndpointError(NotFoundError):
+    """Creates keep getting the same 404 and none has ever succeeded: the base URL is not the API's."""
+
+    exit_code = EXIT_INVALID
+
+
 class RateLimitedError(ApiError):
     """429: throttled; nothing was created. ``retry_after`` is the server's hint in seconds, if any;
     ``limit_rpm`` the lower limit the server says applies now (a low-credit account), if it says one."""
@@ -172,6 +213,10 @@ class UnknownStatusError(ProtocolError):
     """A prediction reported a status that is not one of the documented ones; the job fails with it."""
 
 
+class ListingError(ProtocolError):
+    """Listing predictions did not end within its bounds (an endless or looping ``next`` chain)."""
+
+
 class TransportError(FluxBatchError):
     """The request failed below HTTP: timeout, connection refused or reset, DNS.
 
@@ -188,7 +233,13 @@ class DownloadError(FluxBatchError):
 
 
 class OutputGoneError(DownloadError):
-    """The output file is gone for good (404/410, ``data_removed``): retrying the download cannot help."""
+    """The API says the output is gone for good (``data_removed``, or past its retention): only a new
+    prediction can give it. A file host's 404 alone is not that: it is retried like any download error."""
+
+
+class BadOutputError(DownloadError):
+    """The downloaded file is not an acceptable image (a decompression bomb, absurdly many pixels): fetching
+    the same file again cannot help."""
 
 
 class Interrupted(FluxBatchError):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from flux_batch.errors import DownloadError, OutputGoneError
 from flux_batch.runner.download import complete, decode_data_url, download
+from flux_batch.runner.retry import is_transient
 
 
 def image_bytes(fmt: str, size: tuple[int, int] = (8, 6)) -> bytes:
@@ -83,14 +84,16 @@ async def test_wrong_content_length_is_rejected(tmp_path: Path) -> None:
         await download(http, "https://f/x", tmp_path, "images", "x")
 
 
-async def test_size_cap_and_schemes_and_gone(tmp_path: Path) -> None:
+async def test_size_cap_and_schemes_and_http_errors(tmp_path: Path) -> None:
     data = image_bytes("PNG", (300, 300))
     with pytest.raises(DownloadError, match="cap"):
         await download(http_for(data), "https://f/x", tmp_path, "images", "x", max_bytes=100)
     with pytest.raises(DownloadError, match="only http"):
         await download(http_for(data), "file:///etc/passwd", tmp_path, "images", "x")
-    with pytest.raises(OutputGoneError):
+    # A file host's 404 is worth retrying: only the API says an output is gone (#9.1).
+    with pytest.raises(DownloadError, match="HTTP 404") as info:
         await download(http_for(b"", status=404), "https://f/x", tmp_path, "images", "x")
+    assert is_transient(info.value) and not isinstance(info.value, OutputGoneError)
     with pytest.raises(DownloadError, match="HTTP 500"):
         await download(http_for(b"", status=500), "https://f/x", tmp_path, "images", "x")
     with pytest.raises(DownloadError, match="not an image"):

@@ -80,7 +80,7 @@ def test_write_ahead_lifecycle_and_downstream_release(store: Store) -> None:
     assert store.job(base.id).status == "downloading"
     assert store.runnable(10) == []  # edit waits for the download, not just the prediction
     store.record_download(base.id, 0, FileInfo("images/base/cat.png", "ab" * 32, 10, 4, 4))
-    assert store.mark_succeeded(base.id) == 1
+    assert store.mark_succeeded(base.id) == [edit.id]
     assert [r.id for r in store.runnable(10)] == [edit.id]
     assert store.spent_usd() == pytest.approx(0.05)
     assert store.outputs(base.id)[0].file_name == "images/base/cat.png"

@@ -117,8 +117,9 @@ def register(sub: Any) -> None:
 RUN_HELP = """Run every job of MANIFEST at the API's rate limit, into its output folder. Running again on
 the same folder resumes: finished images are kept, running predictions are re-attached, only new or
 changed jobs are created. Flags override the manifest's api: settings. Exit codes: 0 all done, 1 some
-jobs failed or are left, 2 invalid input (nothing submitted), 3 stopped by an auth or billing error,
-4 folder in use by another run, 130 interrupted."""
+jobs failed or are left, 2 invalid input (nothing submitted; or a damaged state, or a base URL that is not
+the API's), 3 stopped by an auth or billing error, 4 folder in use by another run, 5 the folder cannot be
+written (disk full, read-only): free space and run again, 130 interrupted."""
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -349,6 +350,8 @@ def _finish(
     wall = session.summary.get("wall_time_s", 0.0)
     this_run = ", ".join(f"{n:,} {status}" for status, n in sorted(tally.items()) if n) or "no job ended"
     prices = " at API prices (simulator: nothing billed)" if simulated else ""
+    recreated = session.summary.get("recreated", 0)
+    again = f"; {recreated} created again as the API no longer had their output" if recreated else ""
     total = sum(session.counts.values())
     folder = ", ".join(f"{n:,} {status}" for status, n in sorted(session.counts.items()))
     folder_line = (
@@ -357,14 +360,15 @@ def _finish(
     )
     if result.fatal is not None:
         print(f"flux-batch: error: {result.fatal}", file=sys.stderr)
-        print(f"flux-batch: stopped; this run: {this_run}; fix that and run again to resume", file=sys.stderr)
+        stopped = f"flux-batch: stopped; this run: {this_run}{again}; fix that and run again to resume"
+        print(stopped, file=sys.stderr)
         print(folder_line, file=sys.stderr)
         return session.exit_code
     if not quiet or session.exit_code:
         what = "interrupted" if result.interrupted else "finished"
         cost = max(0.0, spent - spent_before)
         print(
-            f"flux-batch: {what} in {wall:.1f} s; this run: {this_run}, ${cost:,.2f}{prices}",
+            f"flux-batch: {what} in {wall:.1f} s; this run: {this_run}, ${cost:,.2f}{prices}{again}",
             file=sys.stderr,
         )
         print(folder_line, file=sys.stderr)
@@ -473,7 +477,7 @@ class ProgressView:
                 bar.close()
 
 
-_DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped")
+_DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped", "download_failed")
 
 
 def _line(tracker: Tracker) -> str:

@@ -31,7 +31,7 @@ from flux_batch.layout import (
 from flux_batch.report.thumbnails import thumb_path_for
 
 #: Statuses that end a job without an image: what "failures" means in the report.
-FAILED_STATUSES = frozenset({"failed", "canceled", "aborted", "expired", "skipped"})
+FAILED_STATUSES = frozenset({"failed", "canceled", "aborted", "expired", "skipped", "download_failed"})
 
 
 @dataclass(frozen=True)

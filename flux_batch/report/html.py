@@ -109,7 +109,7 @@ def summary_html(run: RunData) -> str:
     cards = [
         _card("Images", f"{images:,}", f"from {_plural(jobs, 'job')}"),
         _card("Succeeded", f"{counts.get('succeeded', 0):,}", _percent(counts.get("succeeded", 0), jobs)),
-        _card("Failed", f"{failed:,}", "failed, canceled, expired or skipped", bad=failed > 0),
+        _card("Failed", f"{failed:,}", "failed, canceled, expired, skipped, not downloaded", bad=failed > 0),
         _card("Cost", f"${cost:,.2f}", "estimated from model prices"),
         _card("Wall time", format_duration(summary.get("wall_time_s")), _span(summary)),
         _card(

@@ -6,19 +6,27 @@ of a response: proxies point those at api.replicate.com. httpx exceptions and HT
 this module as :mod:`flux_batch.errors` classes; a timeout or a dropped connection says whether the
 request may have reached the server (``TransportError.sent``), which is what makes a create ambiguous.
 The client counts its calls by kind for the run summary.
+
+Nothing an answer says is trusted further than it must be: every call has an overall deadline (a server
+trickling a byte at a time never holds a job), answers are read as a stream and refused past
+``MAX_ANSWER_BYTES``, prediction ids must be made of the API's id alphabet before they go into a URL, a
+file name or the state, and a ``next`` chain ends after ``MAX_LIST_PAGES`` pages, each of which waits
+for the caller's limiter.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
+import math
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
@@ -28,6 +36,7 @@ from flux_batch.errors import (
     AuthError,
     BillingError,
     InvalidInputError,
+    ListingError,
     NotFoundError,
     ProtocolError,
     RateLimitedError,
@@ -35,12 +44,30 @@ from flux_batch.errors import (
     TransportError,
     UnknownStatusError,
 )
+from flux_batch.runner.deadline import within
 
 RUNNING = frozenset({"starting", "processing"})
+#: The most output files a prediction may have (FLUX makes at most 4).
+MAX_OUTPUTS = 64
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _RESETS_IN = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")
 #: "Your rate limit for creating predictions is reduced to 6 requests per minute with a burst of 1 ..."
 _REDUCED_TO = re.compile(r"reduced to (\d+(?:\.\d+)?) requests per minute")
+#: Replicate's ids are 26 lowercase base-32 characters; proxies use their own (UUIDs, upper case). Letters,
+#: digits, ``-`` and ``_`` only, so that an id can never name another path of the API or of the folder.
+PREDICTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+#: The largest API answer read. A prediction is a few kB; this leaves room for ``data:`` URI outputs (a
+#: sync-mode PNG is a few MB as base64) and refuses the rest before it fills the memory.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: Every API call's overall deadline, on top of the time a create may hold for ``Prefer: wait``.
+CALL_DEADLINE_S = 90.0
+#: A search for an ambiguous create's prediction reads at most this many pages of 100 (a window holds a
+#: page or two in practice); an endless ``next`` chain ends here.
+MAX_LIST_PAGES = 100
+#: The longest text kept from an answer (an error message, a timestamp) in the state and the CSV.
+_MAX_TEXT = 2000
+#: Headers describing the body as sent; the buffered copy of an answer holds it decoded.
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -69,35 +96,77 @@ class Prediction:
         if out is None:
             return ()
         if isinstance(out, str):
-            return (out,)
-        if isinstance(out, list) and all(isinstance(u, str) for u in out):
+            out = [out]
+        if isinstance(out, list) and len(out) <= MAX_OUTPUTS and all(isinstance(u, str) for u in out):
             return tuple(out)
         raise ProtocolError(f"prediction {self.id}: output is not a URL or a list of URLs: {str(out)[:120]}")
 
 
-def parse_prediction(body: Any) -> Prediction:
-    """A :class:`Prediction` from a decoded response body; ProtocolError if it is not one."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("id"), str):
+def valid_id(value: Any) -> str | None:
+    """``value`` if it is a prediction id flux-batch will use (see ``PREDICTION_ID``), else None."""
+    if isinstance(value, str) and PREDICTION_ID.fullmatch(value):
+        return value
+    return None
+
+
+def checked_id(value: str) -> str:
+    """A prediction id read back from the state, checked before it goes into a URL."""
+    if valid_id(value) is None:
+        raise ProtocolError(f"{value[:80]!r} is not a prediction id; refusing to use it in a request")
+    return value
+
+
+def _text(value: Any, limit: int = _MAX_TEXT) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _time(value: Any) -> str | None:
+    return value if isinstance(value, str) and len(value) <= 64 else None
+
+
+def parse_prediction(body: Any, *, strict: bool = True) -> Prediction:
+    """A :class:`Prediction` from a decoded response body; ProtocolError if it is not one.
+
+    Only the id must be right (a usable id, see ``PREDICTION_ID``); any other field of the wrong type is
+    read as missing. ``strict``: an undocumented status raises UnknownStatusError (polling); otherwise
+    (a create's answer, a listed prediction) it reads as ``starting``, to be polled like any other.
+    """
+    if not isinstance(body, Mapping):
         raise ProtocolError(f"expected a prediction object, got: {str(body)[:160]}")
+    pid = valid_id(body.get("id"))
+    if pid is None:
+        raise ProtocolError(f"the answer has no usable prediction id (id: {str(body.get('id'))[:80]!r})")
     status = body.get("status")
     if status not in RUNNING and status not in TERMINAL:
-        raise UnknownStatusError(
-            f"prediction {body['id']} has an unknown status {status!r}, which flux-batch does not know"
-        )
-    metrics = body.get("metrics") or {}
-    predict_time = metrics.get("predict_time") if isinstance(metrics, Mapping) else None
+        if strict:
+            raise UnknownStatusError(
+                f"prediction {pid} has an unknown status {str(status)[:40]!r}, which flux-batch does not know"
+            )
+        status = "starting"
+    metrics = body.get("metrics")
+    predict_time = _seconds(metrics.get("predict_time")) if isinstance(metrics, Mapping) else None
+    inp = body.get("input")
     return Prediction(
-        id=body["id"],
-        status=status,
-        model=body.get("model"),
-        version=body.get("version"),
-        input=body.get("input") or {},
+        id=pid,
+        status=str(status),
+        model=_text(body.get("model"), 200) if isinstance(body.get("model"), str) else None,
+        version=_text(body.get("version"), 200) if isinstance(body.get("version"), str) else None,
+        input=inp if isinstance(inp, Mapping) else {},
         output=body.get("output"),
-        error=None if body.get("error") is None else str(body.get("error")),
-        data_removed=bool(body.get("data_removed")),
-        created_at=body.get("created_at"),
-        completed_at=body.get("completed_at"),
-        predict_time=float(predict_time) if isinstance(predict_time, (int, float)) else None,
+        error=_text(body.get("error")),
+        data_removed=body.get("data_removed") is True,
+        created_at=_time(body.get("created_at")),
+        completed_at=_time(body.get("completed_at")),
+        predict_time=predict_time,
     )
 
 
@@ -195,6 +264,8 @@ class ApiClient:
         wall_clock: Callable[[], float] = time.time,
         connect_timeout: float = 15.0,
         read_timeout: float = 30.0,
+        deadline_s: float = CALL_DEADLINE_S,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -203,6 +274,8 @@ class ApiClient:
         self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._deadline_s = deadline_s
+        self._max_answer = max_answer_bytes
         self.calls: Counter[str] = Counter()
 
     @property
@@ -220,7 +293,7 @@ class ApiClient:
             self._read_timeout, connect=self._connect_timeout, read=read or self._read_timeout
         )
 
-    async def _request(
+    async def _exchange(
         self,
         kind: str,
         method: str,
@@ -231,20 +304,23 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         files: Any = None,
         read_timeout: float | None = None,
-    ) -> Any:
+        holds_s: float = 0.0,
+    ) -> tuple[int, Any]:
+        """Send one request; return the answer's HTTP status and its decoded JSON body. ``holds_s`` is how
+        long the server may rightly hold the answer (``Prefer: wait``), added to the overall deadline."""
         url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
         all_headers = {"User-Agent": f"flux-batch/{__version__}", **self.auth_headers(url), **(headers or {})}
         self.calls[kind] += 1
+        deadline = self._deadline_s + holds_s
         try:
-            response = await self._http.request(
-                method,
-                url,
-                json=json_body,
-                params=params,
-                files=files,
-                headers=all_headers,
-                timeout=self._timeout(read_timeout),
+            # Per-read timeouts restart with every byte: only an overall deadline bounds a trickling answer.
+            response, content = await within(
+                deadline, self._send(method, url, json_body, params, files, all_headers, read_timeout)
             )
+        except asyncio.TimeoutError as exc:
+            raise TransportError(
+                f"{method} {url}: no complete answer within {deadline:.0f} s", sent=True
+            ) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise TransportError(
                 f"{method} {url}: could not connect ({exc or type(exc).__name__})", sent=False
@@ -258,12 +334,60 @@ class ApiClient:
         if response.status_code >= 400:
             raise error_for(response, now=self._wall_clock())
         try:
-            return response.json()
-        except ValueError as exc:
+            return response.status_code, json.loads(content)
+        except (ValueError, RecursionError) as exc:
             raise ProtocolError(
                 f"{method} {url}: HTTP {response.status_code} with a body that is not JSON",
                 status=response.status_code,
             ) from exc
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        params: Mapping[str, str] | None,
+        files: Any,
+        headers: Mapping[str, str],
+        read_timeout: float | None,
+    ) -> tuple[httpx.Response, bytes]:
+        """The request, and its answer read as a stream up to the size cap (a buffered copy of the answer
+        for the error translation, and the body)."""
+        async with self._http.stream(
+            method,
+            url,
+            json=json_body,
+            params=params,
+            files=files,
+            headers=dict(headers),
+            timeout=self._timeout(read_timeout),
+        ) as response:
+            # An error answer is read up to the cap and described from that; a success must be whole.
+            is_error = response.status_code >= 400
+            too_big = ProtocolError(
+                f"{method} {url}: the answer (HTTP {response.status_code}) is larger than "
+                f"{self._max_answer // (1024 * 1024)} MiB; refusing to read it",
+                status=response.status_code,
+            )
+            length = response.headers.get("content-length", "")
+            if not is_error and length.isdigit() and int(length) > self._max_answer:
+                raise too_big
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_answer:
+                    if is_error:
+                        break
+                    raise too_big
+                chunks.append(chunk)
+        content = b"".join(chunks)
+        plain = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
+        copy = httpx.Response(response.status_code, headers=plain, content=content, request=response.request)
+        return copy, content
+
+    async def _request(self, kind: str, method: str, path_or_url: str, **kw: Any) -> Any:
+        return (await self._exchange(kind, method, path_or_url, **kw))[1]
 
     async def create(
         self,
@@ -276,47 +400,86 @@ class ApiClient:
     ) -> Prediction:
         """Create a prediction, holding the connection up to ``wait`` seconds (``Prefer: wait=N``; with 0,
         no header: the API answers at once and the caller polls) for it to finish. A TransportError with
-        ``sent`` or a ServerError leaves it unknown whether one was created."""
-        headers = {"Prefer": f"wait={min(60, int(wait))}"} if wait > 0 else {}
+        ``sent`` or a ServerError leaves it unknown whether one was created.
+
+        An answer is never ambiguous: one with a usable id is the prediction, whatever else it says (an
+        undocumented or null status reads as ``starting``); one without (not JSON, empty, not an object,
+        no id or an unusable one) is a ProtocolError carrying the answer's HTTP status."""
+        wait = max(0, min(60, int(wait)))
+        headers = {"Prefer": f"wait={wait}"} if wait > 0 else {}
         if cancel_after_s:
             headers["Cancel-After"] = f"{max(5, int(cancel_after_s))}s"
         if version:
             path, body = "/predictions", {"version": version, "input": dict(input)}
         else:
             path, body = f"/models/{model}/predictions", {"input": dict(input)}
-        data = await self._request(
-            "create", "POST", path, json_body=body, headers=headers, read_timeout=wait + self._read_timeout
-        )
-        return parse_prediction(data)
+        status = 0
+        try:
+            status, data = await self._exchange(
+                "create",
+                "POST",
+                path,
+                json_body=body,
+                headers=headers,
+                read_timeout=wait + self._read_timeout,
+                holds_s=wait,
+            )
+            return parse_prediction(data, strict=False)
+        except ProtocolError as err:
+            status = status or err.status
+            if not 200 <= status < 400:
+                raise  # an error status flux-batch does not know (409, ...): not an answered create
+            raise ProtocolError(
+                f"the API answered a create (HTTP {status}) without a usable prediction id: {err}",
+                status=status,
+            ) from err
 
     async def get(self, prediction_id: str) -> Prediction:
-        return parse_prediction(await self._request("get", "GET", f"/predictions/{prediction_id}"))
+        pid = quote(checked_id(prediction_id), safe="")
+        return parse_prediction(await self._request("get", "GET", f"/predictions/{pid}"))
 
     async def cancel(self, prediction_id: str) -> Prediction:
-        return parse_prediction(await self._request("cancel", "POST", f"/predictions/{prediction_id}/cancel"))
+        pid = quote(checked_id(prediction_id), safe="")
+        return parse_prediction(await self._request("cancel", "POST", f"/predictions/{pid}/cancel"))
 
     async def list_created_after(
-        self, created_after: str, created_before: str | None = None
+        self,
+        created_after: str,
+        created_before: str | None = None,
+        *,
+        before_page: Callable[[], Awaitable[None]] | None = None,
+        max_pages: int = MAX_LIST_PAGES,
     ) -> AsyncIterator[Prediction]:
         """Predictions created at or after ``created_after`` (and before ``created_before``, ISO 8601),
-        newest first, across pages.
+        newest first, across pages; each page first awaits ``before_page`` (the caller's limiter).
 
         The ``next`` link's query (the cursor) is reapplied to the configured base URL: a proxy's ``next``
-        may name another host.
+        may name another host. ListingError if the chain has not ended after ``max_pages`` pages or names a
+        page already read.
         """
         params: dict[str, str] = {"created_after": created_after}
         if created_before is not None:
             params["created_before"] = created_before
-        while True:
+        seen: set[str] = set()
+        for _ in range(max_pages):
+            if before_page is not None:
+                await before_page()
             page = await self._request("list", "GET", "/predictions", params=params)
             if not isinstance(page, Mapping) or not isinstance(page.get("results"), list):
                 raise ProtocolError(f"GET /predictions: expected a page of results, got {str(page)[:120]}")
             for item in page["results"]:
-                yield parse_prediction(item)
+                yield parse_prediction(item, strict=False)
             nxt = page.get("next")
             if not nxt:
                 return
-            params = dict(parse_qsl(urlsplit(str(nxt)).query))
+            query = urlsplit(str(nxt)).query
+            if query in seen:
+                raise ListingError(f"GET /predictions: the next page ({str(nxt)[:120]}) was already read")
+            seen.add(query)
+            params = dict(parse_qsl(query))
+        raise ListingError(
+            f"GET /predictions: the list had not ended after {max_pages} pages; searching no further"
+        )
 
     async def upload(self, content: bytes, filename: str, content_type: str) -> str:
         """Upload a file (``POST /files``); return the URL to pass as a model input."""

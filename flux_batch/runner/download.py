@@ -1,10 +1,16 @@
 """Safe downloads of output files: streamed, size-capped, checked, and atomically put in place.
 
 A file is written under a temporary name in its final folder, hashed as it streams, checked (the byte
-count against ``Content-Length``, the format identified by Pillow from the bytes, the format's own end
-marker so a truncated body never passes), fsynced, renamed to ``<stem>.<ext>`` (the extension of what the
-bytes really are, not of what was requested) and the folder fsynced. Only ``http(s)`` and ``data:`` URLs
-are fetched; the caller passes the headers, so the API token goes only to the API's own host.
+count against ``Content-Length``, the format identified by Pillow from the bytes, its size in pixels so a
+decompression bomb never reaches a decoder, the format's own end marker so a truncated body never passes),
+fsynced, renamed to ``<stem>.<ext>`` (the extension of what the bytes really are, not of what was
+requested) and the folder fsynced. Only ``http(s)`` and ``data:`` URLs are fetched; the caller passes the
+headers, so the API token goes only to the API's own host. A whole download has a deadline, not only
+each read: a host trickling a byte at a time cannot hold a job.
+
+A file host's 404 is a :class:`DownloadError` like any other (CDNs and proxies answer 404 for a moment):
+only the API can say that an output is gone. The folder's own failures (a full disk, a read-only folder)
+leave as :class:`~flux_batch.errors.StorageError`, which stops the run.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import secrets
@@ -23,11 +30,17 @@ from urllib.parse import unquote_to_bytes, urlsplit
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from flux_batch.errors import DownloadError, OutputGoneError
+from flux_batch.errors import BadOutputError, DownloadError, storage_error
 from flux_batch.layout import IMAGES_DIR
+from flux_batch.runner.deadline import within
 from flux_batch.runner.state import FileInfo
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: The most pixels an output image may have. FLUX makes at most about 4 megapixels; more than this is a
+#: decompression bomb (a few kB of PNG that would decode into gigabytes).
+MAX_OUTPUT_PIXELS = 64_000_000
+#: How long a whole download may take.
+DEFAULT_DEADLINE_S = 300.0
 _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 
@@ -74,8 +87,15 @@ def finish_file(tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str
         with Image.open(tmp) as image:
             fmt = image.format or ""
             width, height = image.size
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise BadOutputError(f"the file for {stem} is a decompression bomb ({exc}); not kept") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DownloadError(f"the file for {stem} is not an image Pillow can read ({exc})") from exc
+    if width * height > MAX_OUTPUT_PIXELS:
+        raise BadOutputError(
+            f"the {fmt} file for {stem} claims {width} x {height} pixels, over the "
+            f"{MAX_OUTPUT_PIXELS:,}-pixel limit: a decompression bomb, not kept"
+        )
     with tmp.open("rb") as fh:
         head = fh.read(16)
         fh.seek(max(0, size - 16))
@@ -86,7 +106,8 @@ def finish_file(tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str
     final = dest_dir / f"{stem}.{ext}"
     os.replace(tmp, final)
     _fsync_dir(dest_dir)
-    return FileInfo(final.relative_to(out_dir).as_posix(), digest, size, width, height)
+    mtime_ns = final.stat().st_mtime_ns
+    return FileInfo(final.relative_to(out_dir).as_posix(), digest, size, width, height, mtime_ns)
 
 
 async def download(
@@ -99,18 +120,19 @@ async def download(
     headers: Mapping[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 120.0,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> FileInfo:
-    """Fetch ``url`` into ``out_dir/rel_dir/stem.<ext>``. OutputGoneError when the file no longer exists
-    (404, 410); DownloadError for anything else that went wrong (worth retrying)."""
+    """Fetch ``url`` into ``out_dir/rel_dir/stem.<ext>``. DownloadError for anything that went wrong with
+    the file (worth retrying; BadOutputError when it is not), StorageError when it cannot be written."""
     scheme = urlsplit(url).scheme.lower()
     if scheme not in ("http", "https", "data"):
         raise DownloadError(f"refusing to fetch {url[:80]!r}: only http(s) and data: URLs are downloaded")
     dest_dir = out_dir / rel_dir
-    dest_dir.mkdir(parents=True, exist_ok=True)
     tmp = dest_dir / f".{stem}.{secrets.token_hex(4)}.part"
     sha = hashlib.sha256()
     size = 0
     try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
         with tmp.open("wb") as fh:
             if scheme == "data":
                 data = decode_data_url(url)
@@ -120,12 +142,21 @@ async def download(
                 fh.write(data)
                 size = len(data)
             else:
-                size = await _stream(http, url, fh, sha, stem, headers or {}, max_bytes, timeout)
+                fetch = _stream(http, url, fh, sha, stem, headers or {}, max_bytes, timeout)
+                try:
+                    size = await within(deadline_s, fetch)
+                except asyncio.TimeoutError as exc:
+                    raise DownloadError(
+                        f"downloading the output for {stem} took longer than {deadline_s:.0f} s"
+                    ) from exc
             # Two fsyncs per image (the file, then its folder) wait milliseconds each for the disk: in a
             # worker thread, or the event loop would hold every request in flight meanwhile.
             return await asyncio.to_thread(_seal, fh, tmp, dest_dir, stem, out_dir, sha.hexdigest(), size)
+    except OSError as exc:
+        raise storage_error(exc, f"writing the output for {stem} in {dest_dir}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _seal(
@@ -151,8 +182,6 @@ async def _stream(
     write = fh.write
     try:
         async with http.stream("GET", url, headers=dict(headers), timeout=timeout) as response:
-            if response.status_code in (404, 410):
-                raise OutputGoneError(f"the output file for {stem} is gone ({response.status_code}): {url}")
             if response.status_code >= 400:
                 raise DownloadError(
                     f"downloading the output for {stem} failed with HTTP {response.status_code}"

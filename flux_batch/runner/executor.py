@@ -1,17 +1,28 @@
 """The async orchestration of a run: jobs from the state store to images on disk.
 
 A dispatcher pulls runnable jobs (pending, every upstream job succeeded) from the store in batches and
-starts one task per job, up to ``max_in_flight``; there is no barrier between stages, a downstream job
-becomes runnable the moment its upstream job's files are in place. Each task drives one job through the
-write-ahead steps of :mod:`flux_batch.runner.state`:
+starts one task per job, up to ``max_in_flight``; there is no barrier between stages: a downstream job
+becomes runnable the moment its upstream job's files are in place, and goes ahead of the queue
+(:mod:`flux_batch.runner.queue`). Each task drives one job through the write-ahead steps of
+:mod:`flux_batch.runner.state`:
 
     create (Prefer: wait, Cancel-After) -> [poll with backoff until done] -> download -> succeeded
 
 Create calls go through the create limiter, everything else through the other limiter. A 429 on create
 slows the whole create stream; a timeout, dropped connection or 5xx on create is *ambiguous* and is
-resolved by :mod:`flux_batch.runner.reconcile` before anything is created again. 401/402/403 stop the run
-at once; 422 fails the one job. Ctrl-C once stops submitting and lets what is in flight finish (or cancels
-it, with ``cancel_on_interrupt``); twice stops at once. The state stays resumable throughout.
+resolved by :mod:`flux_batch.runner.reconcile` before anything is created again; a create that was
+answered is never ambiguous: its id is kept, or, without a usable one, the job fails. 401/402/403 stop the
+run at once; 422 fails the one job; a few identical 404s on create before any create worked stop it too
+(the base URL is wrong). Ctrl-C once stops submitting and lets what is in flight finish, or cancels it with
+``cancel_on_interrupt`` (creates still held by ``Prefer: wait`` included: their answer is given up, their
+prediction found by listing, then canceled); twice stops at once. The state stays resumable throughout.
+
+A failed download is retried; if it still fails, the API is asked whether the output is gone (it
+removed the data, or the prediction is past its retention): only then is the prediction created again, at
+most ``max_redo`` times a run, counted in ``RunStats.recreated``. Otherwise the job ends
+``download_failed`` with its prediction kept, for the next run to download. No exception but flux-batch's
+own leaves a job's task: a job ends in a recorded state, and a failure of the folder itself (a full disk,
+the state store) stops the run at once.
 """
 
 from __future__ import annotations
@@ -26,10 +37,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from flux_batch.errors import (
     AuthError,
     BillingError,
+    DiskFullError,
+    DownloadError,
+    EndpointError,
     FluxBatchError,
     InvalidInputError,
     NotFoundError,
@@ -37,22 +52,29 @@ from flux_batch.errors import (
     ProtocolError,
     RateLimitedError,
     ServerError,
+    StateError,
+    StorageError,
     TransportError,
     UnknownStatusError,
 )
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import MAX_SEND_S, OffsetRange, Window
-from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
+from flux_batch.runner.download import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, download
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
+from flux_batch.runner.queue import RunQueue
 from flux_batch.runner.reconcile import epoch_of, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF, retry_call
-from flux_batch.runner.state import JobRow, Store
+from flux_batch.runner.state import DOWNLOAD_FAILED, JobRow, Store
+from flux_batch.safepath import inside
 
 T = TypeVar("T")
 #: Checkpoints are at least this many times their own duration apart (and checkpoint_every_s).
 CHECKPOINT_SPACING = 50
+#: With cancel_on_interrupt, a create held by ``Prefer: wait`` is given up once it has been out this long
+#: (so the request has surely arrived and its prediction will be listed), then found and canceled.
+ABANDON_WAIT_AFTER_S = 2.0
 Thumbnailer = Callable[[Path, str], str]
 
 
@@ -72,8 +94,10 @@ class RunSettings:
     retention_s: float = 3600.0
     freshness_margin_s: float = 300.0
     max_download_bytes: int = DEFAULT_MAX_BYTES
+    download_deadline_s: float = DEFAULT_DEADLINE_S
     max_create_tries: int = 8
-    max_redo: int = 2
+    max_redo: int = 1  # times a run creates a job again because the API says its output is gone
+    identical_404s: int = 3  # identical 404s on create, before any create worked, that stop the run
     checkpoint_every_s: float = 5.0
 
 
@@ -85,6 +109,7 @@ class RunStats:
     reattached: int = 0
     possible_duplicates: int = 0
     unfinished: int = 0
+    recreated: int = 0  # predictions created again because the API said the output was gone
 
 
 @dataclass(frozen=True)
@@ -163,13 +188,18 @@ class Executor:
         self._jobs: dict[str, _Job] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._given_up: set[str] = set()
+        self._queue = RunQueue(store, lambda job_id: job_id in self._tasks or job_id in self._given_up)
+        self._held: dict[asyncio.Future[Prediction], float] = {}  # creates awaiting their answer: intent
+        self._abandoning: asyncio.Task[None] | None = None
+        self._created_any = False  # a create was answered with a prediction in this run
+        self._404s: list[tuple[str, str]] = []  # (job, stage) whose create got the same 404 in a row
+        self._last_404 = ""
         self._reserved = 0.0
         self._stop_submitting = False
         self._cancel_requested = False
         self._interrupts = 0
         self._fatal: FluxBatchError | None = None
         self._budget_reached = False
-        self._dirty = False
         self._wake: asyncio.Event | None = None
         self._slots: asyncio.Semaphore | None = None
 
@@ -178,12 +208,17 @@ class Executor:
     async def run(self) -> RunResult:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.settings.max_in_flight)
-        for row in self._store.in_progress():
-            if not await self._admit(row):
-                break
-        await self._dispatch()
+        try:
+            for row in self._store.in_progress():
+                if not await self._admit(row):
+                    break
+            await self._dispatch()
+        except (StateError, StorageError) as err:  # the store failed under the dispatcher itself
+            self._stop_everything(err)
         while self._tasks:
             await asyncio.wait(list(self._tasks.values()))
+        if self._abandoning is not None:
+            self._abandoning.cancel()
         self.stats.unfinished = len(self._given_up)
         if self._checkpointing is not None:
             await self._checkpointing  # the caller writes the final tables; never two writers at once
@@ -195,35 +230,40 @@ class Executor:
             api_calls=dict(self._client.calls),
         )
 
+    def _stopping(self) -> bool:
+        return self._stop_submitting or self._budget_reached
+
     async def _dispatch(self) -> None:
-        assert self._wake is not None
-        cursor = 0
-        while not self._stop_submitting and not self._budget_reached:
-            batch = self._store.runnable(256, after_seq=cursor)
-            if batch:
-                cursor = batch[-1].seq
-                for row in batch:
-                    if row.id in self._tasks or row.id in self._given_up:
-                        continue
-                    if not await self._admit(row):
-                        return
-                continue
-            if self._dirty:
-                self._dirty, cursor = False, 0
-                continue
-            if not self._tasks:
+        """Start jobs as slots free up: the slot first, then the job, so that a downstream job released by
+        the job that just ended takes it (see RunQueue)."""
+        assert self._wake is not None and self._slots is not None
+        while True:
+            await self._slots.acquire()
+            row = None
+            while not self._stopping():
+                row = self._queue.next()
+                if row is not None or not self._tasks:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+            if row is None or self._stopping():
+                self._slots.release()
                 return
-            self._wake.clear()
-            await self._wake.wait()
-            self._dirty, cursor = False, 0
+            if not self._start(row):
+                return
 
     async def _admit(self, row: JobRow) -> bool:
         """Wait for an in-flight slot and start the job, unless the run is stopping or over budget."""
         assert self._slots is not None
         await self._slots.acquire()
-        if self._stop_submitting or self._budget_reached:
+        if self._stopping():
             self._slots.release()
             return False
+        return self._start(row)
+
+    def _start(self, row: JobRow) -> bool:
+        """Start the job in the slot taken for it; False (and the slot given back) if over budget."""
+        assert self._slots is not None
         job = _Job(row)
         if row.status == "downloading":
             job.cost = 0.0  # already paid for, and counted in the spend
@@ -256,6 +296,8 @@ class Executor:
             for job_id, job in self._jobs.items():
                 if job.status == "pending":  # waiting for a create slot: nothing sent yet
                     self._tasks[job_id].cancel()
+            if self._cancel_requested:
+                self._abandoning = asyncio.ensure_future(self._abandon_held_creates())
             waiting = [j for j in self._jobs.values() if j.status != "pending"]
             downloads = sum(1 for j in waiting if j.status == "downloading")
             verb = "canceling" if self._cancel_requested else "waiting for"
@@ -266,23 +308,49 @@ class Executor:
         else:
             for task in self._tasks.values():
                 task.cancel()
+            if self._abandoning is not None:
+                self._abandoning.cancel()
+
+    async def _abandon_held_creates(self) -> None:
+        """``cancel_on_interrupt``: a create held by ``Prefer: wait`` has no prediction id yet, and its
+        answer may come only when the prediction is done (and paid). Give the answer up once the request
+        has surely arrived; the job then finds its prediction by listing, as after any lost answer, and
+        cancels it (see _create)."""
+        while self._held:
+            now = self._wall()
+            for request, intent in list(self._held.items()):
+                if now - intent >= ABANDON_WAIT_AFTER_S:
+                    request.cancel()
+            await self._sleep(0.1)
 
     # -- one job ----------------------------------------------------------------------------------------
 
     async def _job(self, job: _Job) -> None:
         assert self._slots is not None and self._wake is not None
         try:
-            await self._drive(job)
-        except (AuthError, BillingError) as err:
+            try:
+                await self._drive(job)
+            except (AuthError, BillingError, EndpointError, StateError, StorageError) as err:
+                self._stop_everything(err)
+            except (_Stopped, _Ended, asyncio.CancelledError):
+                pass
+            except (UnknownStatusError, InvalidInputError) as err:
+                self._fail(job, "failed", str(err))
+            except FluxBatchError as err:
+                self._leave(job, str(err))
+            except Exception as exc:  # a defect, or a library's error: the job stays as recorded
+                self._leave(job, f"unexpected error ({type(exc).__name__}: {exc})")
+        except FluxBatchError as err:  # recording the job's end failed: the store or the disk
             self._stop_everything(err)
-        except (_Stopped, _Ended, asyncio.CancelledError):
-            pass
-        except (UnknownStatusError, InvalidInputError) as err:
-            self._fail(job, "failed", str(err))
-        except FluxBatchError as err:
-            self._given_up.add(job.row.id)
-            self._store.log_error(job.row.id, str(err))
-            self._notice(f"job {job.row.id} ({job.row.job.stage}) left for the next run: {err}")
+        except Exception as exc:
+            failed = StorageError(f"job {job.row.id}: its outcome could not be recorded ({exc})")
+            self._stop_everything(failed)
+
+    def _leave(self, job: _Job, error: str) -> None:
+        """The job hit an error that another run may not: it stays as recorded, for the next run."""
+        self._given_up.add(job.row.id)
+        self._store.log_error(job.row.id, error)
+        self._notice(f"job {job.row.id} ({job.row.job.stage}) left for the next run: {error}")
 
     def _finished(self, job: _Job) -> None:
         """Give back a job's slot and reservation. A done-callback of its task, not a ``finally``: a task
@@ -292,13 +360,18 @@ class Executor:
         self._tasks.pop(job.row.id, None)
         self._jobs.pop(job.row.id, None)
         self._reserved -= job.cost
-        self._dirty = True
+        self._queue.rescan()
         self._wake.set()
         self._maybe_checkpoint()
 
     async def _drive(self, job: _Job) -> None:
         row = job.row
+        # A job that already had a paid prediction (its output was lost in an earlier run) is being created
+        # again: that counts against this run's one re-creation.
         redo = 0
+        if job.status == "pending" and row.attempts and self._store.paid_before(row.id):
+            redo = 1
+            self.stats.recreated += 1
         while True:
             prediction: Prediction | None = None
             if job.status == "pending":
@@ -311,18 +384,24 @@ class Executor:
             if prediction is not None:
                 prediction = await self._until_done(job, prediction)
                 self._record_end(job, prediction)
-            if await self._download_all(job):
-                released = self._store.mark_succeeded(row.id)
-                self._set(job, "succeeded")
-                if released:
-                    self._dirty = True
+            try:
+                await self._download_all(job)
+            except OutputGoneError as gone:
+                if redo >= self.settings.max_redo:
+                    self._fail(job, "expired", f"{gone}; created again {redo} time(s) in this run already")
+                    return
+                redo += 1
+                self.stats.recreated += 1
+                self._store.reset_pending(row.id, f"{gone}; creating the prediction again")
+                self._set(job, "pending")
+                continue
+            except DownloadError as err:
+                self._fail(job, DOWNLOAD_FAILED, f"{err} (the prediction is kept: run again to download it)")
                 return
-            redo += 1
-            if redo > self.settings.max_redo:
-                self._fail(job, "expired", "the output was deleted before it could be downloaded")
-                return
-            self._store.reset_pending(row.id, "output gone before download; creating the prediction again")
-            self._set(job, "pending")
+            released = self._store.mark_succeeded(row.id)
+            self._set(job, "succeeded")
+            self._queue.release(released)
+            return
 
     def _last_intent(self, job_id: str) -> float | None:
         attempts = self._store.attempts(job_id)
@@ -350,28 +429,28 @@ class Executor:
             except (InvalidInputError, NotFoundError) as err:
                 self._store.abandon_attempt(row.id, "rejected")
                 self._fail(job, "failed", err.detail)
+                if isinstance(err, NotFoundError):
+                    self._count_404(job, err)
                 raise _Ended from err
-            except TransportError as err:
-                if err.sent:
+            except ProtocolError as err:
+                # Answered, but not with a usable prediction (no JSON, no id, ...): never ambiguous, never
+                # repeated. A prediction may exist that flux-batch cannot know; the job fails, saying so.
+                self._store.abandon_attempt(row.id, "no prediction id")
+                self._fail(job, "failed", f"protocol error: {err}; not created again (--retry-failed would)")
+                raise _Ended from err
+            except (TransportError, ServerError) as err:
+                if isinstance(err, TransportError) and not err.sent:
+                    self._store.abandon_attempt(row.id, "not sent")
+                else:
                     found = await self._ambiguous(job, sent, intent, err)
                     if found is not None:
                         return found
-                else:
-                    self._store.abandon_attempt(row.id, "not sent")
+                if self._stop_submitting:
+                    raise _Stopped from err
                 tries += 1
                 await self._backoff(tries, err)
                 continue
-            except (ServerError, ProtocolError) as err:
-                if isinstance(err, ProtocolError) and 400 <= err.status < 500:
-                    self._store.abandon_attempt(row.id, "rejected")
-                    self._fail(job, "failed", str(err))
-                    raise _Ended from err
-                found = await self._ambiguous(job, sent, intent, err)
-                if found is not None:
-                    return found
-                tries += 1
-                await self._backoff(tries, err)
-                continue
+            self._created_any = True
             self._attach(job, prediction)
             return prediction
 
@@ -379,12 +458,15 @@ class Executor:
         """The create request; its answer measures the clock offset (see clock_offset)."""
         self._posting += 1
         try:
-            prediction = await self._client.create(
+            call = self._client.create(
                 row.job.model,
                 row.job.version,
                 sent,
                 wait=self.settings.wait,
                 cancel_after_s=self.settings.deadline_s,
+            )
+            prediction = await (
+                self._abandonable(call, intent) if self.settings.cancel_on_interrupt else call
             )
             created = epoch_of(prediction.created_at)
             if created is not None:
@@ -394,6 +476,51 @@ class Executor:
             self._posting -= 1
             self._post_ended.set()
             self._post_ended = asyncio.Event()
+
+    async def _abandonable(self, call: Awaitable[Prediction], intent: float) -> Prediction:
+        """``call`` in a future of its own that an interrupt may give up (see _abandon_held_creates): that
+        is a lost answer, a TransportError like a dropped connection."""
+        request = asyncio.ensure_future(call)
+        self._held[request] = intent
+        try:
+            try:
+                await asyncio.wait({request})
+            except asyncio.CancelledError:  # this job's task was cancelled: so is its request
+                request.cancel()
+                raise
+            if request.cancelled():
+                raise TransportError("the create's answer was given up on Ctrl-C", sent=True)
+            return request.result()
+        finally:
+            del self._held[request]
+
+    def _count_404(self, job: _Job, err: NotFoundError) -> None:
+        """A 404 on create. The same one a few times in a row before any create worked means the base URL
+        is not the API's (the official clients' base has no ``/v1``): stop the run with a hint, and put
+        those jobs back, as nothing was created for them."""
+        if self._created_any:
+            return
+        if err.detail != self._last_404:
+            self._last_404, self._404s = err.detail, []
+        self._404s.append((job.row.id, job.row.job.stage))
+        if len(self._404s) < self.settings.identical_404s:
+            return
+        base = self._client.base_url
+        if urlsplit(base).path.rstrip("/").endswith("/v1"):
+            hint = "check the base URL (and that the models exist for this account)"
+        else:
+            hint = f"did you mean {base}/v1?"
+        for job_id, stage in self._404s:
+            self._store.reset_pending(job_id, None)
+            self.tracker.move(stage, "failed", "pending")
+        self._stop_everything(
+            EndpointError(
+                f"{len(self._404s)} creates in a row got the same 404 ({err.detail}) from {base}: it does "
+                f"not look like the predictions API; {hint}",
+                status=404,
+                detail=err.detail,
+            )
+        )
 
     async def _backoff(self, tries: int, err: FluxBatchError) -> None:
         if tries >= self.settings.max_create_tries:
@@ -433,7 +560,8 @@ class Executor:
 
     async def _find(self, job: _Job, sent: dict[str, Any], window: Window) -> Prediction | None:
         row = job.row
-        found = await self._other(
+        # Each page of the search waits for the other-requests limiter; the search as a whole is retried.
+        found = await self._retrying(
             lambda: find_created(
                 self._client,
                 model=row.job.model,
@@ -441,12 +569,15 @@ class Executor:
                 sent_input=sent,
                 window=window,
                 is_known=self._store.known_prediction,
+                before_page=self._other_limiter.acquire,
             )
         )
         if found.prediction is not None:
             self.stats.reattached += 1
             self._attach(job, found.prediction)
             return found.prediction
+        if not found.listed and self._stop_submitting:
+            raise _Stopped  # not known, and not created again now: the next run settles it by the policy
         if should_create_again(found, self.settings.ambiguous_create):
             if not found.listed:
                 self.stats.possible_duplicates += 1
@@ -548,17 +679,24 @@ class Executor:
             self.tracker.move(stage, "pending", "skipped", n)
         raise _Ended
 
-    async def _download_all(self, job: _Job) -> bool:
-        """Fetch every output not yet on disk. False if one is gone for good (the job must be redone)."""
+    async def _download_all(self, job: _Job) -> None:
+        """Fetch every output not yet on disk (retried). OutputGoneError if the API says an output is gone;
+        DownloadError if one could not be fetched although the API still has it."""
         row = job.row
         outputs = self._store.outputs(row.id)
-        if not outputs and self._store.job(row.id).status != "downloading":
-            return True
+        if not outputs:
+            if self._store.job(row.id).status == "downloading":
+                await self._check_gone(row.id)  # succeeded without outputs: removed, or none were made
+            return
         for output in outputs:
-            if output.file_name and (self.settings.out_dir / output.file_name).is_file():
-                continue
+            if output.file_name:
+                path = inside(self.settings.out_dir, output.file_name)
+                if path is not None and path.is_file():
+                    continue
+            if not output.url or (output.url_until is not None and output.url_until <= self._wall()):
+                await self._check_gone(row.id)  # a URL past its freshness: ask before downloading
             if not output.url:
-                return False
+                raise DownloadError(f"output {output.idx} of job {row.id} has no URL recorded")
             url = output.url
 
             async def fetch(url: str = url, idx: int = output.idx) -> Any:
@@ -571,15 +709,33 @@ class Executor:
                     row.job.file_stem(idx),
                     headers=self._client.auth_headers(url),
                     max_bytes=self.settings.max_download_bytes,
+                    deadline_s=self.settings.download_deadline_s,
                 )
 
             try:
                 info = await retry_call(fetch, sleep=self._sleep, rng=self._rng, on_retry=self._on_retry)
-            except OutputGoneError:
-                return False
+            except DownloadError:
+                await self._check_gone(row.id)  # a file host's 404 is not the API saying it is gone
+                raise
             thumb = await self._make_thumbnail(info.file_name)
             self._store.record_download(row.id, output.idx, info, thumb)
-        return True
+
+    async def _check_gone(self, job_id: str) -> None:
+        """OutputGoneError if the API says the job's prediction has lost its output: ``data_removed``, or
+        past the retention by the prediction's own ``completed_at`` (in the API's time, as measured)."""
+        prediction_id = self._store.job(job_id).prediction_id
+        if prediction_id is None:
+            return
+        prediction = await self._other(partial(self._client.get, prediction_id))
+        completed = epoch_of(prediction.completed_at)
+        api_now = self._wall() + (self._offsets.low if self._offsets.samples else 0.0)
+        if prediction.data_removed:
+            raise OutputGoneError(f"the API removed the output of prediction {prediction_id}")
+        if completed is not None and api_now >= completed + self.settings.retention_s:
+            raise OutputGoneError(
+                f"prediction {prediction_id} completed {api_now - completed:.0f} s ago, past the API's "
+                f"{self.settings.retention_s:.0f}-s retention of outputs"
+            )
 
     async def _make_thumbnail(self, rel_path: str) -> str | None:
         if self._thumbnail is None:
@@ -599,7 +755,10 @@ class Executor:
             await self._other_limiter.acquire()
             return await call()
 
-        return await retry_call(once, sleep=self._sleep, rng=self._rng, on_retry=self._on_retry)
+        return await self._retrying(once)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        return await retry_call(call, sleep=self._sleep, rng=self._rng, on_retry=self._on_retry)
 
     def _on_retry(self, err: FluxBatchError, delay: float) -> None:
         self.stats.retries += 1
@@ -645,6 +804,8 @@ class Executor:
         started = self._clock()
         try:
             await asyncio.to_thread(checkpoint)
+        except DiskFullError as err:  # the disk is full: stop now, not at the next image
+            self._stop_everything(err)
         except Exception as exc:  # a missed checkpoint must not stop the run; the final one reports errors
             self._notice(f"could not rewrite the run's tables this time: {exc}")
         finally:

@@ -31,6 +31,7 @@ from flux_batch.ratelimit import TokenBucket, per_minute
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+MIN_WAIT_S = 1e-6
 
 
 class Limiter:
@@ -141,7 +142,10 @@ class Limiter:
             wait = bucket.take(now)
             if wait <= 0:
                 return
-            await self._sleep(wait)  # then look again: a 429 may have paused or slowed everyone meanwhile
+            # Then look again: a 429 may have paused or slowed everyone meanwhile. At least a microsecond: a
+            # wait below the clock's resolution (a fraction of a token short) would never end on a clock
+            # that only moves when slept on.
+            await self._sleep(max(wait, MIN_WAIT_S))
 
     def throttled(self, retry_after: float | None, limit_rpm: float | None = None) -> bool:
         """The server said 429: pause everyone for ``retry_after`` seconds (or 1); slow down if it is not

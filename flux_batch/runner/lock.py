@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from flux_batch.errors import LockedError
+from flux_batch.errors import LockedError, UsageError, storage_error
 
 try:
     import fcntl
@@ -65,9 +65,17 @@ class FolderLock:
         self.stale: Holder | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        previous = read_holder(self.path)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            previous = read_holder(self.path)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (FileNotFoundError, NotADirectoryError, FileExistsError) as exc:
+            raise UsageError(
+                f"{self.path.parent} is not a folder flux-batch can write in ({exc.strerror}); give --out "
+                "another folder"
+            ) from exc
+        except OSError as exc:
+            raise storage_error(exc, f"the output folder {self.path.parent}") from exc
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,10 +95,13 @@ class FolderLock:
         if previous is not None and previous.pid != os.getpid():
             self.stale = previous
         me = Holder(os.getpid(), socket.gethostname(), time.time())
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(me.__dict__).encode())
-        os.fsync(fd)
         self._fd = fd
+        try:  # who holds it, for another run's message: worth a try, not a run
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(me.__dict__).encode())
+            os.fsync(fd)
+        except OSError:
+            pass
 
     def release(self) -> None:
         if self._fd is None:
@@ -98,6 +109,8 @@ class FolderLock:
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)
+        except OSError:
+            pass  # a full or read-only disk: the holder's record stays; the lock goes with the fd
         finally:
             os.close(fd)  # closing drops the flock
 

@@ -99,7 +99,17 @@ def m002_thumbnails(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outputs ADD COLUMN thumb TEXT")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (m001_initial, m002_thumbnails)
+def m003_file_times(db: sqlite3.Connection) -> None:
+    """Remember each output file's modification time: a resume compares size and time before it trusts
+    the recorded sha256 (and hashes only a file that differs)."""
+    db.execute("ALTER TABLE outputs ADD COLUMN mtime_ns INTEGER")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    m001_initial,
+    m002_thumbnails,
+    m003_file_times,
+)
 
 
 def current_version(db: sqlite3.Connection) -> int:

@@ -27,7 +27,10 @@ from flux_batch.layout import (
     TAIL_COLUMNS,
     VAR_PREFIX,
 )
-from flux_batch.runner.state import PUBLIC_STATUS, JobRow, OutputRow, Store
+from flux_batch.runner.state import DOWNLOAD_FAILED, PUBLIC_STATUS, JobRow, OutputRow, Store
+
+#: Statuses of a job whose prediction succeeded (and was paid for): its rows carry their outputs and cost.
+PAID = ("succeeded", "downloading", DOWNLOAD_FAILED)
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,8 @@ def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[s
             base[column] = _cell(job.vars.get(name))
         for name, column in cols.input_columns.items():
             base[column] = _input_cell(job.input.get(name), outputs)
-        paid = row.status in ("succeeded", "downloading") and row.cost_usd is not None
-        mine = outputs.get(job.id, []) if row.status in ("succeeded", "downloading") else []
+        paid = row.status in PAID and row.cost_usd is not None
+        mine = outputs.get(job.id, []) if row.status in PAID else []
         if not mine:
             yield {**base, "cost_usd": _cell(row.cost_usd) if paid else ""}
             continue

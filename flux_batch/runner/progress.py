@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from flux_batch.runner.state import IN_PROGRESS, PUBLIC_STATUS
 
-DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped")
+DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped", "download_failed")
 
 
 @dataclass(frozen=True)

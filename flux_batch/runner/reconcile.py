@@ -11,7 +11,7 @@ job, pay nothing more).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -63,12 +63,15 @@ async def find_created(
     sent_input: Mapping[str, Any],
     window: Window,
     is_known: Callable[[str], bool],
+    before_page: Callable[[], Awaitable[None]] | None = None,
 ) -> Found:
     """Look for a prediction created within ``window`` (API epoch seconds) for this request, skipping ones
-    already attached to a job (``is_known``). The oldest match wins."""
+    already attached to a job (``is_known``). The oldest match wins. ``before_page`` is awaited before each
+    page is requested (the caller's limiter)."""
     match: Prediction | None = None
+    pages = client.list_created_after(iso_utc(window.after), iso_utc(window.before), before_page=before_page)
     try:
-        async for prediction in client.list_created_after(iso_utc(window.after), iso_utc(window.before)):
+        async for prediction in pages:
             created = epoch_of(prediction.created_at)
             if created is not None and created < window.after:
                 break  # newest first: everything from here on is older

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from flux_batch.errors import (
+    BadOutputError,
     DownloadError,
     FluxBatchError,
+    ListingError,
     OutputGoneError,
     ProtocolError,
     RateLimitedError,
@@ -56,8 +58,10 @@ POLL_BACKOFF = Backoff(initial=0.5, maximum=10.0, multiplier=1.5, jitter=0.2)
 
 def is_transient(err: BaseException) -> bool:
     """True for failures that another identical request may not hit: 5xx, 429, transport errors,
-    a garbled response, a download that broke or failed its checks (but not a file that is gone)."""
-    if isinstance(err, (OutputGoneError, UnknownStatusError)):
+    a garbled response, a download that broke or failed its checks (a file host's 404 included: only the
+    API says an output is gone), but not an output the API says is gone, an image that is no acceptable
+    image, an unknown status or a list that does not end."""
+    if isinstance(err, (OutputGoneError, BadOutputError, UnknownStatusError, ListingError)):
         return False
     return isinstance(err, (ServerError, RateLimitedError, TransportError, ProtocolError, DownloadError))
 

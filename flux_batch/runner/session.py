@@ -9,6 +9,8 @@ and writes the report. The exit code follows :mod:`flux_batch.errors`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import errno
 import itertools
 import random
 import time
@@ -21,7 +23,14 @@ from typing import Any
 import httpx
 
 from flux_batch import __version__
-from flux_batch.errors import EXIT_INTERRUPTED, EXIT_JOBS_FAILED, EXIT_OK
+from flux_batch.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_JOBS_FAILED,
+    EXIT_OK,
+    StorageError,
+    UsageError,
+    storage_error,
+)
 from flux_batch.jobs import Job
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import remove_partials
@@ -96,6 +105,23 @@ def write_report(out_dir: Path) -> str | None:
     return None
 
 
+#: errno values that say the output folder's path cannot be a folder at all (a file in the way, /proc).
+_NOT_A_FOLDER = frozenset({errno.EEXIST, errno.ENOTDIR, errno.ENOENT, errno.EISDIR, errno.ENAMETOOLONG})
+
+
+def open_folder(out_dir: Path) -> None:
+    """Make ``out_dir`` if needed; UsageError if it cannot be a folder (a file, a path under /proc),
+    StorageError if it cannot be written (read-only, disk full)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} is a file, not a folder: give --out a folder (new, or an earlier run's)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno in _NOT_A_FOLDER:
+            raise UsageError(f"cannot make the output folder {out_dir}: {exc.strerror}") from exc
+        raise storage_error(exc, f"the output folder {out_dir}") from exc
+
+
 def ingest(
     store: Store, jobs: Iterable[tuple[Job, float | None]], *, retry_failed: bool, reseed: bool
 ) -> None:
@@ -138,6 +164,7 @@ async def run_jobs(
     """Run ``(job, estimated cost)`` pairs into ``settings.out_dir`` (resuming what is there)."""
     out_dir = settings.out_dir
     info = info or RunInfo()
+    open_folder(out_dir)
     with FolderLock(out_dir):
         store = Store.open(out_dir, clock=wall_clock)
         try:
@@ -145,7 +172,10 @@ async def run_jobs(
                 store.set_meta(OWNER_META_KEY, dict(info.owner))
             ingest(store, jobs, retry_failed=retry_failed, reseed=reseed)
             store.reopen_missing_files(out_dir)
-            remove_partials(out_dir)
+            try:
+                remove_partials(out_dir)
+            except OSError as exc:
+                raise storage_error(exc, f"cleaning up {out_dir}") from exc
             client = ApiClient(http, api.base_url, api.token, wall_clock=wall_clock)
             started = wall_clock()
             started_mono = clock()
@@ -159,9 +189,11 @@ async def run_jobs(
                     with reader.snapshot():
                         new = _summary(reader, executor, started, started_mono, clock, wall_clock, finished)
                         new["images"] = write_tables(reader, out_dir)[1]
+                    write_run_json(out_dir, _run_json(info, new))
+                except OSError as exc:
+                    raise storage_error(exc, f"writing the tables in {out_dir}") from exc
                 finally:
                     reader.close()
-                write_run_json(out_dir, _run_json(info, new))
                 summary.clear()
                 summary.update(new)
 
@@ -182,7 +214,10 @@ async def run_jobs(
             if on_executor is not None:
                 on_executor(executor)
             result = await executor.run()
-            checkpoint(finished=True)
+            try:
+                checkpoint(finished=True)
+            except StorageError as err:  # the state is intact; the tables are rewritten by the next run
+                result = dataclasses.replace(result, fatal=result.fatal or err)
             counts = _public_counts(store)
         finally:
             store.close()
@@ -240,6 +275,7 @@ def _summary(
         "possible_duplicates": stats.possible_duplicates,
         "ambiguous_creates": stats.ambiguous_creates,
         "reattached": stats.reattached,
+        "recreated": stats.recreated,
         "create_rate_per_min": round(calls["create"] / wall * 60, 2) if wall > 0 else 0.0,
     }
 

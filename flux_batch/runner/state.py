@@ -16,29 +16,47 @@ prediction id is re-attached, a job ``downloading`` fetches its missing files.
 
 Job statuses: ``pending``, ``submitting`` (intent recorded, no id yet), ``submitted``, ``running``,
 ``downloading`` (prediction succeeded, files not all here), then terminal ``succeeded``, ``failed``,
-``canceled``, ``aborted``, ``expired`` (output gone before download) or ``skipped`` (an upstream failed).
+``canceled``, ``aborted``, ``expired`` (output gone before download) or ``skipped`` (an upstream failed);
+and ``download_failed``: the prediction succeeded (and was paid) and its output is still there, but it
+could not be downloaded in this run; the next run downloads it again, creating nothing.
+
+Nothing read back is trusted: a SQLite failure leaves as :class:`~flux_batch.errors.DiskFullError` or
+:class:`~flux_batch.errors.StorageError` (the run stops, resumable) or :class:`~flux_batch.errors.StateError`
+(the database is damaged), a row that does not decode (bad JSON, an unusable prediction id) as a
+StateError, and file names are resolved inside the folder by :func:`flux_batch.safepath.inside`. A new
+folder's database is built under a temporary name and renamed into place, so a disk that fills during the
+first setup never leaves a half-written ``state.db`` that every later run would refuse.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import json
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from flux_batch.errors import StateError
+from flux_batch.errors import DiskFullError, FluxBatchError, StateError, StorageError, storage_error
 from flux_batch.ids import canonical_json, derive_seed
 from flux_batch.jobs import Job
+from flux_batch.runner.client import valid_id
 from flux_batch.runner.migrations import migrate
+from flux_batch.safepath import inside
 
 STATE_FILE = "state.db"
 IN_PROGRESS = ("submitting", "submitted", "running", "downloading")
 FAILED = ("failed", "canceled", "aborted")
-TERMINAL = ("succeeded", *FAILED, "expired", "skipped")
+#: Paid for, output still with the API, not downloaded in this run: the next run downloads it again.
+DOWNLOAD_FAILED = "download_failed"
+TERMINAL = ("succeeded", *FAILED, "expired", "skipped", DOWNLOAD_FAILED)
 #: How internal statuses appear in manifest.csv and ``status``.
 PUBLIC_STATUS = {"submitting": "submitted", "downloading": "running"}
 
@@ -92,30 +110,113 @@ class OutputRow:
     width: int | None
     height: int | None
     thumb: str | None
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
 class FileInfo:
-    """A downloaded file: ``file_name`` relative to the output folder."""
+    """A downloaded file: ``file_name`` relative to the output folder; ``mtime_ns`` its modification time
+    once in place (with the size, what a resume compares before it trusts the recorded sha256)."""
 
     file_name: str
     sha256: str
     bytes: int
     width: int
     height: int
+    mtime_ns: int | None = None
+
+
+# SQLite's primary result codes (https://sqlite.org/rescode.html) that say what went wrong.
+_SQLITE_ERROR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 1, 11, 13, 26
+_DAMAGED_WORDS = ("malformed", "not a database", "no such table", "no such column", "corrupt")
+
+
+def state_error(exc: sqlite3.Error, path: Path) -> FluxBatchError:
+    """The flux-batch error for a SQLite failure on the state at ``path``."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    text = str(exc)
+    if code == _SQLITE_FULL or "database or disk is full" in text:
+        return DiskFullError(
+            f"{path}: no space left to record the run's state ({text}); free some space and run again: "
+            "everything finished so far is kept"
+        )
+    if code in (_SQLITE_ERROR, _SQLITE_CORRUPT, _SQLITE_NOTADB) or any(w in text for w in _DAMAGED_WORDS):
+        return damaged(path, text)
+    return StorageError(f"{path}: the state database failed ({text}); fix that and run again to resume")
+
+
+def damaged(path: Path, what: str) -> StateError:
+    return StateError(
+        f"{path} is damaged ({what}); restore it from a backup, or move it away to start afresh (the images "
+        "in the folder stay, but their jobs would be created again)"
+    )
+
+
+T = TypeVar("T")
+
+
+def _translating(cls: type[T]) -> type[T]:
+    """Wrap every public method of ``cls`` (generators included) so that a SQLite failure leaves it as a
+    flux-batch error (see :func:`state_error`)."""
+
+    def wrap(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(method):
+
+            @functools.wraps(method)
+            def gen(self: Any, *args: Any, **kw: Any) -> Any:
+                try:
+                    yield from method(self, *args, **kw)
+                except sqlite3.Error as exc:
+                    raise state_error(exc, self.path) from exc
+
+            return gen
+
+        @functools.wraps(method)
+        def call(self: Any, *args: Any, **kw: Any) -> Any:
+            try:
+                return method(self, *args, **kw)
+            except sqlite3.Error as exc:
+                raise state_error(exc, self.path) from exc
+
+        return call
+
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(value):
+            setattr(cls, name, wrap(name, value))
+    return cls
+
+
+def _decoded(text: Any, kind: type, job_id: str, column: str) -> Any:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        value = None
+    if not isinstance(value, kind):
+        raise StateError(
+            f"job {job_id}: its {column} in the state database is not a JSON {kind.__name__}; the state is "
+            "damaged: restore it from a backup, or move it away to start afresh"
+        )
+    return value
 
 
 def _row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> JobRow:
+    job_id = str(r[0])
+    needs = _decoded(r[7], list, job_id, "needs")
     job = Job(
-        id=r[0],
+        id=job_id,
         stage=r[2],
         model=r[3],
         version=r[4],
-        input=json.loads(r[5]),
-        vars=json.loads(r[6]),
-        needs=tuple(json.loads(r[7])),
+        input=_decoded(r[5], dict, job_id, "input"),
+        vars=_decoded(r[6], dict, job_id, "vars"),
+        needs=tuple(str(n) for n in needs),
         slug=r[8],
     )
+    if r[11] is not None and valid_id(r[11]) is None:
+        raise StateError(
+            f"job {job_id}: its prediction id in the state database is not one ({str(r[11])[:40]!r}); the "
+            "state is damaged: restore it from a backup, or move it away to start afresh"
+        )
     return JobRow(job, r[1], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17])
 
 
@@ -134,9 +235,41 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         db.execute("PRAGMA foreign_keys=OFF")
         return db
     except sqlite3.Error as exc:
-        raise StateError(f"{path}: cannot open the state database ({exc})") from exc
+        raise state_error(exc, path) from exc
 
 
+def _create(path: Path, clock: Callable[[], float]) -> None:
+    """Build a new state database under a temporary name and rename it to ``path`` once complete."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    leftovers = [*path.parent.glob(f".{path.name}.*.new*")]
+    try:
+        for old in leftovers:  # a first setup that an earlier process never finished
+            old.unlink(missing_ok=True)
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            migrate(db, clock=clock)
+            db.execute("PRAGMA journal_mode=WAL")  # atomic, in the file's header: readers see it at once
+        finally:
+            db.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except sqlite3.Error as exc:
+        raise state_error(exc, path) from exc
+    except OSError as exc:
+        raise storage_error(exc, f"creating {path}") from exc
+    finally:
+        for name in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            with suppress(OSError):
+                name.unlink(missing_ok=True)
+
+
+@_translating
 class Store:
     """The state of one output folder. Open with :meth:`open`; not shared between threads."""
 
@@ -150,16 +283,25 @@ class Store:
 
     @classmethod
     def open(cls, out_dir: Path, *, clock: Callable[[], float] = time.time) -> Store:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        """The folder's store (made if there is none): StateError if it is damaged, StorageError (or
+        DiskFullError) if it cannot be written."""
         path = out_dir / STATE_FILE
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            fresh = not path.exists()
+        except OSError as exc:
+            raise storage_error(exc, f"the output folder {out_dir}") from exc
+        if fresh:
+            _create(path, clock)
         db = connect(path)
         try:
             migrate(db, clock=clock)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             db.close()
-            raise StateError(
-                f"{path}: not a usable state database ({exc}); move it away to start afresh"
-            ) from exc
+            raise state_error(exc, path) from exc
+        except StateError:
+            db.close()
+            raise
         return cls(db, path, clock=clock)
 
     @classmethod
@@ -202,7 +344,12 @@ class Store:
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        if not row:
+            return default
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):
+            raise damaged(self.path, f"the meta value {key!r} is not JSON") from None
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._tx() as db:
@@ -262,6 +409,7 @@ class Store:
 
         Jobs whose output is gone (``expired``) are redone; with ``retry_failed`` so are failed, canceled
         and aborted ones (with ``reseed`` under a new seed derived from the old one and the attempt);
+        ``download_failed`` ones go back to ``downloading`` (their prediction is kept: nothing is created);
         ``skipped`` jobs are reconsidered; then each pending job's count of unfinished upstream jobs is
         recomputed, and jobs whose upstream has definitively failed are skipped.
         """
@@ -289,6 +437,10 @@ class Store:
                 f"UPDATE jobs SET status = 'pending', prediction_id = NULL, error = NULL WHERE live = 1"
                 f" AND status IN ({marks})",
                 revive,
+            )
+            db.execute(
+                "UPDATE jobs SET status = 'downloading', finished_at = NULL WHERE live = 1 AND status = ?",
+                (DOWNLOAD_FAILED,),
             )
             db.execute(
                 "UPDATE jobs SET waiting = (SELECT COUNT(*) FROM deps d JOIN jobs u ON u.id = d.needs_id"
@@ -322,6 +474,15 @@ class Store:
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 
+    def runnable_job(self, job_id: str) -> JobRow | None:
+        """The job if it is pending, live and every upstream job has succeeded; else None."""
+        row = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ? AND status = 'pending' AND waiting = 0"
+            " AND live = 1",
+            (job_id,),
+        ).fetchone()
+        return _row_to_job(row) if row else None
+
     def in_progress(self) -> list[JobRow]:
         """Jobs an earlier run left between intent and download, to resume first."""
         rows = self._db.execute(
@@ -346,8 +507,8 @@ class Store:
 
     def outputs(self, job_id: str) -> list[OutputRow]:
         rows = self._db.execute(
-            "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb FROM outputs"
-            " WHERE job_id = ? ORDER BY idx",
+            "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb, mtime_ns"
+            " FROM outputs WHERE job_id = ? ORDER BY idx",
             (job_id,),
         ).fetchall()
         return [OutputRow(*r) for r in rows]
@@ -373,6 +534,13 @@ class Store:
             " BY n",
             (job_id,),
         ).fetchall()
+
+    def paid_before(self, job_id: str) -> bool:
+        """Whether one of the job's predictions already succeeded (and was paid for)."""
+        row = self._db.execute(
+            "SELECT 1 FROM attempts WHERE job_id = ? AND outcome = 'succeeded' LIMIT 1", (job_id,)
+        ).fetchone()
+        return row is not None
 
     def known_prediction(self, prediction_id: str) -> bool:
         return bool(
@@ -494,15 +662,17 @@ class Store:
         return {}
 
     def record_download(self, job_id: str, idx: int, info: FileInfo, thumb: str | None = None) -> None:
+        values = (info.file_name, info.sha256, info.bytes, info.width, info.height, thumb, info.mtime_ns)
         with self._tx() as db:
             db.execute(
-                "UPDATE outputs SET file_name = ?, sha256 = ?, bytes = ?, width = ?, height = ?, thumb = ?"
-                " WHERE job_id = ? AND idx = ?",
-                (info.file_name, info.sha256, info.bytes, info.width, info.height, thumb, job_id, idx),
+                "UPDATE outputs SET file_name = ?, sha256 = ?, bytes = ?, width = ?, height = ?, thumb = ?,"
+                " mtime_ns = ? WHERE job_id = ? AND idx = ?",
+                (*values, job_id, idx),
             )
 
-    def mark_succeeded(self, job_id: str) -> int:
-        """Every output is on disk: the job succeeded. Returns how many downstream jobs became runnable."""
+    def mark_succeeded(self, job_id: str) -> list[str]:
+        """Every output is on disk: the job succeeded. Returns the downstream jobs it made runnable, in
+        manifest order."""
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET status = 'succeeded', finished_at = ? WHERE id = ?", (self._clock(), job_id)
@@ -513,11 +683,11 @@ class Store:
                 (job_id,),
             )
             released = db.execute(
-                "SELECT COUNT(*) FROM deps d JOIN jobs j ON j.id = d.job_id WHERE d.needs_id = ?"
-                " AND j.status = 'pending' AND j.waiting = 0 AND j.live = 1",
+                "SELECT j.id FROM deps d JOIN jobs j ON j.id = d.job_id WHERE d.needs_id = ?"
+                " AND j.status = 'pending' AND j.waiting = 0 AND j.live = 1 ORDER BY j.seq",
                 (job_id,),
-            ).fetchone()[0]
-        return int(released)
+            ).fetchall()
+        return [r[0] for r in released]
 
     def mark_failed(self, job_id: str, status: str, error: str) -> dict[str, int]:
         """The job ends without output (``failed``, ``expired``, ...); its downstream jobs are skipped
@@ -556,24 +726,39 @@ class Store:
         return {stage: int(n) for stage, n in found}
 
     def reopen_missing_files(self, out_dir: Path) -> int:
-        """Succeeded jobs whose files were deleted go back to ``downloading`` (fetched again, or redone if
-        the output is gone). Returns how many jobs were reopened."""
-        missing: set[str] = set()
-        for job_id, file_name in self._db.execute(
-            "SELECT o.job_id, o.file_name FROM outputs o JOIN jobs j ON j.id = o.job_id"
+        """Succeeded jobs whose files are gone or changed go back to ``downloading`` (fetched again, or
+        created again if the API no longer has the output). Returns how many jobs were reopened.
+
+        Cheap: a file whose size and modification time are as recorded is trusted; only one that differs
+        (or was recorded before times were) is hashed, and then its time is recorded if the hash matches.
+        A recorded name that does not resolve inside the folder (a tampered state) counts as missing.
+        """
+        reopen: set[str] = set()
+        confirmed: list[tuple[int, str, int]] = []
+        for job_id, idx, file_name, sha256, size, mtime_ns in self._db.execute(
+            "SELECT o.job_id, o.idx, o.file_name, o.sha256, o.bytes, o.mtime_ns FROM outputs o"
+            " JOIN jobs j ON j.id = o.job_id"
             " WHERE j.status = 'succeeded' AND j.live = 1 AND o.file_name IS NOT NULL"
         ):
-            if not (out_dir / file_name).is_file():
-                missing.add(job_id)
-        if missing:
+            path = inside(out_dir, file_name)
+            st = _regular_file(path)
+            if st is None or st.st_size != size:
+                reopen.add(job_id)
+            elif st.st_mtime_ns != mtime_ns:
+                if path is not None and _sha256_of(path) == sha256:
+                    confirmed.append((st.st_mtime_ns, job_id, idx))
+                else:
+                    reopen.add(job_id)
+        if confirmed or reopen:
             with self._tx() as db:
-                for job_id in missing:
+                db.executemany("UPDATE outputs SET mtime_ns = ? WHERE job_id = ? AND idx = ?", confirmed)
+                for job_id in reopen:
                     db.execute(
                         "UPDATE outputs SET file_name = NULL WHERE job_id = ? AND file_name IS NOT NULL",
                         (job_id,),
                     )
                     db.execute("UPDATE jobs SET status = 'downloading' WHERE id = ?", (job_id,))
-        return len(missing)
+        return len(reopen)
 
     def log_error(self, job_id: str | None, message: str) -> None:
         with self._tx() as db:
@@ -587,6 +772,27 @@ class Store:
                 "INSERT OR REPLACE INTO uploads (sha256, url, uploaded_at) VALUES (?, ?, ?)",
                 (sha256, url, self._clock()),
             )
+
+
+def _regular_file(path: Path | None) -> os.stat_result | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 def open_readonly(out_dir: Path) -> sqlite3.Connection | None:

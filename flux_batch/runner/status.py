@@ -61,7 +61,8 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
             {"at": at, "job_id": job_id, "message": message}
             for at, job_id, message in db.execute(
                 "SELECT finished_at, id, error FROM jobs WHERE live = 1 AND error IS NOT NULL AND status IN"
-                " ('failed', 'canceled', 'aborted', 'expired') ORDER BY finished_at DESC LIMIT 5"
+                " ('failed', 'canceled', 'aborted', 'expired', 'download_failed') ORDER BY finished_at DESC"
+                " LIMIT 5"
             )
         ]
         errors += [
@@ -121,6 +122,7 @@ def render(status: FolderStatus) -> str:
         "canceled",
         "aborted",
         "expired",
+        "download_failed",
         "skipped",
         "running",
         "submitted",

@@ -4,7 +4,7 @@
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
-  const FAILED = new Set(["failed", "canceled", "aborted", "expired", "skipped"]);
+  const FAILED = new Set(["failed", "canceled", "aborted", "expired", "skipped", "download_failed"]);
   const UNFINISHED = new Set(["pending", "submitted", "running"]);
   const GRID_MAX_COLS = 16;          // columns per grid page; more page sideways
   const GRID_IMAGES_PER_PAGE = 240;  // rows per grid page follow from this
