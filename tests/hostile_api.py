@@ -60,6 +60,17 @@ CREATE_ANSWERS = (
 )
 
 
+class Answer:
+    """The ASGI ``send`` of one request, and a future that completes when the client hangs up."""
+
+    def __init__(self, send: Send, hung_up: asyncio.Future[Any]) -> None:
+        self._send = send
+        self.hung_up = hung_up
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        await self._send(message)
+
+
 class Disconnect(httpx.RemoteProtocolError):
     """Raised by the app to drop the connection: in process the client sees this transport error; served,
     the answer has begun with a Content-Length, so uvicorn closes the socket mid-answer."""
@@ -204,7 +215,12 @@ class HostileApi:
                 break
         self.stats.paths.append(f"{method} {path}")
         base = f"{scope.get('scheme', 'http')}://{headers.get('host', 'hostile.test')}"
-        await self._route(method, path, headers, query, body, base, send)
+        # The next message is the client hanging up: long answers stop there, as a real server's would.
+        hung_up = asyncio.ensure_future(receive())
+        try:
+            await self._route(method, path, headers, query, body, base, Answer(send, hung_up))
+        finally:
+            hung_up.cancel()
 
     async def _route(
         self,
@@ -214,7 +230,7 @@ class HostileApi:
         query: dict[str, str],
         body: bytes,
         base: str,
-        send: Send,
+        send: Answer,
     ) -> None:
         parts = path.split("/")
         if path.startswith("/files/") and method == "GET":
@@ -318,7 +334,7 @@ class HostileApi:
         bad_id = {"slash_id": f"{p.id}/../../account", "dotdot_id": "..", "huge_id": "x" * 200_000}[kind]
         return await _json(send, 201, {**view, "id": bad_id})
 
-    async def _get(self, pid: str, base: str, send: Send) -> None:
+    async def _get(self, pid: str, base: str, send: Answer) -> None:
         self.stats.gets += 1
         p = self.predictions.get(pid)
         if p is None:
@@ -376,7 +392,7 @@ class HostileApi:
 
     # -- files --------------------------------------------------------------------------------------------
 
-    async def _file(self, path: str, send: Send) -> None:
+    async def _file(self, path: str, send: Answer) -> None:
         self.stats.file_requests += 1
         self._file_hits[path] += 1
         pid = path.split("/")[2]
@@ -394,16 +410,18 @@ class HostileApi:
 
     # -- hostile bodies -----------------------------------------------------------------------------------
 
-    async def _trickle(self, send: Send, body: bytes, content_type: str = "application/json") -> None:
+    async def _trickle(self, send: Answer, body: bytes, content_type: str = "application/json") -> None:
         """The body one byte at a time, ``trickle_s`` apart: every read sees progress, none times out."""
         await _start(send, 200, content_type, len(body))
         for i in range(len(body)):
+            if send.hung_up.done():
+                return
             await send({"type": "http.response.body", "body": body[i : i + 1], "more_body": True})
             self.stats.sent_bytes += 1
             await self.sleep(self.scenario.trickle_s)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _huge(self, send: Send, body: bytes) -> None:
+    async def _huge(self, send: Answer, body: bytes) -> None:
         """A valid prediction whose ``logs`` hold ``huge_bytes`` of text, sent in 1 MiB pieces."""
         head, tail = body[:-1], b', "padding": "'
         piece = b"x" * (1024 * 1024)
@@ -411,7 +429,10 @@ class HostileApi:
         await _start(send, 200, "application/json", total)
         await send({"type": "http.response.body", "body": head + tail, "more_body": True})
         for _ in range(self.scenario.huge_bytes // len(piece)):
+            if send.hung_up.done():
+                return
             await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await asyncio.sleep(0)  # let the hang-up be noticed
             self.stats.sent_bytes += len(piece)
         await send({"type": "http.response.body", "body": b'"}', "more_body": False})
 

@@ -111,6 +111,18 @@ async def test_an_output_the_api_removed_is_created_again_at_most_once_a_run(tmp
     assert again.summary["recreated"] == 2  # this run's one creation again of each
 
 
+# -- #9.5 a decompression bomb fails the download, clearly, at once ------------------------------------------
+
+
+async def test_a_decompression_bomb_fails_the_download_and_is_not_kept(tmp_path: Path) -> None:
+    api, clock = hostile(files="bomb", latency=1.0)
+    result = await run_on(api, clock, base_jobs(3), tmp_path)
+    assert result.counts == {"download_failed": 3}  # was: an uncaught Pillow error, jobs left running
+    assert api.stats.creates == 3 and api.stats.file_requests == 3  # not fetched again: it cannot help
+    assert all("decompression bomb" in r["error"] for r in rows(tmp_path))
+    assert not list((tmp_path / "images").rglob("*.png"))
+
+
 # -- #9.2 an answered create is never ambiguous -------------------------------------------------------------
 
 

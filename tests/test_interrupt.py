@@ -95,3 +95,27 @@ def test_two_ctrl_c_stop_at_once_and_stay_resumable(tmp_path: Path) -> None:
         assert took < 5  # it did not wait for the 8-second predictions it left running
         assert not [r for r in _rows(out) if r["status"] == "succeeded"]
         _resume_and_check(manifest, out, base_url, jobs=3)
+
+
+def test_cancel_on_interrupt_cancels_creates_still_held_by_prefer_wait(tmp_path: Path) -> None:
+    """With the default --wait 60 the creates are still waiting for their answer at Ctrl-C, so no id is
+    known yet: they are given up, found by listing and canceled, within seconds (#10.5)."""
+    with simulator_process("--latency", "10") as base_url:
+        manifest = tmp_path / "m.yaml"
+        held = MANIFEST.replace("wait: 1", "wait: 60")  # the default
+        manifest.write_text(held.format(base_url=base_url, subjects=", ".join(SUBJECTS[:3])))
+        out = tmp_path / "out"
+        proc = start_run(manifest, out, "--cancel-on-interrupt")
+        _wait_for_creates(base_url, 3)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        took = time.monotonic() - started
+        assert proc.returncode == EXIT_INTERRUPTED, err.decode()
+        assert took < 8  # was: waited for the 10-second predictions, and canceled none
+        assert simulator_stats(base_url)["predictions_by_status"] == {"canceled": 3}
+        final = start_run(manifest, out)  # canceled on purpose: the next run makes them anew
+        _, err = final.communicate(timeout=120)
+        assert final.returncode == EXIT_OK, err.decode()
+        assert simulator_stats(base_url)["predictions_by_status"] == {"canceled": 3, "succeeded": 3}

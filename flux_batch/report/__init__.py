@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from flux_batch.errors import storage_error
 from flux_batch.report import data
 from flux_batch.report.contact_sheet import write_contact_sheet
 from flux_batch.report.html import render
@@ -34,17 +35,21 @@ def write_report(out_dir: Path, *, now: Callable[[], str] = _utc_now) -> Path:
 
     Thumbnails the runner did not make (an older folder, an image it could not read then) are made here;
     an image that is missing or unreadable is shown as missing instead of breaking the report. Raises
-    :class:`flux_batch.errors.UsageError` if ``out_dir`` is not an output folder.
+    :class:`flux_batch.errors.UsageError` if ``out_dir`` is not an output folder,
+    :class:`flux_batch.errors.StorageError` if it cannot be written (read-only, full).
     """
     out_dir = Path(out_dir)
     run = data.load(out_dir)
     run = dataclasses.replace(run, rows=tuple(_with_thumbnail(out_dir, row) for row in run.rows))
-    for stage in run.stages:
-        write_contact_sheet(run, stage)
     target = out_dir / REPORT_HTML
-    tmp = target.with_name(f".{REPORT_HTML}.{os.getpid()}.tmp")
-    tmp.write_text(render(run, generated_at=now()), encoding="utf-8")
-    os.replace(tmp, target)
+    try:
+        for stage in run.stages:
+            write_contact_sheet(run, stage)
+        tmp = target.with_name(f".{REPORT_HTML}.{os.getpid()}.tmp")
+        tmp.write_text(render(run, generated_at=now()), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise storage_error(exc, f"writing the report in {out_dir}") from exc
     return target
 
 

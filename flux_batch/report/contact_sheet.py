@@ -19,6 +19,7 @@ from flux_batch.layout import IMAGES_DIR
 from flux_batch.report.data import Row, RunData, StageInfo
 from flux_batch.report.grid import GridSpec, cells, default_grid
 from flux_batch.report.thumbnails import thumb_path_for
+from flux_batch.safepath import inside
 
 MAX_AXIS = 12
 #: The sheet aims at this width; cells shrink (down to ``MIN_CELL``) for many columns.
@@ -177,6 +178,8 @@ def _draw_cell(
     x, y = at
     if chain:
         upstream = next((p for p in row.image_inputs.values() if p.startswith(f"{IMAGES_DIR}/")), "")
+        if upstream and inside(out_dir, upstream) is None:
+            upstream = ""  # a tampered CSV
         _paste(sheet, draw, out_dir, thumb_path_for(upstream) if upstream else "", (x, y), cell, None, font)
         ay, ax = y + cell // 2, x + cell + arrow // 2
         draw.polygon(
@@ -198,8 +201,9 @@ def _paste(
     font: Font,
 ) -> None:
     x, y = at
-    if rel_thumb and (Path(out_dir) / rel_thumb).is_file():
-        with Image.open(Path(out_dir) / rel_thumb) as thumb:
+    path = inside(out_dir, rel_thumb) if rel_thumb else None
+    if path is not None and path.is_file():
+        with Image.open(path) as thumb:
             thumb.thumbnail((cell, cell))
             sheet.paste(thumb.convert("RGB"), (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
         return

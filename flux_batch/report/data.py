@@ -29,6 +29,7 @@ from flux_batch.layout import (
     VAR_PREFIX,
 )
 from flux_batch.report.thumbnails import thumb_path_for
+from flux_batch.safepath import inside
 
 #: Statuses that end a job without an image: what "failures" means in the report.
 FAILED_STATUSES = frozenset({"failed", "canceled", "aborted", "expired", "skipped", "download_failed"})
@@ -108,10 +109,13 @@ def load(out_dir: Path) -> RunData:
             f"{out_dir} has no {MANIFEST_CSV}: is it a flux-batch output folder? (see `flux-batch run`)"
         )
     run = _load_run_json(out_dir / RUN_JSON)
-    with open(csv_path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        header = tuple(reader.fieldnames or ())
-        raw_rows = list(reader)
+    try:
+        with open(csv_path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            header = tuple(reader.fieldnames or ())
+            raw_rows = list(reader)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise UsageError(f"{csv_path} cannot be read ({exc}); run the pipeline again to rewrite it") from exc
     stages = _stages(run, header, raw_rows)
     columns = _Columns.of(header, stages, out_dir, _manifest_dir(run))
     rows = tuple(_row(raw, columns) for raw in raw_rows)
@@ -208,6 +212,8 @@ def _row(raw: Mapping[str, str], columns: _Columns) -> Row:
         else:
             input[name] = coerce(raw[column], spec.inputs.get(name, {}))
     file_name = raw.get("file_name", "")
+    if file_name and inside(columns.out_dir, file_name) is None:
+        file_name = ""  # a tampered CSV: never read or write outside the folder through it
     return Row(
         job_id=raw["job_id"],
         stage=raw["stage"],

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image, ImageOps
 
 from flux_batch.layout import IMAGES_DIR, THUMBS_DIR
+from flux_batch.safepath import inside
 
 #: The longest side of a thumbnail, in pixels: sharp in a grid cell, a few kilobytes on disk.
 THUMB_SIZE = 256
@@ -31,10 +32,11 @@ def thumb_path_for(rel_image_path: str) -> str:
     ``images/base/cat-1a2b.png`` -> ``.thumbs/base/cat-1a2b.webp`` (a path outside ``images/`` keeps its
     folders below ``.thumbs/``).
     """
-    parts = PurePosixPath(rel_image_path.replace("\\", "/")).parts
+    path = PurePosixPath(rel_image_path.replace("\\", "/"))
+    parts = path.parts
     if parts and parts[0] == IMAGES_DIR:
         parts = parts[1:]
-    if not parts or any(p in ("", ".", "..") for p in parts):
+    if not parts or path.is_absolute() or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"{rel_image_path!r} is not a path inside the output folder")
     return str(PurePosixPath(THUMBS_DIR, *parts).with_suffix(".webp"))
 
@@ -48,9 +50,11 @@ def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
     if the image cannot be read.
     """
     rel_thumb = thumb_path_for(rel_image_path)
-    target = Path(out_dir) / rel_thumb
+    source, target = inside(out_dir, rel_image_path), inside(out_dir, rel_thumb)
+    if source is None or target is None:  # a tampered file_name: never read or write outside the folder
+        raise ValueError(f"{rel_image_path!r} is not a path inside the output folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(Path(out_dir) / rel_image_path) as image:
+    with Image.open(source) as image:
         image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a reduced scale, much faster
         small = image
         # In place: without it, exif_transpose copies every image, rotated or not.
@@ -71,10 +75,10 @@ def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
 
 def ensure_thumbnail(out_dir: Path, rel_image_path: str) -> str | None:
     """The thumbnail's relative path, making it if it is missing; None if the image cannot be read."""
-    rel_thumb = thumb_path_for(rel_image_path)
-    if (Path(out_dir) / rel_thumb).is_file():
-        return rel_thumb
     try:
+        rel_thumb = thumb_path_for(rel_image_path)
+        if (Path(out_dir) / rel_thumb).is_file():
+            return rel_thumb
         return make_thumbnail(out_dir, rel_image_path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None  # what Pillow raises for missing, truncated, malformed or absurdly large files

@@ -264,7 +264,7 @@ class ApiClient:
         wall_clock: Callable[[], float] = time.time,
         connect_timeout: float = 15.0,
         read_timeout: float = 30.0,
-        deadline_s: float = CALL_DEADLINE_S,
+        deadline_s: float | None = None,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self._http = http
@@ -274,7 +274,7 @@ class ApiClient:
         self._wall_clock = wall_clock
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._deadline_s = deadline_s
+        self._deadline_s = CALL_DEADLINE_S if deadline_s is None else deadline_s
         self._max_answer = max_answer_bytes
         self.calls: Counter[str] = Counter()
 

@@ -120,7 +120,7 @@ async def download(
     headers: Mapping[str, str] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 120.0,
-    deadline_s: float = DEFAULT_DEADLINE_S,
+    deadline_s: float | None = None,
 ) -> FileInfo:
     """Fetch ``url`` into ``out_dir/rel_dir/stem.<ext>``. DownloadError for anything that went wrong with
     the file (worth retrying; BadOutputError when it is not), StorageError when it cannot be written."""
@@ -143,11 +143,12 @@ async def download(
                 size = len(data)
             else:
                 fetch = _stream(http, url, fh, sha, stem, headers or {}, max_bytes, timeout)
+                deadline = DEFAULT_DEADLINE_S if deadline_s is None else deadline_s
                 try:
-                    size = await within(deadline_s, fetch)
+                    size = await within(deadline, fetch)
                 except asyncio.TimeoutError as exc:
                     raise DownloadError(
-                        f"downloading the output for {stem} took longer than {deadline_s:.0f} s"
+                        f"downloading the output for {stem} took longer than {deadline:.0f} s"
                     ) from exc
             # Two fsyncs per image (the file, then its folder) wait milliseconds each for the disk: in a
             # worker thread, or the event loop would hold every request in flight meanwhile.

@@ -59,7 +59,7 @@ from flux_batch.errors import (
 )
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import MAX_SEND_S, OffsetRange, Window
-from flux_batch.runner.download import DEFAULT_DEADLINE_S, DEFAULT_MAX_BYTES, download
+from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
@@ -94,7 +94,7 @@ class RunSettings:
     retention_s: float = 3600.0
     freshness_margin_s: float = 300.0
     max_download_bytes: int = DEFAULT_MAX_BYTES
-    download_deadline_s: float = DEFAULT_DEADLINE_S
+    download_deadline_s: float | None = None  # download.DEFAULT_DEADLINE_S
     max_create_tries: int = 8
     max_redo: int = 1  # times a run creates a job again because the API says its output is gone
     identical_404s: int = 3  # identical 404s on create, before any create worked, that stop the run
@@ -315,13 +315,39 @@ class Executor:
         """``cancel_on_interrupt``: a create held by ``Prefer: wait`` has no prediction id yet, and its
         answer may come only when the prediction is done (and paid). Give the answer up once the request
         has surely arrived; the job then finds its prediction by listing, as after any lost answer, and
-        cancels it (see _create)."""
+        cancels it (see _create). Not where predictions cannot be listed: one given up there could not
+        be found again, and the next run might create it twice."""
+        if self._held and not await self._can_list():
+            self._notice(
+                f"this API cannot list predictions, so the {len(self._held)} creates waiting for their "
+                "answer are left to answer (then canceled if still running)"
+            )
+            return
         while self._held:
             now = self._wall()
             for request, intent in list(self._held.items()):
                 if now - intent >= ABANDON_WAIT_AFTER_S:
                     request.cancel()
             await self._sleep(0.1)
+
+    async def _can_list(self) -> bool:
+        """Whether this API lists predictions (one list call over an empty window)."""
+        now = self._wall()
+        try:
+            found = await self._retrying(
+                lambda: find_created(
+                    self._client,
+                    model="",
+                    version=None,
+                    sent_input={},
+                    window=Window(now, now),
+                    is_known=lambda _: True,
+                    before_page=self._other_limiter.acquire,
+                )
+            )
+        except FluxBatchError:
+            return True  # it failed for another reason: a search will meet that, and leave the job open
+        return found.listed
 
     # -- one job ----------------------------------------------------------------------------------------
 
@@ -414,7 +440,8 @@ class Executor:
             if self._stop_submitting:
                 raise _Stopped
             sent = await self.resolver.resolve(row.send_input())
-            await self._create_limiter.acquire()
+            # A downstream job goes ahead of the queued upstream ones: stages overlap, chains finish early.
+            await self._create_limiter.acquire(first=bool(row.job.needs))
             if self._stop_submitting:
                 raise _Stopped
             intent = job.intent_at = self._wall()

@@ -1,6 +1,8 @@
 """Async rate limiters over :class:`flux_batch.ratelimit.TokenBucket`, with an adaptive slow-down on 429.
 
-Callers queue in arrival order. Only the one at the head of the queue waits on the clock: it takes a token
+Callers queue in arrival order (those that ask to go ``first``, in a line of their own ahead of the others:
+the runner's downstream jobs, so that a chain's stages overlap). Only the one at the head waits on the
+clock: it takes a token
 at the moment it goes, then gives the tokens the bucket holds at that moment to the callers next in line (so
 the stream is not held to one caller per turn of the event loop) and makes the one after them the head.
 Taking at the moment of going, rather than booking future slots for every caller at once, is what keeps a
@@ -62,8 +64,9 @@ class Limiter:
         self._hold_until = 0.0
         self._strike_until = float("-inf")  # a 429 before this slows the rate
         self._last_change = 0.0
-        # Callers waiting behind the head; each future is set to True (a token was taken for you: go) or
-        # False (you are the head now: wait for a token).
+        # Callers waiting behind the head, the ``first`` line ahead of the other; each future is set to True
+        # (a token was taken for you: go) or False (you are the head now: wait for a token).
+        self._first: deque[asyncio.Future[bool]] = deque()
         self._queue: deque[asyncio.Future[bool]] = deque()
         self._has_head = False
         self.throttle_count = 0
@@ -78,16 +81,17 @@ class Limiter:
             return "<Limiter unlimited>"
         return (
             f"<Limiter rate={self._bucket.rate * 60:.1f}/min target={self.target_rate * 60:.1f}/min "
-            f"tokens={self._bucket.tokens:.2f} waiting={len(self._queue)} throttled={self.throttle_count}>"
+            f"tokens={self._bucket.tokens:.2f} waiting={len(self._first) + len(self._queue)} "
+            f"throttled={self.throttle_count}>"
         )
 
-    async def acquire(self) -> None:
-        """Wait for this caller's turn and a token."""
+    async def acquire(self, *, first: bool = False) -> None:
+        """Wait for this caller's turn and a token; ``first``: ahead of every caller that did not ask to."""
         if self._bucket is None:
             return
         if self._has_head:
             turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-            self._queue.append(turn)
+            (self._first if first else self._queue).append(turn)
             try:
                 if await turn:
                     return
@@ -106,23 +110,30 @@ class Limiter:
         bucket = self._bucket
         assert bucket is not None
         now = self._clock()
-        while self._queue and now >= self._hold_until and bucket.available(now) >= 1 - 1e-9:
-            turn = self._queue.popleft()
+        while self._waiting() and now >= self._hold_until and bucket.available(now) >= 1 - 1e-9:
+            turn = self._next()
             if not turn.done():  # a cancelled caller is skipped
                 bucket.take(now)
                 turn.set_result(True)
-        while self._queue:
-            turn = self._queue.popleft()
+        while self._waiting():
+            turn = self._next()
             if not turn.done():
                 turn.set_result(False)
                 return
         self._has_head = False
 
+    def _waiting(self) -> bool:
+        return bool(self._first or self._queue)
+
+    def _next(self) -> asyncio.Future[bool]:
+        return self._first.popleft() if self._first else self._queue.popleft()
+
     def _give_back(self, turn: asyncio.Future[bool]) -> None:
         """A waiting caller was cancelled: leave the line, passing on what it was given."""
         if not turn.done() or turn.cancelled():
-            if turn in self._queue:
-                self._queue.remove(turn)
+            for line in (self._first, self._queue):
+                if turn in line:
+                    line.remove(turn)
         elif turn.result():
             bucket = self._bucket
             assert bucket is not None

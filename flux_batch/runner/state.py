@@ -48,7 +48,7 @@ from flux_batch.errors import DiskFullError, FluxBatchError, StateError, Storage
 from flux_batch.ids import canonical_json, derive_seed
 from flux_batch.jobs import Job
 from flux_batch.runner.client import valid_id
-from flux_batch.runner.migrations import migrate
+from flux_batch.runner.migrations import current_version, migrate
 from flux_batch.safepath import inside
 
 STATE_FILE = "state.db"
@@ -758,6 +758,12 @@ class Store:
                         (job_id,),
                     )
                     db.execute("UPDATE jobs SET status = 'downloading' WHERE id = ?", (job_id,))
+                    # Its pending downstream jobs wait for it again (they need its file, or a new one).
+                    db.execute(
+                        "UPDATE jobs SET waiting = waiting + 1 WHERE status = 'pending' AND id IN"
+                        " (SELECT job_id FROM deps WHERE needs_id = ?)",
+                        (job_id,),
+                    )
         return len(reopen)
 
     def log_error(self, job_id: str | None, message: str) -> None:
@@ -820,6 +826,8 @@ def done_counts(
             return {}
         counts: dict[str, int] = {}
         try:
+            if current_version(db) == 0:
+                return {}  # a first setup that never finished (an older flux-batch, a full disk)
             for chunk in _chunks(job_ids_of(stage), batch):
                 marks = ",".join("?" * len(chunk))
                 for status, n in db.execute(
@@ -828,7 +836,7 @@ def done_counts(
                     public = PUBLIC_STATUS.get(status, status)
                     counts[public] = counts.get(public, 0) + n
         except sqlite3.Error as exc:
-            raise StateError(f"{out_dir / STATE_FILE}: cannot read the state ({exc})") from exc
+            raise state_error(exc, Path(out_dir) / STATE_FILE) from exc
         finally:
             db.close()
         return counts
