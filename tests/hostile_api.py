@@ -237,6 +237,7 @@ class HostileApi:
             self.stats.by_route["file"] += 1
             return await self._file(path, send)
         if not path.startswith(PREFIX + "/"):
+            self.stats.by_route["other"] += 1
             return await _json(send, 404, {"title": "Not found", "detail": "Not found", "status": 404})
         rest = parts[2:]
         if method == "POST" and (rest == ["predictions"] or (len(rest) == 4 and rest[0] == "models")):

@@ -94,7 +94,7 @@ class RunSettings:
     retention_s: float = 3600.0
     freshness_margin_s: float = 300.0
     max_download_bytes: int = DEFAULT_MAX_BYTES
-    download_deadline_s: float | None = None  # download.DEFAULT_DEADLINE_S
+    download_deadline_s: float | None = None  # None: download.DEFAULT_DEADLINE_S
     max_create_tries: int = 8
     max_redo: int = 1  # times a run creates a job again because the API says its output is gone
     identical_404s: int = 3  # identical 404s on create, before any create worked, that stop the run
@@ -524,26 +524,29 @@ class Executor:
     def _count_404(self, job: _Job, err: NotFoundError) -> None:
         """A 404 on create. The same one a few times in a row before any create worked means the base URL
         is not the API's (the official clients' base has no ``/v1``): stop the run with a hint, and put
-        those jobs back, as nothing was created for them."""
+        those jobs back (and any that get the same answer after), as nothing was created for them."""
         if self._created_any:
             return
         if err.detail != self._last_404:
             self._last_404, self._404s = err.detail, []
         self._404s.append((job.row.id, job.row.job.stage))
-        if len(self._404s) < self.settings.identical_404s:
+        if len(self._404s) < self.settings.identical_404s and not isinstance(self._fatal, EndpointError):
+            return
+        for job_id, stage in self._404s:
+            self._store.reset_pending(job_id, None)
+            self.tracker.move(stage, "failed", "pending")
+        count, self._404s = len(self._404s), []
+        if self._fatal is not None:
             return
         base = self._client.base_url
         if urlsplit(base).path.rstrip("/").endswith("/v1"):
             hint = "check the base URL (and that the models exist for this account)"
         else:
             hint = f"did you mean {base}/v1?"
-        for job_id, stage in self._404s:
-            self._store.reset_pending(job_id, None)
-            self.tracker.move(stage, "failed", "pending")
         self._stop_everything(
             EndpointError(
-                f"{len(self._404s)} creates in a row got the same 404 ({err.detail}) from {base}: it does "
-                f"not look like the predictions API; {hint}",
+                f"{count} creates in a row got the same 404 ({err.detail}) from {base}: it does not look "
+                f"like the predictions API; {hint}",
                 status=404,
                 detail=err.detail,
             )

@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flux_batch.errors import InvalidInputError, NotFoundError, ProtocolError
+from flux_batch.errors import InvalidInputError, NotFoundError, ProtocolError, StateError
 from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.state import Store
+from flux_batch.safepath import inside
 
 #: The API's advice: data URLs for files up to 256 kB.
 DATA_URI_MAX_BYTES = 256 * 1024
@@ -76,7 +77,13 @@ class InputResolver:
             raise InvalidInputError(
                 f"upstream job {job_id}'s output {index} has expired and was never downloaded"
             )
-        return await self._send_file(self._out_dir / output.file_name, None)
+        path = inside(self._out_dir, output.file_name)
+        if path is None:  # a tampered state: never send a file from elsewhere
+            raise StateError(
+                f"upstream job {job_id}'s file {output.file_name[:120]!r} in the state is not inside "
+                f"{self._out_dir}; the state is damaged"
+            )
+        return await self._send_file(path, None)
 
     async def _local(self, path: str, sha256: Any) -> str:
         full = (self._base_dir / path).resolve()

@@ -317,7 +317,10 @@ class Store:
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Every read inside sees the state as of its first read: one transaction."""
-        self._db.execute("BEGIN")
+        try:
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise state_error(exc, self.path) from exc
         try:
             yield
         finally:
