@@ -10,6 +10,7 @@ import errno
 import hashlib
 import logging
 import os
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -41,6 +42,19 @@ def assert_files_match(out: Path) -> None:
     assert done
     for r in done:
         assert hashlib.sha256((out / r["file_name"]).read_bytes()).hexdigest() == r["sha256"], r["file_name"]
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart run once (on the built-in simulator) for the module; copy it with :func:`done_run`."""
+    out = tmp_path_factory.mktemp("quickstart") / "out"
+    assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
+    return out
+
+
+def done_run(quickstart_run: Path, out: Path) -> Path:
+    shutil.copytree(quickstart_run, out)
+    return out
 
 
 def one_error_line(err: str) -> str:
@@ -257,10 +271,9 @@ def read_only(folder: Path) -> Iterator[None]:
 
 
 def test_run_and_report_into_a_read_only_folder_say_so_in_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quickstart_run: Path
 ) -> None:
-    out = tmp_path / "out"
-    assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
+    out = done_run(quickstart_run, tmp_path / "out")
     (out / "report.html").unlink()
     for grid in out.glob("grid_*.png"):
         grid.unlink()
@@ -325,10 +338,9 @@ def _sql(statement: str) -> Callable[[Path], None]:
     ids=["flipped pages", "dropped table", "bad JSON", "bad prediction id"],
 )
 def test_a_damaged_state_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Callable[[Path], None]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Callable[[Path], None], quickstart_run: Path
 ) -> None:
-    out = tmp_path / "out"
-    assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
+    out = done_run(quickstart_run, tmp_path / "out")
     damage(out / "state.db")
     capsys.readouterr()
     assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_INVALID
@@ -386,10 +398,9 @@ async def test_a_tampered_upstream_file_is_never_uploaded(tmp_path: Path) -> Non
 
 
 def test_a_tampered_csv_never_makes_the_report_touch_other_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], quickstart_run: Path
 ) -> None:
-    out, outside = tmp_path / "out", tmp_path / "outside"
-    assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
+    out, outside = done_run(quickstart_run, tmp_path / "out"), tmp_path / "outside"
     outside.mkdir()
     table = rows(out)
     (outside / "a.png").write_bytes((out / table[0]["file_name"]).read_bytes())
