@@ -222,6 +222,7 @@ def tiny_disk(folder: Path, size: str) -> Iterator[Callable[[str], None]]:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_during_the_first_setup_on_a_real_filesystem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -234,6 +235,7 @@ def test_a_disk_that_fills_during_the_first_setup_on_a_real_filesystem(
         assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
 
 
+@pytest.mark.slow
 async def test_a_disk_that_fills_mid_run_on_a_real_filesystem(tmp_path: Path) -> None:
     with tiny_disk(tmp_path / "disk", "320k") as resize:
         out = tmp_path / "disk" / "out"
