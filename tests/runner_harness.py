@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
@@ -135,16 +136,46 @@ async def run(
     other_rpm: float | None = 3000,
     **settings: Any,
 ) -> SessionResult:
-    kw = {k: settings.pop(k) for k in ("retry_failed", "reseed", "on_executor", "on_event") if k in settings}
+    return await run_session(
+        sim.http, sim.base_url, jobs, out, sim.clock, create_rpm=create_rpm, other_rpm=other_rpm, **settings
+    )
+
+
+async def run_session(
+    http: httpx.AsyncClient,
+    base_url: str,
+    jobs: Sequence[tuple[Job, float | None]],
+    out: Path,
+    clock: YieldingClock | VirtualClock,
+    *,
+    create_rpm: float | None = 600,
+    other_rpm: float | None = 3000,
+    **settings: Any,
+) -> SessionResult:
+    """``run_jobs`` on ``clock`` with a fixed RNG and no report; ``settings`` are RunSettings fields and
+    ``run_jobs``' own keywords (``retry_failed``, ``on_event``, ``thumbnails``, ...)."""
+    own = ("retry_failed", "reseed", "on_executor", "on_event", "thumbnails")
+    kw = {k: settings.pop(k) for k in own if k in settings}
     return await run_jobs(
         list(jobs),
         RunSettings(out_dir=out, **settings),
-        ApiTarget(sim.base_url, "r8_test", create_rpm=create_rpm, other_rpm=other_rpm),
-        sim.http,
-        clock=sim.clock,
-        wall_clock=sim.clock,
-        sleep=sim.clock.sleep,
+        ApiTarget(base_url, "r8_test", create_rpm=create_rpm, other_rpm=other_rpm),
+        http,
+        clock=clock,
+        wall_clock=clock,
+        sleep=clock.sleep,
         rng=random.Random(3),
         report=False,
         **kw,
     )
+
+
+@pytest.fixture
+def threads_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work the runner hands to threads (file syncs, thumbnails, checkpoints) runs inline: on a
+    :class:`VirtualClock` a thread's work would let time run on meanwhile."""
+
+    async def inline(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        return func(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", inline)

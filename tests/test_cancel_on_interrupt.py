@@ -5,30 +5,25 @@ created twice. In virtual time (runner_harness.VirtualClock), so "within seconds
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from runner_harness import VirtualClock, base_jobs
+from runner_harness import (
+    VirtualClock,
+    base_jobs,
+    run_session,
+    threads_inline,  # noqa: F401  (a fixture)
+)
 
-from flux_batch.runner.executor import Executor, RunSettings
+from flux_batch.runner.executor import Executor
 from flux_batch.runner.progress import Event
-from flux_batch.runner.session import ApiTarget, SessionResult, run_jobs
+from flux_batch.runner.session import SessionResult
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.app import SimulatorApp
 
-T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def threads_inline(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def inline(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return func(*args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", inline)
+pytestmark = pytest.mark.usefixtures("threads_inline")
 
 
 async def interrupted_run(
@@ -57,20 +52,11 @@ async def interrupted_run(
         async def both() -> SessionResult:
             ctrl_c = asyncio.ensure_future(press_ctrl_c())
             try:
-                return await run_jobs(
-                    base_jobs(jobs),
-                    RunSettings(out_dir=out, max_in_flight=jobs, cancel_on_interrupt=True),
-                    ApiTarget("http://simulator.local/v1", "r8_test"),
-                    http,
-                    clock=clock,
-                    wall_clock=clock,
-                    sleep=clock.sleep,
-                    rng=random.Random(3),
-                    report=False,
-                    thumbnails=False,
-                    on_executor=holder.append,
-                    on_event=on_event,
-                )
+                return await run_session(
+                    http, "http://simulator.local/v1", base_jobs(jobs), out, clock,
+                    max_in_flight=jobs, cancel_on_interrupt=True, thumbnails=False,
+                    on_executor=holder.append, on_event=on_event,
+                )  # fmt: skip
             finally:
                 ctrl_c.cancel()
 

@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import fast_simulator  # noqa: F401  (a fixture)
 from runner_harness import base_jobs, chain_jobs, run, simulator
 
 from flux_batch.cli import main
-from flux_batch.errors import EXIT_OK
+from flux_batch.errors import EXIT_INVALID, EXIT_OK, EXIT_STORAGE
 from flux_batch.runner import executor as executor_module
 from flux_batch.runner import state as state_module
 from flux_batch.simulator import SimConfig
 
-EXIT_INVALID = 2
-EXIT_STORAGE = 5
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 QUICKSTART = str(PIPELINES / "quickstart.yaml")
 
@@ -48,7 +47,9 @@ def assert_files_match(out: Path) -> None:
 def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart run once (on the built-in simulator) for the module; copy it with :func:`done_run`."""
     out = tmp_path_factory.mktemp("quickstart") / "out"
-    assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("flux_batch.cli.run_cmds.SIMULATOR_LATENCY_S", 0.01)
+        assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
     return out
 
 
@@ -223,6 +224,7 @@ def tiny_disk(folder: Path, size: str) -> Iterator[Callable[[str], None]]:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("fast_simulator")
 def test_a_disk_that_fills_during_the_first_setup_on_a_real_filesystem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import random
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,15 +15,13 @@ from typing import Any
 
 import pytest
 from hostile_api import CREATE_ANSWERS, HostileApi, Scenario
-from runner_harness import YieldingClock, base_jobs
+from runner_harness import YieldingClock, base_jobs, run_session
 
-from flux_batch.errors import EXIT_JOBS_FAILED, EXIT_OK, ProtocolError
+from flux_batch.errors import EXIT_INVALID, EXIT_JOBS_FAILED, EXIT_OK, ProtocolError
 from flux_batch.jobs import Job
 from flux_batch.runner.client import ApiClient
-from flux_batch.runner.executor import RunSettings
-from flux_batch.runner.session import ApiTarget, SessionResult, run_jobs
+from flux_batch.runner.session import SessionResult
 
-EXIT_INVALID = 2
 #: Create answers that hold a usable id (and something else wrong).
 WITH_ID = ("null_status", "unknown_status", "int_created_at")
 #: Every request the runner may make: anything else means an id or a path steered it elsewhere.
@@ -49,20 +46,8 @@ async def run_on(
     base_url: str | None = None,
     **settings: Any,
 ) -> SessionResult:
-    kw = {k: settings.pop(k) for k in ("retry_failed", "on_executor", "on_event") if k in settings}
     async with api.client() as http:
-        return await run_jobs(
-            list(jobs),
-            RunSettings(out_dir=out, **settings),
-            ApiTarget(base_url or api.base_url, "r8_test", create_rpm=600, other_rpm=3000),
-            http,
-            clock=clock,
-            wall_clock=clock,
-            sleep=clock.sleep,
-            rng=random.Random(3),
-            report=False,
-            **kw,
-        )
+        return await run_session(http, base_url or api.base_url, jobs, out, clock, **settings)
 
 
 def rows(out: Path) -> list[dict[str, str]]:

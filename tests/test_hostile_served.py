@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_helpers import write_manifest
 from hostile_api import HostileApi, Scenario
 
 from flux_batch.errors import DownloadError, ProtocolError, TransportError
@@ -22,19 +23,6 @@ from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import download
 
 pytestmark = pytest.mark.slow
-
-MANIFEST = """
-version: 1
-name: hostile
-api: {{base_url: "{base_url}", max_in_flight: 4, wait: 5}}
-stages:
-  - id: base
-    model: black-forest-labs/flux-schnell
-    prompt: "a {{subject}}"
-    input: {{megapixels: "0.25"}}
-    matrix:
-      subject: [fox, owl, cat, boat]
-"""
 
 
 async def created(api: HostileApi, base_url: str) -> str:
@@ -83,8 +71,8 @@ async def test_a_huge_answer_is_not_read_past_the_cap() -> None:
 
 
 def run_cli(tmp_path: Path, base_url: str) -> subprocess.CompletedProcess[str]:
-    manifest = tmp_path / "m.yaml"
-    manifest.write_text(MANIFEST.format(base_url=base_url))
+    api = f'api: {{base_url: "{base_url}", max_in_flight: 4, wait: 5}}'
+    manifest = write_manifest(tmp_path / "m.yaml", extra=api)
     env = {**os.environ, "REPLICATE_API_TOKEN": "r8_test"}
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "flux_batch", "run", str(manifest), "--out", str(out), "--quiet"]
@@ -97,7 +85,7 @@ def test_run_against_a_file_host_that_404s_each_first_request(tmp_path: Path) ->
         done = run_cli(tmp_path, base_url)
     assert done.returncode == 0, done.stderr
     assert api.stats.creates == 4  # was: 12 predictions and 0 images
-    assert len(list((tmp_path / "out" / "images" / "base").iterdir())) == 4
+    assert len(list((tmp_path / "out" / "images" / "a").iterdir())) == 4
 
 
 def test_run_with_a_base_url_without_v1_stops_with_a_hint(tmp_path: Path) -> None:

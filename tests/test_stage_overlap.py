@@ -4,31 +4,22 @@ a run of minutes takes seconds and the figures are exact, whatever the machine's
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
-from runner_harness import KONTEXT, SCHNELL, VirtualClock, chain_jobs
+from runner_harness import (
+    KONTEXT,
+    SCHNELL,
+    VirtualClock,
+    chain_jobs,
+    run_session,
+    threads_inline,  # noqa: F401  (a fixture)
+)
 
-from flux_batch.runner.executor import RunSettings
-from flux_batch.runner.session import ApiTarget, run_jobs
 from flux_batch.simulator import SimConfig, create_app
 
-T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def threads_inline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """File syncs and thumbnails run inline: a thread's work would let virtual time run on meanwhile."""
-
-    async def inline(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return func(*args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", inline)
+pytestmark = pytest.mark.usefixtures("threads_inline")
 
 
 async def overlap(out: Path, pairs: int, max_in_flight: int, create_rpm: float) -> tuple[float, float, int]:
@@ -38,20 +29,11 @@ async def overlap(out: Path, pairs: int, max_in_flight: int, create_rpm: float) 
     app = create_app(SimConfig(latency=1.0, create_rpm=0), clock=clock, sleep=clock.sleep)
     start = clock.now
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
-        result = await clock.drive(
-            run_jobs(
-                chain_jobs(pairs),
-                RunSettings(out_dir=out, max_in_flight=max_in_flight),
-                ApiTarget("http://simulator.local/v1", "r8_test", create_rpm=create_rpm),
-                http,
-                clock=clock,
-                wall_clock=clock,
-                sleep=clock.sleep,
-                rng=random.Random(3),
-                report=False,
-                thumbnails=False,
-            )
-        )
+        run = run_session(
+            http, "http://simulator.local/v1", chain_jobs(pairs), out, clock,
+            create_rpm=create_rpm, max_in_flight=max_in_flight, thumbnails=False,
+        )  # fmt: skip
+        result = await clock.drive(run)
     assert result.counts == {"succeeded": 2 * pairs}
     made = app.store.order
     first_edit = min(p.created for p in made if p.model == KONTEXT)
