@@ -47,9 +47,9 @@ from flux_batch.errors import (
 from flux_batch.runner.deadline import within
 
 RUNNING = frozenset({"starting", "processing"})
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 #: The most output files a prediction may have (FLUX makes at most 4).
 MAX_OUTPUTS = 64
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _RESETS_IN = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")
 #: "Your rate limit for creating predictions is reduced to 6 requests per minute with a burst of 1 ..."
 _REDUCED_TO = re.compile(r"reduced to (\d+(?:\.\d+)?) requests per minute")
