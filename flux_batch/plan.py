@@ -150,9 +150,10 @@ class Plan:
         }
 
 
-#: Jobs that a run leaves as they are, by public status: succeeded ones, and without ``retry_failed``
-#: failed ones and those skipped because of them.
-LEFT_AS_THEY_ARE = ("succeeded",)
+#: Jobs that a run leaves as they are, by public status: succeeded ones (and ``download_failed`` ones:
+#: paid for, a run only downloads them), and without ``retry_failed`` failed ones and those skipped because
+#: of them.
+LEFT_AS_THEY_ARE = ("succeeded", "download_failed")
 LEFT_UNLESS_RETRIED = ("failed", "canceled", "aborted", "skipped")
 
 
