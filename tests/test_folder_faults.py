@@ -318,7 +318,6 @@ def _flip_pages(db: Path) -> None:
     db.write_bytes(bytes(data))
 
 
-
 def _sql(statement: str) -> Callable[[Path], None]:
     def damage(db: Path) -> None:
         con = sqlite3.connect(db)
