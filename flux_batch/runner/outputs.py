@@ -74,8 +74,7 @@ def _rows(store: Store, cols: Columns, *, batch: int = 1000) -> Iterator[dict[st
 
 
 def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[str, Any]]:
-    wanted = [r.id for r in rows] + [n for r in rows for n in r.job.needs]
-    outputs = store.outputs_of(wanted)
+    outputs = store.outputs_of([r.id for r in rows] + [n for r in rows for n in r.job.needs])
     for row in rows:
         job = row.job
         base: dict[str, Any] = {

@@ -516,10 +516,12 @@ class Store:
         ).fetchall()
         return [OutputRow(*r) for r in rows]
 
-    def outputs_of(self, job_ids: list[str]) -> dict[str, list[OutputRow]]:
+    def outputs_of(self, job_ids: Iterable[str]) -> dict[str, list[OutputRow]]:
+        """The outputs of each of ``job_ids`` (asked once each, however often an id is repeated)."""
+        unique = list(dict.fromkeys(job_ids))
         found: dict[str, list[OutputRow]] = {}
-        for start in range(0, len(job_ids), 500):
-            chunk = job_ids[start : start + 500]
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
             rows = self._db.execute(
                 "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb FROM"
                 " outputs"
