@@ -43,6 +43,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from flux_batch.errors import DiskFullError, FluxBatchError, StateError, StorageError, storage_error
 from flux_batch.ids import canonical_json, derive_seed
@@ -220,11 +221,15 @@ def _row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> JobRow:
     return JobRow(job, r[1], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17])
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are explicit), WAL, with a busy timeout."""
+def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, with a busy timeout.
+
+    ``immutable`` (read-only) reads the file as it is, with no locks and no ``-wal``/``-shm`` files made:
+    only for a database that no connection has open (see :func:`open_readonly`)."""
     try:
         if readonly:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10.0)
+            uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
         else:
             db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             db.execute("PRAGMA journal_mode=WAL")
@@ -807,11 +812,16 @@ def _sha256_of(path: Path) -> str | None:
 
 
 def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
-    """A read-only connection to a folder's state (None if there is none), safe beside a running run."""
+    """A read-only connection to a folder's state (None if there is none), safe beside a running run.
+
+    A WAL database that no connection has open has no ``-wal`` file; a read-only connection would create
+    ``-wal`` and ``-shm`` files beside it and leave them there. So when there is none, the file is read
+    as immutable, which creates nothing: reading must leave the folder as it was."""
     path = Path(out_dir) / STATE_FILE
     if not path.exists():
         return None
-    return connect(path, readonly=True)
+    idle = not path.with_name(f"{STATE_FILE}-wal").exists()
+    return connect(path, readonly=True, immutable=idle)
 
 
 def done_counts(

@@ -19,7 +19,10 @@ from flux_batch.runner.outputs import read_run_json
 from flux_batch.runner.progress import DONE
 from flux_batch.runner.state import PUBLIC_STATUS, SPENT_SQL, STATE_FILE, open_readonly
 
+#: The rate is over the last two minutes, or since the run's first create if that is more recent (but
+#: never over less than a second, where one job would make a wild rate).
 RATE_WINDOW_S = 120.0
+MIN_WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
     if db is None:
         raise UsageError(f"{out_dir} has no {STATE_FILE}: not a flux-batch output folder (or not run yet)")
     now = wall_clock()
+    holder = read_holder(out_dir / LOCK_FILE)
+    running = holder.pid if holder is not None and pid_alive(holder.pid) else None
     try:
         stages: dict[str, dict[str, int]] = {}
         for stage, status, n in db.execute(
@@ -54,8 +59,15 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
             public = PUBLIC_STATUS.get(status, status)
             stages.setdefault(stage, {})[public] = stages.get(stage, {}).get(public, 0) + n
         spent = db.execute(SPENT_SQL).fetchone()[0]
+        since = now - RATE_WINDOW_S
+        if holder is not None and running is not None:
+            # In a run's first minutes the window is the time since its first create, not 120 s.
+            (first,) = db.execute(
+                "SELECT MIN(intent_at) FROM attempts WHERE intent_at >= ?", (holder.started_at,)
+            ).fetchone()
+            since = max(since, first if first is not None else now)
         recent = db.execute(
-            "SELECT COUNT(*) FROM jobs WHERE live = 1 AND finished_at >= ?", (now - RATE_WINDOW_S,)
+            "SELECT COUNT(*) FROM jobs WHERE live = 1 AND finished_at >= ?", (since,)
         ).fetchone()[0]
         errors = [
             {"at": at, "job_id": job_id, "message": message}
@@ -81,9 +93,7 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
             totals[status] = totals.get(status, 0) + n
     jobs = sum(totals.values())
     done = sum(totals.get(s, 0) for s in DONE)
-    holder = read_holder(out_dir / LOCK_FILE)
-    running = holder.pid if holder is not None and pid_alive(holder.pid) else None
-    rate = recent / RATE_WINDOW_S * 60.0
+    rate = recent / max(now - since, MIN_WINDOW_S) * 60.0
     left = jobs - done
     eta = None if not running or rate <= 0 else left / rate * 60.0
     run = read_run_json(out_dir) or {}
