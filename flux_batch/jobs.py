@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flux_batch.layout import image_stem
+
 UPSTREAM_KEY = "$upstream"
 FILE_KEY = "$file"
 
@@ -57,9 +59,9 @@ class Job:
         return int(seed) if seed is not None else None
 
     def file_stem(self, output_index: int = 0) -> str:
-        """The output file's name without extension: readable slug plus id; a safe single path part."""
-        suffix = f"-{output_index}" if output_index else ""
-        return f"{self.slug}-{self.id}{suffix}"
+        """The output file's name without extension: the job id (never the prompt: see
+        :mod:`flux_batch.layout`); a safe single path part."""
+        return image_stem(self.id, output_index)
 
     def image_refs(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         """``(input name, reference)`` for every image input that is resolved at run time."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from flux_batch.ids import job_id
+from flux_batch.ids import job_id, slugify
 from flux_batch.jobs import Job, upstream_ref
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.session import ApiTarget, SessionResult, run_jobs
@@ -76,7 +77,10 @@ class YieldingClock:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
+        if seconds > 0:
+            # At least one step of the float: a wait shorter than the clock's resolution (a token bucket
+            # a hair short of a token) would otherwise leave the time where it was, forever.
+            self.now = max(self.now + seconds, math.nextafter(self.now, math.inf))
         await asyncio.sleep(0)
 
 
@@ -92,7 +96,7 @@ def make_job(model: str, stage: str, prompt: str, seed: int, needs: Sequence[str
         input=inp,
         vars={"n": seed},
         needs=tuple(needs),
-        slug=prompt.split()[0],
+        slug=slugify(prompt),
     )
 
 

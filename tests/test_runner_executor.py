@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 from runner_harness import PRO, base_jobs, chain_jobs, make_job, run, simulator
 
@@ -45,8 +46,8 @@ async def test_chain_runs_with_one_create_per_job(tmp_path: Path) -> None:
     assert (calls["create"] + calls["get"] + calls["list"]) / 10 <= 1.1
     rows = read_csv(tmp_path / "manifest.csv")
     edits = [r for r in rows if r["stage"] == "edit"]
-    assert all(r["input_input_image"].startswith("images/base/") and r["upstream_job_id"] for r in edits)
-    assert len(read_csv(tmp_path / "metadata.csv")) == 10
+    assert all(r["input_input_image"].startswith("images/=base/") and r["upstream_job_id"] for r in edits)
+    assert pq.read_metadata(tmp_path / "metadata.parquet").num_rows == 10
     assert_files_match(tmp_path)
 
 
@@ -237,7 +238,7 @@ async def test_changed_manifest_runs_only_new_jobs(tmp_path: Path) -> None:
     assert result.summary["api_calls"]["create"] == 1
     rows = read_csv(tmp_path / "manifest.csv")
     assert sorted(r["job_id"] for r in rows) == sorted(j.id for j, _ in jobs[1:])
-    assert len(list((tmp_path / "images/base").iterdir())) == 4  # the dropped job's image stays on disk
+    assert len(list((tmp_path / "images/=base").glob("*/*"))) == 4  # the dropped job's image stays on disk
 
 
 async def test_interrupt_stops_submitting_and_finishes_in_flight(tmp_path: Path) -> None:

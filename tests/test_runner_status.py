@@ -56,7 +56,7 @@ def _folder(out: Path, *, started: float, finished: list[float], pending: int) -
     store.begin_ingest()
     store.add_jobs((j, 0.01) for j in jobs)
     store.prepare_run()
-    for job, at in zip(jobs, finished):
+    for job, at in zip(jobs, finished, strict=False):
         now[0] = at - 0.5
         store.begin_attempt(job.id, dict(job.input), intent_at=at - 0.5)
         now[0] = at

@@ -70,7 +70,7 @@ def complete(fmt: str, head: bytes, tail: bytes, size: int) -> bool:
     return True
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -105,7 +105,7 @@ def finish_file(tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str
     ext = _EXTENSIONS.get(fmt, fmt.lower() or "bin")
     final = dest_dir / f"{stem}.{ext}"
     os.replace(tmp, final)
-    _fsync_dir(dest_dir)
+    fsync_dir(dest_dir)
     mtime_ns = final.stat().st_mtime_ns
     return FileInfo(final.relative_to(out_dir).as_posix(), digest, size, width, height, mtime_ns)
 

@@ -57,6 +57,7 @@ from flux_batch.errors import (
     TransportError,
     UnknownStatusError,
 )
+from flux_batch.layout import image_dir
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import MAX_SEND_S, OffsetRange, Window
 from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
@@ -735,7 +736,7 @@ class Executor:
                     self._client.http,
                     url,
                     self.settings.out_dir,
-                    f"images/{row.job.stage}",
+                    image_dir(row.job.stage, row.seq),
                     row.job.file_stem(idx),
                     headers=self._client.auth_headers(url),
                     max_bytes=self.settings.max_download_bytes,

@@ -1,10 +1,10 @@
-"""The run's tables and summary: ``manifest.csv``, ``metadata.csv`` and ``run.json``.
+"""The run's tables and summary: ``manifest.csv``, ``metadata.parquet`` and ``run.json``.
 
 ``manifest.csv`` has a row per output image of every live job (one row for a job without images, with
-its status and error); ``metadata.csv`` the same columns for downloaded images only, which makes the
-folder a Hugging Face ``imagefolder`` dataset (``file_name`` relative to the folder). Both are streamed
-from the state store in batches and replaced atomically (temporary file, fsync, rename), so a reader, or
-an interrupted run, always sees a complete file.
+its status and error); ``metadata.parquet`` the same columns, typed, for downloaded images only, which makes
+the folder a Hugging Face ``imagefolder`` dataset (``file_name`` relative to the folder; see
+:mod:`flux_batch.runner.metadata`). Both are streamed from the state store in batches and replaced
+atomically (temporary file, fsync, rename), so a reader, or an interrupted run, always sees a complete file.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ from flux_batch.layout import (
     HEAD_COLUMNS,
     INPUT_PREFIX,
     MANIFEST_CSV,
-    METADATA_CSV,
+    METADATA_PARQUET,
+    OLD_METADATA,
     RUN_JSON,
     TAIL_COLUMNS,
     VAR_PREFIX,
 )
+from flux_batch.models import get_model
+from flux_batch.runner.metadata import MetadataWriter, input_kind
 from flux_batch.runner.state import DOWNLOAD_FAILED, PUBLIC_STATUS, JobRow, OutputRow, Store
 
 #: Statuses of a job whose prediction succeeded (and was paid for): its rows carry their outputs and cost.
@@ -53,6 +56,7 @@ def columns(var_names: Sequence[str], input_names: Sequence[str]) -> Columns:
 
 
 def _cell(value: Any) -> Any:
+    """A value as manifest.csv writes it."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -63,6 +67,7 @@ def _cell(value: Any) -> Any:
 
 
 def _rows(store: Store, cols: Columns, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """Every row of the tables, in manifest order, as plain values (None where there is none)."""
     pending: list[JobRow] = []
     for row in store.iter_jobs():
         pending.append(row)
@@ -83,44 +88,45 @@ def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[s
             "model": job.model,
             "status": PUBLIC_STATUS.get(row.status, row.status),
             "prompt": job.prompt,
-            "seed": _cell(row.seed),
-            "prediction_id": _cell(row.prediction_id),
-            "upstream_job_id": ";".join(job.needs),
-            "predict_time": _cell(row.predict_time),
-            "created_at": _cell(row.created_at),
-            "completed_at": _cell(row.completed_at),
+            "seed": row.seed,
+            "prediction_id": row.prediction_id,
+            "upstream_job_id": ";".join(job.needs) or None,
+            "predict_time": row.predict_time,
+            "created_at": row.created_at,
+            "completed_at": row.completed_at,
             "attempts": row.attempts,
-            "error": _cell(row.error),
+            "error": row.error,
         }
         for name, column in cols.var_columns.items():
-            base[column] = _cell(job.vars.get(name))
+            base[column] = job.vars.get(name)
         for name, column in cols.input_columns.items():
-            base[column] = _input_cell(job.input.get(name), outputs)
+            base[column] = _input_value(job.input.get(name), outputs)
         paid = row.status in PAID and row.cost_usd is not None
         mine = outputs.get(job.id, []) if row.status in PAID else []
         if not mine:
-            yield {**base, "cost_usd": _cell(row.cost_usd) if paid else ""}
+            yield {**base, "cost_usd": row.cost_usd if paid else None}
             continue
         for output in mine:
             yield {
                 **base,
-                "file_name": _cell(output.file_name),
-                "sha256": _cell(output.sha256),
-                "bytes": _cell(output.bytes),
-                "width": _cell(output.width),
-                "height": _cell(output.height),
-                "cost_usd": round((row.cost_usd or 0.0) / len(mine), 6) if paid else "",
+                "file_name": output.file_name,
+                "sha256": output.sha256,
+                "bytes": output.bytes,
+                "width": output.width,
+                "height": output.height,
+                "cost_usd": round((row.cost_usd or 0.0) / len(mine), 6) if paid else None,
             }
 
 
-def _input_cell(value: Any, outputs: Mapping[str, list[OutputRow]]) -> Any:
+def _input_value(value: Any, outputs: Mapping[str, list[OutputRow]]) -> Any:
+    """A job's input as the tables show it: an upstream image by its file, a local file by its path."""
     if isinstance(value, Mapping) and UPSTREAM_KEY in value:
         index = int(value.get("output", 0))
         found = [o for o in outputs.get(str(value[UPSTREAM_KEY]), []) if o.idx == index]
-        return found[0].file_name or "" if found else ""
+        return found[0].file_name if found else None
     if isinstance(value, Mapping) and FILE_KEY in value:
         return str(value[FILE_KEY])
-    return _cell(value)
+    return value
 
 
 def _replace(path: Path, write: Any) -> None:
@@ -133,30 +139,39 @@ def _replace(path: Path, write: Any) -> None:
 
 
 def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
-    """Rewrite manifest.csv and metadata.csv; return (rows, images)."""
+    """Rewrite manifest.csv and metadata.parquet from one pass over the state; return (rows, images)."""
     meta = store.get_meta("columns", {"vars": [], "inputs": []})
     cols = columns(meta["vars"], meta["inputs"])
     counts = [0, 0]
-    manifest_tmp = out_dir / f".{MANIFEST_CSV}.tmp"
-    with manifest_tmp.open("w", encoding="utf-8", newline="") as fh:
-        all_rows = csv.DictWriter(fh, fieldnames=cols.header, extrasaction="ignore")
-        all_rows.writeheader()
+    with MetadataWriter(out_dir / METADATA_PARQUET, cols.header, _input_kinds(store, cols)) as images:
 
-        def images(out: Any) -> None:
-            writer = csv.DictWriter(out, fieldnames=cols.header, extrasaction="ignore")
+        def write(fh: Any) -> None:
+            writer = csv.DictWriter(fh, fieldnames=cols.header, extrasaction="ignore")
             writer.writeheader()
             for record in _rows(store, cols):
-                all_rows.writerow(record)
+                writer.writerow({k: _cell(v) for k, v in record.items()})
                 counts[0] += 1
                 if record["status"] == "succeeded" and record.get("file_name"):
-                    writer.writerow(record)
+                    images.add(record)
                     counts[1] += 1
 
-        _replace(out_dir / METADATA_CSV, images)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(manifest_tmp, out_dir / MANIFEST_CSV)
+        _replace(out_dir / MANIFEST_CSV, write)
+    for old in OLD_METADATA:  # a folder holds one metadata file, or imagefolder refuses to load it
+        (out_dir / old).unlink(missing_ok=True)
     return counts[0], counts[1]
+
+
+def _input_kinds(store: Store, cols: Columns) -> dict[str, str]:
+    """The metadata type of each ``input_<name>`` column, from the schemas of the run's models."""
+    specs = [get_model(name) for name in store.models()]
+    if not all(spec.known for spec in specs):  # a model without a schema may send anything
+        return {}
+    return {
+        column: input_kind(
+            [spec.inputs[name] for spec in specs if name in spec.inputs and name not in spec.image_inputs]
+        )
+        for name, column in cols.input_columns.items()
+    }
 
 
 def write_run_json(out_dir: Path, data: Mapping[str, Any]) -> None:

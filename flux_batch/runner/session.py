@@ -39,6 +39,7 @@ from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.lock import FolderLock
 from flux_batch.runner.outputs import write_run_json, write_tables
 from flux_batch.runner.progress import OnEvent, ignore
+from flux_batch.runner.relayout import relayout
 from flux_batch.runner.state import PUBLIC_STATUS, Store
 
 INGEST_BATCH = 2000
@@ -171,6 +172,7 @@ async def run_jobs(
             if info.owner:
                 store.set_meta(OWNER_META_KEY, dict(info.owner))
             ingest(store, jobs, retry_failed=retry_failed, reseed=reseed)
+            relayout(store, out_dir)  # before missing files are looked for: it moves them
             store.reopen_missing_files(out_dir)
             try:
                 remove_partials(out_dir)

@@ -557,6 +557,19 @@ class Store:
             self._db.execute("SELECT 1 FROM attempts WHERE prediction_id = ?", (prediction_id,)).fetchone()
         )
 
+    def models(self) -> list[str]:
+        """The models of the live jobs."""
+        rows = self._db.execute("SELECT DISTINCT model FROM jobs WHERE live = 1 ORDER BY model")
+        return [m for (m,) in rows]
+
+    def downloaded_files(self) -> list[tuple[str, int, str, int, str]]:
+        """``(job id, output index, stage, seq, file_name)`` of every downloaded output, of live jobs and
+        others, in manifest order."""
+        return self._db.execute(
+            "SELECT o.job_id, o.idx, j.stage, j.seq, o.file_name FROM outputs o JOIN jobs j"
+            " ON j.id = o.job_id WHERE o.file_name IS NOT NULL ORDER BY j.seq, o.idx"
+        ).fetchall()
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Live jobs by stage and (internal) status."""
         out: dict[str, dict[str, int]] = {}
@@ -679,6 +692,11 @@ class Store:
                 " mtime_ns = ? WHERE job_id = ? AND idx = ?",
                 (*values, job_id, idx),
             )
+
+    def move_files(self, moves: Iterable[tuple[str, str | None, str, int]]) -> None:
+        """Record ``(file_name, thumb, job id, output index)``: files moved to a new place on disk."""
+        with self._tx() as db:
+            db.executemany("UPDATE outputs SET file_name = ?, thumb = ? WHERE job_id = ? AND idx = ?", moves)
 
     def mark_succeeded(self, job_id: str) -> list[str]:
         """Every output is on disk: the job succeeded. Returns the downstream jobs it made runnable, in
