@@ -20,7 +20,9 @@ from PIL import Image, ImageDraw
 
 from flux_batch import ids
 from flux_batch.jobs import Job
+from flux_batch.layout import image_dir
 from flux_batch.report.thumbnails import make_thumbnail
+from flux_batch.runner.metadata import MetadataWriter
 
 DEV = "black-forest-labs/flux-dev"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
@@ -97,7 +99,7 @@ def build_output_folder(
     thumbnails: bool = True,
     finished: bool = True,
 ) -> Synthetic:
-    """Write manifest.csv, metadata.csv, run.json, images and thumbnails under ``out``."""
+    """Write manifest.csv, metadata.parquet, run.json, images and thumbnails under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     syn = Synthetic(out, tuple(subjects), tuple(guidances), tuple(styles))
     base_by_key: dict[tuple[str, str], dict[str, Any]] = {}
@@ -121,7 +123,7 @@ def build_output_folder(
                 row.update(status="failed", error=FILTER_ERROR, cost_usd="")
                 syn.failed_job = job.id
             else:
-                rel = f"images/base/{job.file_stem()}.png"
+                rel = f"{image_dir('base', clock)}/{job.file_stem()}.png"
                 hue = gi / max(1, len(guidances))
                 _finish(
                     row, out, rel, _draw(out / rel, image_size, hue, subject), image_size, thumbnails, 0.025
@@ -158,7 +160,7 @@ def build_output_folder(
             if base["status"] != "succeeded":
                 row.update(status="skipped", error=f"upstream job {base['job_id']} failed", cost_usd="")
             else:
-                rel = f"images/edit/{job.file_stem()}.png"
+                rel = f"{image_dir('edit', clock)}/{job.file_stem()}.png"
                 hue = guidances.index(guidance) / max(1, len(guidances))
                 data = _draw(out / rel, image_size, hue, f"{subject}*", ring=ti / max(1, len(styles)) + 0.1)
                 _finish(row, out, rel, data, image_size, thumbnails, 0.04)
@@ -202,15 +204,16 @@ def _finish(
 
 def _write_csvs(out: Path, rows: list[dict[str, Any]]) -> None:
     header = columns(["subject", "guidance", "style"], [*BASE_INPUTS, *EDIT_INPUTS[:1], "safety_tolerance"])
-    for name, selected in (
-        ("manifest.csv", rows),
-        ("metadata.csv", [r for r in rows if r["status"] == "succeeded"]),
-    ):
-        with open(out / name, "w", encoding="utf-8", newline="") as f:
-            writer = csv.DictWriter(f, header, extrasaction="raise")
-            writer.writeheader()
-            for row in selected:
-                writer.writerow({k: ("" if row.get(k) is None else row.get(k, "")) for k in header})
+    with open(out / "manifest.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, header, extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k, "")) for k in header})
+    kinds = {"input_num_inference_steps": "int", "input_guidance": "float", "input_safety_tolerance": "int"}
+    with MetadataWriter(out / "metadata.parquet", header, kinds) as metadata:
+        for row in rows:
+            if row["status"] == "succeeded":
+                metadata.add({k: (None if row.get(k) in ("", None) else row[k]) for k in header})
 
 
 def _write_run_json(out: Path, syn: Synthetic, finished: bool) -> None:

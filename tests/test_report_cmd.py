@@ -18,8 +18,8 @@ def test_report_writes_the_page_and_sheets_and_says_where(
     lines = capsys.readouterr().out.splitlines()
     assert lines == [
         f"report: {tmp_path / 'out/report.html'}",
-        f"contact sheet: {tmp_path / 'out/grid_base.png'}",
-        f"contact sheet: {tmp_path / 'out/grid_edit.png'}",
+        f"contact sheet: {tmp_path / 'out/grid_=base.png'}",
+        f"contact sheet: {tmp_path / 'out/grid_=edit.png'}",
     ]
     assert (tmp_path / "out/report.html").stat().st_size > 0
 

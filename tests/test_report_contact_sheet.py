@@ -1,4 +1,4 @@
-"""grid_<stage>.png: one labelled image per stage, sized by its grid, failures visible, big sweeps cut."""
+"""grid_=<stage>.png: one labelled image per stage, sized by its grid, failures visible, big sweeps cut."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from report_fixtures import build_output_folder
 
 from flux_batch.report import data
 from flux_batch.report.contact_sheet import FAILED_FILL, MAX_AXIS, write_contact_sheet
+from flux_batch.report.grid import default_grid
 
 
 def _sheets(out: Path, **kwargs: object) -> dict[str, Image.Image]:
@@ -16,8 +17,9 @@ def _sheets(out: Path, **kwargs: object) -> dict[str, Image.Image]:
     run = data.load(out)
     sheets = {}
     for stage in run.stages:
-        path = write_contact_sheet(run, stage)
-        assert path == out / f"grid_{stage.id}.png"
+        rows = run.stage_rows(stage.id)
+        path = write_contact_sheet(out, stage, default_grid(stage, rows), rows)
+        assert path == out / f"grid_={stage.id}.png"
         with Image.open(path) as image:
             sheets[stage.id] = image.convert("RGB")
     return sheets
@@ -31,9 +33,7 @@ def _count(image: Image.Image, colour: tuple[int, int, int]) -> int:
 def test_each_stage_gets_a_sheet_showing_its_images(tmp_path: Path) -> None:
     sheets = _sheets(tmp_path / "out")
     assert set(sheets) == {"base", "edit"}
-    with Image.open(
-        tmp_path / "out/.thumbs/base" / next((tmp_path / "out/.thumbs/base").iterdir()).name
-    ) as t:
+    with Image.open(next((tmp_path / "out/.thumbs/=base").glob("*/*.webp"))) as t:
         corner = t.convert("RGB").getpixel((2, 2))
     assert _count(sheets["base"], corner) > 500  # the thumbnails are pasted in
 
@@ -67,6 +67,6 @@ def test_big_sweeps_are_cut_to_the_first_rows(tmp_path: Path) -> None:
 
 def test_a_stage_without_rows_gets_no_sheet(tmp_path: Path) -> None:
     build_output_folder(tmp_path / "out")
-    run = data.load(tmp_path / "out")
-    assert write_contact_sheet(run, data.StageInfo("later", "m/x")) is None
-    assert not (tmp_path / "out/grid_later.png").exists()
+    stage = data.StageInfo("later", "m/x")
+    assert write_contact_sheet(tmp_path / "out", stage, default_grid(stage, []), []) is None
+    assert not list((tmp_path / "out").glob("grid_*later.png"))

@@ -42,7 +42,7 @@ def test_load_gives_one_row_per_csv_row_with_typed_inputs(tmp_path: Path) -> Non
     assert type(first.input["num_inference_steps"]) is int
     half = next(r for r in run.rows if r.vars.get("guidance") == "4.5" and r.stage == "base" and not r.failed)
     assert half.input["guidance"] == 4.5
-    assert first.file_name.startswith("images/base/") and first.thumb.startswith(".thumbs/base/")
+    assert first.file_name.startswith("images/=base/000/") and first.thumb.startswith(".thumbs/=base/000/")
     assert first.cost_usd == 0.025 and first.width == 96 and first.attempts == 1
 
 

@@ -15,7 +15,7 @@ def test_imagefolder_loads_one_row_per_succeeded_image(tmp_path: Path) -> None:
     out = tmp_path / "out"
     syn = build_output_folder(out)
     write_report(out)
-    assert list(out.glob(".thumbs/*/*.webp")) and list(out.glob("grid_*.png"))
+    assert list(out.glob(".thumbs/*/*/*.webp")) and list(out.glob("grid_*.png"))
     dataset = datasets.load_dataset(
         "imagefolder", data_dir=str(out), split="train", cache_dir=str(tmp_path / "cache")
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from runner_harness import base_jobs, run, simulator
+
 from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
 from flux_batch.runner.outputs import write_tables
@@ -78,3 +80,10 @@ def test_outputs_of_returns_each_output_once_for_repeated_ids(tmp_path: Path) ->
     finally:
         store.close()
     assert len(found) == 800 and all(len(outputs) == 1 for outputs in found.values())
+
+
+async def test_a_killed_runs_temporary_tables_are_removed_by_the_next_run(tmp_path: Path) -> None:
+    for name in (".manifest.csv.tmp", ".metadata.parquet.tmp", ".run.json.tmp"):
+        (tmp_path / name).write_text("half a table")
+    await run(simulator(), base_jobs(2), tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))

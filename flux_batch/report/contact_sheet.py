@@ -1,4 +1,4 @@
-"""``grid_<stage>.png``: one stage's default X/Y grid as a single labelled image, for a message or a paper.
+"""``grid_=<stage>.png``: one stage's default X/Y grid as a single labelled image, for a message or a paper.
 
 Drawn from the thumbnails with Pillow. Rows and columns carry their values, the corner names both axes,
 the title says which values the other variables are held at. A chain stage's cell shows the upstream
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from flux_batch.layout import IMAGES_DIR
-from flux_batch.report.data import Row, RunData, StageInfo
-from flux_batch.report.grid import GridSpec, cells, default_grid
+from flux_batch.layout import IMAGES_DIR, sheet_name
+from flux_batch.report.data import Row, StageInfo
+from flux_batch.report.grid import GridSpec, cells
 from flux_batch.report.thumbnails import thumb_path_for
 from flux_batch.safepath import inside
 
@@ -75,27 +75,36 @@ def _clip(text: str, font: Font, width: int) -> str:
 
 
 def sheet_path(out_dir: Path, stage: str) -> Path:
-    return Path(out_dir) / f"grid_{stage}.png"
+    return Path(out_dir) / sheet_name(stage)
 
 
-def write_contact_sheet(run: RunData, stage: StageInfo) -> Path | None:
-    """Draw ``grid_<stage>.png`` for the stage's default grid; None if the stage has no rows."""
-    rows = run.stage_rows(stage.id)
+def write_contact_sheet(out_dir: Path, stage: StageInfo, spec: GridSpec, rows: Sequence[Row]) -> Path | None:
+    """Draw the stage's sheet for grid ``spec`` from ``rows`` (the stage's rows, or just the first of each
+    cell the sheet shows: see :func:`sheet_cells`); None if there are none."""
     if not rows:
         return None
-    spec = default_grid(stage, rows)
-    image = draw_sheet(run, stage, spec, rows)
-    target = sheet_path(run.out_dir, stage.id)
+    image = draw_sheet(out_dir, stage, spec, rows)
+    target = sheet_path(out_dir, stage.id)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    image.save(tmp, "PNG")
-    os.replace(tmp, target)
+    try:
+        image.save(tmp, "PNG")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target
 
 
-def draw_sheet(run: RunData, stage: StageInfo, spec: GridSpec, rows: Sequence[Row]) -> Image.Image:
+def sheet_cells(spec: GridSpec) -> tuple[list[str], list[str]]:
+    """The row and column values a sheet shows (big sweeps cut to the first ``MAX_AXIS``)."""
+    return (
+        list(spec.rows.values if spec.rows else ("",))[:MAX_AXIS],
+        list(spec.cols.values if spec.cols else ("",))[:MAX_AXIS],
+    )
+
+
+def draw_sheet(out_dir: Path, stage: StageInfo, spec: GridSpec, rows: Sequence[Row]) -> Image.Image:
     """The sheet as a Pillow image (pure apart from reading thumbnails)."""
-    row_values = list(spec.rows.values if spec.rows else ("",))[:MAX_AXIS]
-    col_values = list(spec.cols.values if spec.cols else ("",))[:MAX_AXIS]
+    row_values, col_values = sheet_cells(spec)
     chain = bool(stage.needs)
     per_cell = 2 if chain else 1
     cell = max(MIN_CELL, min(MAX_CELL, (TARGET_WIDTH - 200) // (len(col_values) * per_cell)))
@@ -144,7 +153,7 @@ def draw_sheet(run: RunData, stage: StageInfo, spec: GridSpec, rows: Sequence[Ro
             x = left + c * (cell_w + gap)
             found = grouped.get((row_value, col_value), [])
             if found:
-                _draw_cell(sheet, draw, run.out_dir, found[0], (x, y), cell, arrow, chain, small_font)
+                _draw_cell(sheet, draw, out_dir, found[0], (x, y), cell, arrow, chain, small_font)
     return sheet
 
 

@@ -12,7 +12,8 @@ import csv
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,26 +101,82 @@ class RunData:
         return [r for r in self.rows if r.stage == stage]
 
 
-def load(out_dir: Path) -> RunData:
-    """Read ``out_dir``'s manifest.csv and run.json; UsageError if it is not a flux-batch output folder."""
-    out_dir = Path(out_dir)
-    csv_path = out_dir / MANIFEST_CSV
-    if not csv_path.is_file():
-        raise UsageError(
-            f"{out_dir} has no {MANIFEST_CSV}: is it a flux-batch output folder? (see `flux-batch run`)"
+class Folder:
+    """An output folder opened for reading: its run.json and manifest.csv's header; :meth:`rows` streams
+    the rows (never all in memory), so a report of 100,000 images reads them in one pass."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.csv_path = self.out_dir / MANIFEST_CSV
+        if not self.csv_path.is_file():
+            raise UsageError(
+                f"{out_dir} has no {MANIFEST_CSV}: is it a flux-batch output folder? (see `flux-batch run`)"
+            )
+        self.run = _load_run_json(self.out_dir / RUN_JSON)
+        with self._unreadable_as_usage_error(), open(self.csv_path, encoding="utf-8", newline="") as f:
+            self.header = tuple(next(csv.reader(f), ()))
+        self._stages = {s.id: s for s in _described_stages(self.run)}
+        # Without run.json, every column between the fixed ones and the inputs is a sweep variable.
+        self._middle = tuple(
+            c
+            for c in self.header
+            if c not in HEAD_COLUMNS and c not in TAIL_COLUMNS and not c.startswith(INPUT_PREFIX)
         )
-    run = _load_run_json(out_dir / RUN_JSON)
-    try:
-        with open(csv_path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            header = tuple(reader.fieldnames or ())
-            raw_rows = list(reader)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise UsageError(f"{csv_path} cannot be read ({exc}); run the pipeline again to rewrite it") from exc
-    stages = _stages(run, header, raw_rows)
-    columns = _Columns.of(header, stages, out_dir, _manifest_dir(run))
-    rows = tuple(_row(raw, columns) for raw in raw_rows)
-    return RunData(out_dir, stages, rows, dict(run.get("summary") or {}), run)
+        self._columns = _Columns.of(
+            self.header, tuple(self._stages.values()), self.out_dir, _manifest_dir(self.run)
+        )
+
+    @property
+    def stages(self) -> tuple[StageInfo, ...]:
+        """The stages run.json describes, then any other the rows read so far have named."""
+        return tuple(self._stages.values())
+
+    def stage(self, stage_id: str) -> StageInfo:
+        return self._stages[stage_id]
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.run.get("summary") or {})
+
+    @property
+    def name(self) -> str:
+        document = self.run.get("manifest", {}).get("document", {})
+        return str(document.get("name") or self.out_dir.name)
+
+    def rows(self) -> Iterator[Row]:
+        """Every row of manifest.csv in order, except a repeat of a row already read (same job and file:
+        older versions could write one twice)."""
+        seen: set[tuple[str, str]] = set()
+        with self._unreadable_as_usage_error(), open(self.csv_path, encoding="utf-8", newline="") as f:
+            for raw in csv.DictReader(f):
+                key = (raw.get("job_id") or "", raw.get("file_name") or "")
+                if key in seen:
+                    continue
+                seen.add(key)
+                stage = raw.get("stage") or ""
+                if stage not in self._stages:
+                    info = StageInfo(stage, raw.get("model", ""), vars=self._middle)
+                    self._stages[stage] = info
+                    self._columns = self._columns.with_stage(info)
+                yield _row(raw, self._columns)
+
+
+    @contextmanager
+    def _unreadable_as_usage_error(self) -> Iterator[None]:
+        try:
+            yield
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise UsageError(
+                f"{self.csv_path} cannot be read ({exc}); run the pipeline again to rewrite it"
+            ) from exc
+
+
+def load(out_dir: Path) -> RunData:
+    """Read ``out_dir``'s manifest.csv and run.json whole; UsageError if it is not a flux-batch output
+    folder. (The report streams the rows instead: :class:`Folder`.)"""
+    folder = Folder(out_dir)
+    rows = tuple(folder.rows())
+    return RunData(folder.out_dir, folder.stages, rows, folder.summary, folder.run)
 
 
 def _load_run_json(path: Path) -> dict[str, Any]:
@@ -133,10 +190,8 @@ def _load_run_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _stages(
-    run: Mapping[str, Any], header: Sequence[str], raw_rows: Sequence[Mapping[str, str]]
-) -> tuple[StageInfo, ...]:
-    described = [
+def _described_stages(run: Mapping[str, Any]) -> list[StageInfo]:
+    return [
         StageInfo(
             id=str(s["id"]),
             model=str(s.get("model", "")),
@@ -146,18 +201,6 @@ def _stages(
         )
         for s in run.get("stages") or ()
     ]
-    known = {s.id for s in described}
-    # Without run.json, every column between the fixed ones and the inputs is a sweep variable.
-    middle = [
-        c
-        for c in header
-        if c not in HEAD_COLUMNS and c not in TAIL_COLUMNS and not c.startswith(INPUT_PREFIX)
-    ]
-    for raw in raw_rows:
-        if raw["stage"] not in known:
-            known.add(raw["stage"])
-            described.append(StageInfo(raw["stage"], raw.get("model", ""), vars=tuple(middle)))
-    return tuple(described)
 
 
 def _manifest_dir(run: Mapping[str, Any]) -> Path | None:
@@ -180,6 +223,7 @@ class _Columns:
     inputs: tuple[tuple[str, str], ...]  # (column, input name)
     out_dir: Path
     manifest_dir: Path | None
+    header: tuple[str, ...]
 
     @classmethod
     def of(
@@ -190,7 +234,11 @@ class _Columns:
         inputs = tuple(
             (c, c[len(INPUT_PREFIX) :]) for c in header if c.startswith(INPUT_PREFIX) and c not in taken
         )
-        return cls({s.id: s for s in stages}, var_columns, inputs, out_dir, manifest_dir)
+        return cls({s.id: s for s in stages}, var_columns, inputs, out_dir, manifest_dir, tuple(header))
+
+    def with_stage(self, stage: StageInfo) -> _Columns:
+        """These columns, knowing one more stage (one that run.json did not describe)."""
+        return _Columns.of(self.header, (*self.stages.values(), stage), self.out_dir, self.manifest_dir)
 
 
 def _row(raw: Mapping[str, str], columns: _Columns) -> Row:
@@ -288,7 +336,12 @@ def axis_values(rows: Iterable[Row], var: str) -> list[str]:
     seen: dict[str, None] = {}
     for row in rows:
         seen.setdefault(row.vars.get(var, ""), None)
-    values = list(seen)
+    return in_display_order(seen)
+
+
+def in_display_order(values_seen: Iterable[str]) -> list[str]:
+    """Distinct values as first seen, sorted numerically instead if all are numbers."""
+    values = list(dict.fromkeys(values_seen))
     numbers = {v: _float(v) for v in values}
     if all(n is not None for n in numbers.values()):
         return sorted(values, key=lambda v: numbers[v] or 0.0)

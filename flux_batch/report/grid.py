@@ -61,7 +61,11 @@ def default_axes(stage: StageInfo, values: Mapping[str, Sequence[str]]) -> tuple
 
 def default_grid(stage: StageInfo, rows: Sequence[Row]) -> GridSpec:
     """The grid the report opens with: default axes, every other variable held at its first value."""
-    values = all_axis_values(stage, rows)
+    return grid_of(stage, all_axis_values(stage, rows))
+
+
+def grid_of(stage: StageInfo, values: Mapping[str, Sequence[str]]) -> GridSpec:
+    """The default grid of a stage whose variables take ``values`` (in display order)."""
     row_var, col_var = default_axes(stage, values)
     fixed = {v: vals[0] for v, vals in values.items() if v not in (row_var, col_var) and vals}
     return GridSpec(

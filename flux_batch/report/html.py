@@ -1,10 +1,11 @@
-"""``report.html``: one self-contained page (inline CSS and JavaScript, no network) over a run's data.
+"""``report.html``: one page (inline CSS and JavaScript, no network) over a run's data.
 
-The job data goes into the page as JSON in a ``<script type="application/json">`` tag, column-wise (a
-list of field names, then one list of values per row) to keep 10,000 rows small; ``assets/report.js``
-draws the grid, the table and the image viewer from it. The summary is plain HTML, readable without
-JavaScript. Images and thumbnails are referenced by relative path, so the page works from ``file://``
-and keeps working when the whole output folder is moved or zipped.
+The page embeds an index as JSON in a ``<script type="application/json">`` tag (the stages, their
+variables' values and default grids, the counts, the list of data parts); the rows are in the parts
+under ``.report/`` (:mod:`flux_batch.report.parts`), which ``assets/report.js`` loads as it needs them,
+then draws the grid, the table and the image viewer. The summary is plain HTML, readable without
+JavaScript. Images, thumbnails and parts are referenced by relative path, so the page works from
+``file://`` and keeps working when the whole output folder is moved or zipped.
 """
 
 from __future__ import annotations
@@ -21,18 +22,13 @@ from typing import Any
 
 from flux_batch import __version__
 from flux_batch.report.contact_sheet import sheet_path
-from flux_batch.report.data import FAILED_STATUSES, Row, RunData
-from flux_batch.report.grid import all_axis_values, default_grid
-from flux_batch.report.repro import one_job_manifest
+from flux_batch.report.data import FAILED_STATUSES, Folder
+from flux_batch.report.grid import GridSpec
+from flux_batch.report.parts import DETAIL_FIELDS, FIELDS, INLINE_ROWS, PARTS_DIR, StageData, Written
 
-#: The per-row fields the page's script reads, in the order each row's values are embedded. The prompt
-#: and seed are read from ``input``, the model from the stage: nothing is embedded twice.
-FIELDS = (
-    "job_id", "stage", "status", "vars", "input", "image_inputs", "upstream_job_id", "file_name", "thumb",
-    "width", "height", "predict_time", "cost_usd", "attempts", "prediction_id", "created_at",
-    "completed_at", "error", "manifest",
-)  # fmt: skip
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+#: Job statuses that are not finished: a report with any of them says the run is not done.
+UNFINISHED_STATUSES = frozenset({"pending", "submitted", "running"})
 
 
 @cache
@@ -40,33 +36,35 @@ def _asset(name: str) -> str:
     return (resources.files("flux_batch.report") / "assets" / name).read_text(encoding="utf-8")
 
 
-def payload(run: RunData) -> dict[str, Any]:
-    """Everything the page's script needs, as JSON-able data."""
+def payload(folder: Folder, written: Written, grids: Mapping[str, GridSpec]) -> dict[str, Any]:
+    """The page's index, embedded in it: the stages (their values, default grid, contact sheet, parts),
+    the parts' files and the row counts by status. The rows themselves are in the parts."""
     stages = []
-    for stage in run.stages:
-        rows = run.stage_rows(stage.id)
-        spec = default_grid(stage, rows)
+    for info in folder.stages:
+        data = written.stages.get(info.id) or StageData(info)
+        spec = grids.get(info.id)
         stages.append(
             {
-                **asdict(stage),
-                "values": all_axis_values(stage, rows),
-                "rows": spec.rows.var if spec.rows else None,
-                "cols": spec.cols.var if spec.cols else None,
-                "fixed": dict(spec.fixed),
-                "sheet": sheet.name if (sheet := sheet_path(run.out_dir, stage.id)).is_file() else None,
+                **asdict(info),
+                "values": data.axis_values(),
+                "rows": spec.rows.var if spec and spec.rows else None,
+                "cols": spec.cols.var if spec and spec.cols else None,
+                "fixed": dict(spec.fixed) if spec else {},
+                "sheet": sheet.name if (sheet := sheet_path(folder.out_dir, info.id)).is_file() else None,
+                "count": data.rows,
+                "parts": data.parts,
             }
         )
     return {
-        "name": run.name,
+        "name": folder.name,
         "stages": stages,
         "fields": FIELDS,
-        "rows": [_values(row, run.name) for row in run.rows],
+        "detail_fields": DETAIL_FIELDS,
+        "dir": f"{PARTS_DIR}/{written.generation}/",
+        "parts": written.parts,
+        "rows": written.rows,
+        "row_counts": written.row_counts,
     }
-
-
-def _values(row: Row, run_name: str) -> list[Any]:
-    extra = {"image_inputs": list(row.image_inputs), "manifest": one_job_manifest(row, run_name=run_name)}
-    return [extra[f] if f in extra else getattr(row, f) for f in FIELDS]
 
 
 def script_json(value: Any) -> str:
@@ -75,39 +73,49 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render(run: RunData, *, generated_at: str) -> str:
+def render(folder: Folder, written: Written, grids: Mapping[str, GridSpec], *, generated_at: str) -> str:
     """The whole page as text."""
-    manifest_path = run.run.get("manifest", {}).get("path", "")
+    manifest_path = folder.run.get("manifest", {}).get("path", "")
     meta = f"generated {generated_at} by flux-batch {__version__}"
     if manifest_path:
         meta = f"{manifest_path} · {meta}"
     parts = {
         "version": html.escape(__version__),
-        "title": html.escape(run.name),
+        "title": html.escape(folder.name),
         "meta": html.escape(meta),
-        "summary": summary_html(run),
+        "summary": summary_html(folder.summary, written),
         "css": _asset("report.css"),
         "js": _asset("report.js"),
-        "data": script_json(payload(run)),
+        "data": script_json(payload(folder, written, grids)),
+        "parts": _inline_parts(folder, written) if written.rows <= INLINE_ROWS else "",
     }
     # One pass over the template: text put in is never scanned again for placeholders.
     return _PLACEHOLDER.sub(lambda m: parts[m.group(1)], _asset("report.html"))
 
 
-def summary_html(run: RunData) -> str:
-    """The cards and status chips at the top of the page."""
-    summary = run.summary
-    counts: Mapping[str, int] = summary.get("counts") or _count_jobs(run)
-    jobs = summary.get("jobs", sum(counts.values()))
-    images = summary.get("images", sum(1 for r in run.rows if r.status == "succeeded"))
+def _inline_parts(folder: Folder, written: Written) -> str:
+    """The parts' scripts, to put in the page (their text is safe inside a script element)."""
+    root = folder.out_dir / PARTS_DIR / written.generation
+    return "".join(
+        f"<script>{(root / part[key]).read_text(encoding='utf-8')}</script>\n"
+        for part in written.parts
+        for key in ("src", "detail")
+    )
+
+
+def summary_html(summary: Mapping[str, Any], written: Written) -> str:
+    """The cards and status chips at the top of the page. Counts are the table's (manifest.csv as read);
+    the spend, times and calls come from run.json's summary."""
+    counts = written.status_counts()
+    jobs = len(written.job_status)
     failed = sum(n for status, n in counts.items() if status in FAILED_STATUSES)
     cost = summary.get("cost_usd")
     if cost is None:
-        cost = sum(r.cost_usd or 0.0 for r in run.rows)
+        cost = written.cost_usd
     rate = summary.get("create_rate_per_min")
     calls = summary.get("api_calls") or {}
     cards = [
-        _card("Images", f"{images:,}", f"from {_plural(jobs, 'job')}"),
+        _card("Images", f"{written.images:,}", f"from {_plural(jobs, 'job')}"),
         _card("Succeeded", f"{counts.get('succeeded', 0):,}", _percent(counts.get("succeeded", 0), jobs)),
         _card("Failed", f"{failed:,}", "failed, canceled, expired, skipped, not downloaded", bad=failed > 0),
         _card("Cost", f"${cost:,.2f}", "estimated from model prices"),
@@ -123,23 +131,29 @@ def summary_html(run: RunData) -> str:
         f'<span class="chip {html.escape(status)}">{html.escape(status)} {n:,}</span>'
         for status, n in sorted(counts.items(), key=lambda kv: (kv[0] != "succeeded", kv[0]))
     )
-    banner = ""
-    if run.summary and not summary.get("finished_at"):
-        banner = (
-            '<p class="banner" id="unfinished">This run has not finished (it was interrupted or is still '
-            "running). Run the same <code>flux-batch run</code> command again to resume it; nothing done "
-            "is redone.</p>\n"
-        )
     cards_html = f'<section id="summary" class="cards">{"".join(cards)}</section>'
-    return f'{banner}{cards_html}\n<div class="chips">{chips}</div>'
+    return f'{_banner(summary, counts)}{cards_html}\n<div class="chips">{chips}</div>'
 
 
-def _count_jobs(run: RunData) -> dict[str, int]:
-    status_by_job = {r.job_id: r.status for r in run.rows}
-    counts: dict[str, int] = {}
-    for status in status_by_job.values():
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+def _banner(summary: Mapping[str, Any], counts: Mapping[str, int]) -> str:
+    """Says when the run is not done: jobs left unfinished, an interruption, a stop, or a run that never
+    wrote its end (still running, or killed)."""
+    left = sum(n for status, n in counts.items() if status in UNFINISHED_STATUSES)
+    if summary.get("interrupted"):
+        why = "was interrupted"
+    elif summary.get("stopped"):
+        why = f"stopped ({summary['stopped']})"
+    elif summary and not summary.get("finished_at"):
+        why = "has not finished (it is still running, or was killed)"
+    elif left:
+        why = "has not finished"
+    else:
+        return ""
+    jobs = f": {_plural(left, 'job')} not done" if left else ""
+    return (
+        f'<p class="banner" id="unfinished">This run {html.escape(why)}{jobs}. Run the same '
+        "<code>flux-batch run</code> command again to resume it; nothing done is redone.</p>\n"
+    )
 
 
 def _card(label: str, value: str, sub: str = "", *, bad: bool = False) -> str:

@@ -32,6 +32,7 @@ from flux_batch.errors import (
     storage_error,
 )
 from flux_batch.jobs import Job
+from flux_batch.report.leftovers import sweep_locked
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import remove_partials
 from flux_batch.runner.executor import Executor, RunResult, RunSettings, Thumbnailer
@@ -176,6 +177,7 @@ async def run_jobs(
             store.reopen_missing_files(out_dir)
             try:
                 remove_partials(out_dir)
+                sweep_locked(out_dir)
             except OSError as exc:
                 raise storage_error(exc, f"cleaning up {out_dir}") from exc
             client = ApiClient(http, api.base_url, api.token, wall_clock=wall_clock)
@@ -183,9 +185,10 @@ async def run_jobs(
             started_mono = clock()
             summary: dict[str, Any] = {}
 
-            def checkpoint(finished: bool = False) -> None:
-                """Rewrite manifest.csv, metadata.csv and run.json from one snapshot of the state. During
-                the run the executor calls this in a worker thread, hence its own read-only connection."""
+            def checkpoint(finished: RunResult | None = None) -> None:
+                """Rewrite manifest.csv, metadata.parquet and run.json from one snapshot of the state
+                (``finished``: how the run ended, for the last one). During the run the executor calls
+                this in a worker thread, hence its own read-only connection."""
                 reader = Store.reader(out_dir)
                 try:
                     with reader.snapshot():
@@ -217,7 +220,7 @@ async def run_jobs(
                 on_executor(executor)
             result = await executor.run()
             try:
-                checkpoint(finished=True)
+                checkpoint(finished=result)
             except StorageError as err:  # the state is intact; the tables are rewritten by the next run
                 result = dataclasses.replace(result, fatal=result.fatal or err)
             counts = _public_counts(store)
@@ -254,7 +257,7 @@ def _summary(
     started_mono: float,
     clock: Callable[[], float],
     wall_clock: Callable[[], float],
-    finished: bool,
+    finished: RunResult | None,
 ) -> dict[str, Any]:
     counts = _public_counts(store)
     wall = clock() - started_mono
@@ -271,6 +274,8 @@ def _summary(
         "wall_time_s": round(wall, 3),
         "started_at": _iso(started),
         "finished_at": _iso(wall_clock()) if finished else None,
+        "interrupted": bool(finished and finished.interrupted),
+        "stopped": _stopped(finished),
         "api_calls": calls,
         "throttled_429": stats.throttled_429,
         "retries": stats.retries,
@@ -280,6 +285,15 @@ def _summary(
         "recreated": stats.recreated,
         "create_rate_per_min": round(calls["create"] / wall * 60, 2) if wall > 0 else 0.0,
     }
+
+
+def _stopped(result: RunResult | None) -> str | None:
+    """Why the run stopped before its jobs were done, if it did: a fatal error, or the budget."""
+    if result is None:
+        return None
+    if result.fatal is not None:
+        return str(result.fatal)
+    return "the budget was reached" if result.budget_reached else None
 
 
 def _run_json(info: RunInfo, summary: Mapping[str, Any]) -> dict[str, Any]:

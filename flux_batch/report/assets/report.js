@@ -1,6 +1,8 @@
-// flux-batch report: renders the grid, the table and the image viewer from the JSON embedded in the page.
-// No network and no libraries: everything here works from file://. Only the visible page of the grid or
-// the table is in the DOM, and thumbnails load lazily, so 10,000 images stay responsive.
+// flux-batch report: renders the grid, the table and the image viewer. The page embeds an index (stages,
+// their values, the list of data parts); the rows are in small script files under .report/ that are
+// loaded when a view needs them (a <script src> works from file://, where fetch() of a local file does
+// not). Only the visible page of the grid or the table is in the DOM, and thumbnails load lazily, so
+// 100,000 images stay responsive.
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
@@ -11,21 +13,89 @@
   const TABLE_PAGE = 100;
   const ALL = "\u0000all";
 
-  const stageModel = new Map(DATA.stages.map(function (s) { return [s.id, s.model]; }));
-  const rows = DATA.rows.map(function (values, index) {
-    const row = { index: index };
-    DATA.fields.forEach(function (field, k) { row[field] = values[k]; });
-    row.prompt = row.input.prompt === undefined ? "" : row.input.prompt;
-    row.seed = row.input.seed === undefined ? null : row.input.seed;
-    row.model = stageModel.get(row.stage);
-    return row;
-  });
+  const stages = DATA.stages;
+  const stageModel = new Map(stages.map(function (s) { return [s.id, s.model]; }));
+  const rows = new Array(DATA.rows);  // every row, by its number; filled as parts load
+  const stageRows = new Map(stages.map(function (s) { return [s.id, new Array(s.count)]; }));
   const byJob = new Map();
   const byFile = new Map();
-  rows.forEach(function (r) {
-    if (!byJob.has(r.job_id)) byJob.set(r.job_id, r);
-    if (r.file_name) byFile.set(r.file_name, r);
-  });
+
+  // ---- loading the data parts ---------------------------------------------------------------------
+  const loads = {};    // "p3" / "d3" -> a promise resolved when that part's script has run
+  const arrived = {};  // the same keys -> the resolver
+  const have = {};     // the same keys -> true once the part's rows are in
+  window.fluxReport = {
+    part: function (k, values) {
+      const part = DATA.parts[k];
+      const list = stageRows.get(part.stage);
+      values.forEach(function (v, i) {
+        const row = { index: part.base + i, part: k };
+        DATA.fields.forEach(function (field, f) { row[field] = v[f]; });
+        row.prompt = row.input.prompt === undefined ? "" : row.input.prompt;
+        row.seed = row.input.seed === undefined ? null : row.input.seed;
+        row.model = stageModel.get(row.stage);
+        rows[row.index] = row;
+        list[part.offset + i] = row;
+        if (!byJob.has(row.job_id)) byJob.set(row.job_id, row);
+        if (row.file_name) byFile.set(row.file_name, row);
+      });
+      have["p" + k] = true;
+      if (arrived["p" + k]) arrived["p" + k]();
+    },
+    detail: function (k, values) {
+      const base = DATA.parts[k].base;
+      values.forEach(function (v, i) {
+        DATA.detail_fields.forEach(function (field, f) { rows[base + i][field] = v[f]; });
+      });
+      have["d" + k] = true;
+      if (arrived["d" + k]) arrived["d" + k]();
+    },
+  };
+  function load(key, file) {
+    if (!loads[key]) {
+      loads[key] = new Promise(function (resolve, reject) {
+        arrived[key] = resolve;
+        const script = document.createElement("script");
+        script.src = src(DATA.dir + file);
+        script.onerror = function () { delete loads[key]; reject(new Error("cannot load " + DATA.dir + file)); };
+        document.head.append(script);
+      });
+    }
+    return loads[key];
+  }
+  // Loads parts (their rows, and their details too when asked), telling `progress` how far it got.
+  function loadParts(ks, details, progress) {
+    let done = 0;
+    const wanted = ks.filter(function (k) { return !loads["p" + k] || (details && !loads["d" + k]); });
+    if (progress && wanted.length) progress(0, wanted.length);
+    return Promise.all(ks.map(function (k) {
+      const both = [load("p" + k, DATA.parts[k].src)];
+      if (details) both.push(both[0].then(function () { return load("d" + k, DATA.parts[k].detail); }));
+      return Promise.all(both).then(function () { if (progress && wanted.indexOf(k) >= 0) progress(++done, wanted.length); });
+    }));
+  }
+  function stageParts(ids) {
+    const out = [];
+    stages.forEach(function (s) { if (ids.indexOf(s.id) >= 0) out.push.apply(out, s.parts); });
+    return out;
+  }
+  // Calls draw() at once when the parts are here (so a view redraws synchronously), else after loading
+  // them, saying so in the element `where`.
+  function withParts(ks, details, where, draw) {
+    if (ks.every(function (k) { return have["p" + k] && (!details || have["d" + k]); })) { draw(); return; }
+    const box = $(where);
+    const hidden = box.hidden;
+    loadParts(ks, details, function (done, total) {
+      box.hidden = false;
+      box.textContent = "Loading the data: part " + done + " of " + total + "…";
+    }).then(function () { box.textContent = ""; box.hidden = hidden; draw(); }, function (err) {
+      box.hidden = false;
+      box.textContent = String(err.message || err);
+      ready();
+    });
+  }
+  function ready() { document.body.dataset.ready = "1"; }
+
   // The upstream image shown beside an edit: the one its image input names (a job with several outputs
   // feeds each to its own edit), else the first image of the first upstream job ("a;b" lists them all).
   function upstreamOf(row) {
@@ -36,8 +106,6 @@
     }
     return byJob.get(row.upstream_job_id.split(";")[0]);
   }
-  const stages = DATA.stages;
-  const stageRows = new Map(stages.map(function (s) { return [s.id, rows.filter(function (r) { return r.stage === s.id; })]; }));
 
   const state = {
     view: "grid",
@@ -167,10 +235,18 @@
       table.parentNode.hidden = true;
       $("grid-empty").hidden = false;
       $("grid-empty").textContent = "This run has no jobs yet.";
+      ready();
       return;
     }
+    renderGridControls(s, state.grids[s.id]);
+    withParts(s.parts, false, "grid-empty", drawGrid);
+  }
+
+  function drawGrid() {
+    const s = stages.find(function (x) { return x.id === state.stage; });
+    if (state.view !== "grid") return;
+    const table = $("grid");
     const g = state.grids[s.id];
-    renderGridControls(s, g);
     const rowValues = g.rows ? s.values[g.rows] : [""];
     const colValues = g.cols ? s.values[g.cols] : [""];
     const cells = new Map();
@@ -222,6 +298,22 @@
     table.parentNode.hidden = !shown;
     $("grid-empty").hidden = shown > 0;
     $("grid-empty").textContent = stageRows.get(s.id).length ? "No job matches these filters." : "This stage has no jobs yet.";
+    ready();
+  }
+
+  // The upstream image of a chain job, from its thumbnail (the full image if that is missing).
+  function upstreamImage(row) {
+    const full = row.input[row.image_inputs[0]];
+    return el("img", { src: src(row.up_thumb), alt: "upstream image", loading: "lazy", decoding: "async",
+      onerror: function (e) { if (full && e.target.dataset.fallback !== "1") { e.target.dataset.fallback = "1"; e.target.src = src(full); } } });
+  }
+
+  function openUpstream(row) {
+    const s = stages.find(function (x) { return x.id === row.stage; });
+    withParts(stageParts(s.needs), false, state.view === "grid" ? "grid-empty" : "table-loading", function () {
+      const up = upstreamOf(row);
+      if (up) openViewer([up.index], 0);
+    });
   }
 
   function thumbImage(row, alt) {
@@ -245,9 +337,8 @@
         [el("b", { text: status }), el("span", { text: row.error || (UNFINISHED.has(status) ? "not finished yet" : "") })]);
     }
     if (!chain) return main;
-    const up = upstreamOf(row);
-    const upstream = up && up.file_name
-      ? el("button", { class: "shot up", title: "upstream " + up.stage + " image", onclick: function () { openViewer([up.index], 0); } }, [thumbImage(up, "upstream image")])
+    const upstream = row.up_thumb
+      ? el("button", { class: "shot up", title: "upstream image", onclick: function () { openUpstream(row); } }, [upstreamImage(row)])
       : null;
     return el("div", { class: "pair" }, [upstream, upstream ? el("span", { class: "arrow", text: "→" }) : null, main]);
   }
@@ -328,7 +419,16 @@
 
   function renderTable(withControls) {
     renderTabs();
-    if (withControls !== false) renderTableControls();
+    const t = state.table;
+    const ks = t.stage === ALL ? DATA.parts.map(function (p, k) { return k; }) : stageParts([t.stage]);
+    withParts(ks, false, "table-loading", function () {
+      if (state.view !== "table") return;
+      if (withControls !== false || !$("table-count")) renderTableControls();
+      drawTable();
+    });
+  }
+
+  function drawTable() {
     const t = state.table;
     const selected = filteredRows();
     const columns = tableColumns(selected);
@@ -358,6 +458,7 @@
     $("jobs").replaceChildren(el("thead", null, [head]), el("tbody", null, body));
     $("table-count").textContent = selected.length.toLocaleString() + " of " + rows.length.toLocaleString() + " rows";
     $("table-pager").replaceChildren.apply($("table-pager"), pagerControls("Rows", t.page, pages, function (p) { t.page = p; renderTable(false); }, TABLE_PAGE, selected.length));
+    ready();
   }
 
   // ---- viewer -----------------------------------------------------------------------------------------
@@ -374,12 +475,18 @@
 
   function renderViewer() {
     const v = state.viewer;
-    const row = rows[v.list[v.pos]];
+    const pos = v.pos;
+    const row = rows[v.list[pos]];
     $("viewer-title").textContent = row.stage + " · " + describe(row);
-    $("viewer-prev").disabled = v.pos <= 0;
-    $("viewer-next").disabled = v.pos >= v.list.length - 1;
-    $("viewer-pos").textContent = v.list.length > 1 ? (v.pos + 1) + " / " + v.list.length : "";
+    $("viewer-prev").disabled = pos <= 0;
+    $("viewer-next").disabled = pos >= v.list.length - 1;
+    $("viewer-pos").textContent = v.list.length > 1 ? (pos + 1) + " / " + v.list.length : "";
+    drawPicture(row);
+    // The one-job manifest, the prediction id and the times are in the row's detail part.
+    withParts([row.part], true, "viewer-side", function () { if (state.viewer === v && v.pos === pos) drawDetails(row); });
+  }
 
+  function drawPicture(row) {
     const picture = [];
     if (row.status === "succeeded" && row.file_name) {
       picture.push(el("a", { href: src(row.file_name), target: "_blank", title: "open the full-size file" },
@@ -387,16 +494,18 @@
     } else {
       picture.push(el("div", { class: "tile " + statusLabel(row) }, [el("b", { text: statusLabel(row) }), el("span", { text: row.error || "" })]));
     }
-    const up = upstreamOf(row);
-    if (up) {
+    if (row.upstream_job_id) {
+      const up = upstreamOf(row);  // when its stage is loaded
       picture.push(el("div", { class: "upstream" }, [
-        up.file_name ? el("img", { src: src(up.thumb || up.file_name), alt: "upstream image", title: "open the upstream job",
-          onclick: function () { openViewer([up.index], 0); } }) : null,
-        el("span", { text: "input: " + up.stage + " job " + up.job_id + " (" + describe(up) + ")" }),
+        row.up_thumb ? el("img", { src: src(row.up_thumb), alt: "upstream image", title: "open the upstream job",
+          onclick: function () { openUpstream(row); } }) : null,
+        el("span", { text: "input: " + (up ? up.stage + " job " + up.job_id + " (" + describe(up) + ")" : "job " + row.upstream_job_id) }),
       ]));
     }
     $("viewer-picture").replaceChildren.apply($("viewer-picture"), picture);
+  }
 
+  function drawDetails(row) {
     const side = [];
     if (row.error) side.push(el("div", { class: "error", id: "viewer-error", text: row.status + ": " + row.error }));
     side.push(el("h3", { text: "Sweep values" }));
@@ -465,6 +574,6 @@
     if (e.key === "ArrowLeft") step(-1);
     if (e.key === "ArrowRight") step(1);
   });
-  render();
-  document.body.dataset.ready = "1";
+  // Inline parts (a small report carries its rows in the page) run after this script: draw once they have.
+  document.addEventListener("DOMContentLoaded", render);
 })();
