@@ -29,7 +29,6 @@ from flux_batch.layout import (
     VAR_PREFIX,
 )
 from flux_batch.models import get_model
-from flux_batch.runner.metadata import MetadataWriter, input_kind
 from flux_batch.runner.state import DOWNLOAD_FAILED, PUBLIC_STATUS, JobRow, OutputRow, Store
 
 #: Statuses of a job whose prediction succeeded (and was paid for): its rows carry their outputs and cost.
@@ -140,6 +139,8 @@ def _replace(path: Path, write: Any) -> None:
 
 def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
     """Rewrite manifest.csv and metadata.parquet from one pass over the state; return (rows, images)."""
+    from flux_batch.runner.metadata import MetadataWriter  # pyarrow: imported by the writers only
+
     meta = store.get_meta("columns", {"vars": [], "inputs": []})
     cols = columns(meta["vars"], meta["inputs"])
     counts = [0, 0]
@@ -163,6 +164,8 @@ def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
 
 def _input_kinds(store: Store, cols: Columns) -> dict[str, str]:
     """The metadata type of each ``input_<name>`` column, from the schemas of the run's models."""
+    from flux_batch.runner.metadata import input_kind
+
     specs = [get_model(name) for name in store.models()]
     if not all(spec.known for spec in specs):  # a model without a schema may send anything
         return {}
