@@ -27,7 +27,6 @@ import argparse
 import itertools
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -41,38 +40,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runner import CLK_TCK, SERVE, Simulator
 from scale_run import FAULTS, check_folder, manifest_text
 
 from flux_batch.manifest import load
 
-CLI = [sys.executable, "-c", "import sys; from flux_batch.cli import main; sys.exit(main(sys.argv[1:]))"]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+CLI = [sys.executable, "-c", SERVE]
 TERMINAL = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
 
 def fault_flags() -> list[str]:
     return [arg for f in FAULTS for arg in ("--fault", f"{f.kind}:{f.probability}")]
-
-
-class Simulator:
-    """``flux-batch simulate`` on a free port, in its own process."""
-
-    def __enter__(self) -> Simulator:
-        args = ["simulate", "--port", "0", "--seed", "1", "--latency", "0.05", "--create-rpm", "0",
-                "--other-rpm", "0", *fault_flags()]  # fmt: skip
-        self.proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            match = re.search(r"Replicate style: (\S+/v1)", line)
-            if match:
-                self.base = match[1]
-                return self
-        raise RuntimeError("the simulator did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def proc_cpu(pid: int) -> float:
@@ -180,7 +160,7 @@ def run_part(sim: Simulator, folder: Path, manifest: Path, jobs: int) -> dict[st
 
 
 def run_args(manifest: Path, out: Path, sim: Simulator) -> list[str]:
-    return ["run", str(manifest), "--out", str(out), "--base-url", sim.base, "--yes", "--quiet",
+    return ["run", str(manifest), "--out", str(out), "--base-url", f"{sim.base}/v1", "--yes", "--quiet",
             "--create-rpm", "1000000", "--other-rpm", "1000000", "--max-in-flight", "100"]  # fmt: skip
 
 
@@ -279,7 +259,8 @@ def main() -> None:
     jobs = sum(1 for _ in _expand(manifest))
     results: dict[str, Any] = {"jobs": jobs, "load_average_before": os.getloadavg(), "cpus": os.cpu_count()}
     print(json.dumps(results), flush=True)
-    with Simulator() as sim:
+    simulator = Simulator(["--latency", "0.05", "--create-rpm", "0", "--other-rpm", "0", *fault_flags()])
+    with simulator as sim:
         if "run" in parts:
             results["run"] = run_part(sim, root / "run", manifest, jobs)
             print(json.dumps({"run": results["run"]}), flush=True)

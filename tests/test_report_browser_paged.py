@@ -18,6 +18,7 @@ from flux_batch.report.parts import INLINE_ROWS, PART_ROWS
 
 pytestmark = pytest.mark.slow
 
+Tab = tuple[Page, list[str]]  # the page, and every URL it requested
 SUBJECTS = tuple(f"subject {i}" for i in range(40))
 GUIDANCES = tuple(str(2 + i / 20) for i in range(50))  # 2,000 generations, 4,000 edits: 6,000 rows
 
@@ -37,7 +38,7 @@ def rows(big: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture
-def page(big: Path) -> Iterator[tuple[Page, list[str]]]:
+def page(big: Path) -> Iterator[Tab]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         tab = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -59,7 +60,7 @@ def _parts(requests: list[str]) -> set[str]:
 
 
 def test_the_page_opens_on_its_first_stage_and_counts_as_the_table(
-    page: tuple[Page, list[str]], rows: list[dict[str, str]]
+    page: Tab, rows: list[dict[str, str]]
 ) -> None:
     tab, requests = page
     assert len(rows) == 6000 > INLINE_ROWS
@@ -76,9 +77,7 @@ def test_the_page_opens_on_its_first_stage_and_counts_as_the_table(
     assert tab.locator("#grid .shot[data-job]").count() > 0
 
 
-def test_the_table_loads_every_part_and_shows_every_row(
-    page: tuple[Page, list[str]], rows: list[dict[str, str]]
-) -> None:
+def test_the_table_loads_every_part_and_shows_every_row(page: Tab, rows: list[dict[str, str]]) -> None:
     tab, requests = page
     tab.click("#tab-table")
     tab.wait_for_function("() => /of 6,000 rows/.test(document.getElementById('table-count')?.textContent)")
@@ -88,9 +87,7 @@ def test_the_table_loads_every_part_and_shows_every_row(
     assert tab.inner_text("#table-count").startswith(f"{failures:,} of 6,000 rows")
 
 
-def test_another_stage_and_the_viewer_load_their_parts(
-    page: tuple[Page, list[str]], rows: list[dict[str, str]]
-) -> None:
+def test_another_stage_and_the_viewer_load_their_parts(page: Tab, rows: list[dict[str, str]]) -> None:
     tab, requests = page
     tab.click("[data-stage=edit]")
     tab.wait_for_selector("#grid .pair .shot.up img")
