@@ -17,6 +17,7 @@ from typing import Any
 
 from flux_batch.errors import StateError, UsageError
 from flux_batch.expand import stage_job_ids
+from flux_batch.fingerprint import manifest_fingerprint
 from flux_batch.manifest import Manifest
 from flux_batch.runner.session import OWNER_META_KEY
 from flux_batch.runner.state import SPENT_SQL, STATE_FILE, done_counts, open_readonly
@@ -30,6 +31,7 @@ class Folder:
     done: Callable[[str], dict[str, int]] | None
     spent_usd: float
     owner: Mapping[str, Any] | None
+    fingerprint: str = ""  # the manifest's (flux_batch.fingerprint): what its jobs depend on
 
     @property
     def has_state(self) -> bool:
@@ -38,12 +40,13 @@ class Folder:
 
 def read_folder(out_dir: Path, manifest: Manifest) -> Folder:
     """The folder ``out_dir`` as ``manifest`` would find it (counts of its jobs, spend, owner)."""
-    done = done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage))
+    fingerprint = manifest_fingerprint(manifest)
+    done = done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage), fingerprint=fingerprint)
     if done is None:
-        return Folder(out_dir, None, 0.0, _owner_from_run_json(out_dir))
+        return Folder(out_dir, None, 0.0, _owner_from_run_json(out_dir), fingerprint)
     db = open_readonly(out_dir)
     if db is None:  # removed in between
-        return Folder(out_dir, None, 0.0, None)
+        return Folder(out_dir, None, 0.0, None, fingerprint)
     try:
         spent = float(db.execute(SPENT_SQL).fetchone()[0] or 0.0)
         row = db.execute("SELECT value FROM meta WHERE key = ?", (OWNER_META_KEY,)).fetchone()
@@ -52,7 +55,7 @@ def read_folder(out_dir: Path, manifest: Manifest) -> Folder:
     finally:
         db.close()
     owner = _json_object(row[0]) if row else None
-    return Folder(out_dir, done, spent, owner or _owner_from_run_json(out_dir))
+    return Folder(out_dir, done, spent, owner or _owner_from_run_json(out_dir), fingerprint)
 
 
 def owner_record(manifest: Manifest) -> dict[str, Any]:

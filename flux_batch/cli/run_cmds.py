@@ -226,7 +226,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     view = ProgressView(sys.stderr, quiet=args.quiet)
     reseed = bool(args.reseed or manifest.reseed_failed)
-    result = asyncio.run(_run(jobs(), settings, target, api.simulator, info, retry_failed, reseed, view))
+    result = asyncio.run(
+        _run(jobs(), settings, target, api.simulator, info, retry_failed, reseed, view, folder.fingerprint)
+    )
     view.close()
     return _finish(result, out_dir, args.quiet, view.tally, folder.spent_usd, simulated=api.simulator)
 
@@ -300,6 +302,7 @@ async def _run(
     retry_failed: bool,
     reseed: bool,
     view: ProgressView,
+    fingerprint: str,
 ) -> SessionResult:
     loop = asyncio.get_running_loop()
     handlers: list[int] = []
@@ -329,6 +332,7 @@ async def _run(
                 reseed=reseed,
                 on_event=view.on_event,
                 on_executor=on_executor,
+                fingerprint=fingerprint,
             )
     finally:
         for sig in handlers:

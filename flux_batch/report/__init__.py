@@ -71,17 +71,20 @@ def _sheet_rows(folder: data.Folder, grids: dict[str, GridSpec]) -> dict[str, li
     """For each stage, the first row of each cell its contact sheet shows."""
     cells = {stage: sheet_cells(spec) for stage, spec in grids.items()}
     taken: dict[str, dict[tuple[str, str], data.Row]] = {stage: {} for stage in grids}
-    for row in folder.rows():
-        spec = grids.get(row.stage)
-        if spec is None or any(row.vars.get(k, "") != v for k, v in spec.fixed.items()):
+    for raw in folder.raw_rows():
+        spec = grids.get(raw["stage"])
+        if spec is None:
+            continue
+        values = folder.vars_of(raw)
+        if any(values.get(k, "") != v for k, v in spec.fixed.items()):
             continue
         key = (
-            row.vars.get(spec.rows.var, "") if spec.rows else "",
-            row.vars.get(spec.cols.var, "") if spec.cols else "",
+            values.get(spec.rows.var, "") if spec.rows else "",
+            values.get(spec.cols.var, "") if spec.cols else "",
         )
-        row_values, col_values = cells[row.stage]
-        if key[0] in row_values and key[1] in col_values:
-            taken[row.stage].setdefault(key, row)
+        row_values, col_values = cells[raw["stage"]]
+        if key[0] in row_values and key[1] in col_values and key not in taken[raw["stage"]]:
+            taken[raw["stage"]][key] = folder.row(raw)
     return {stage: list(rows.values()) for stage, rows in taken.items()}
 
 

@@ -146,6 +146,11 @@ class Folder:
     def rows(self) -> Iterator[Row]:
         """Every row of manifest.csv in order, except a repeat of a row already read (same job and file:
         older versions could write one twice)."""
+        return (self.row(raw) for raw in self.raw_rows())
+
+    def raw_rows(self) -> Iterator[dict[str, str]]:
+        """The rows of :meth:`rows` as manifest.csv has them (strings), each with ``"vars"`` of its
+        stage's sweep variables: cheap to look at before making a :class:`Row` with :meth:`row`."""
         seen: set[tuple[str, str]] = set()
         with self._unreadable_as_usage_error(), open(self.csv_path, encoding="utf-8", newline="") as f:
             for raw in csv.DictReader(f):
@@ -158,7 +163,14 @@ class Folder:
                     info = StageInfo(stage, raw.get("model", ""), vars=self._middle)
                     self._stages[stage] = info
                     self._columns = self._columns.with_stage(info)
-                yield _row(raw, self._columns)
+                yield raw
+
+    def vars_of(self, raw: Mapping[str, str]) -> dict[str, str]:
+        """A raw row's sweep values."""
+        return {v: raw.get(column, "") for v, column in self._columns.vars[raw["stage"]]}
+
+    def row(self, raw: Mapping[str, str]) -> Row:
+        return _row(raw, self._columns)
 
 
     @contextmanager

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from json.encoder import encode_basestring
 from typing import Any
 
 from flux_batch.report.data import Row
 
 
 def _scalar(value: Any) -> str:
+    if type(value) is str:  # most values: json's own string encoder, without json.dumps's set-up per call
+        return encode_basestring(value)
     return json.dumps(value, ensure_ascii=False)
 
 

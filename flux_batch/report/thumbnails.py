@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -32,13 +32,16 @@ def thumb_path_for(rel_image_path: str) -> str:
     ``images/base/cat-1a2b.png`` -> ``.thumbs/base/cat-1a2b.webp`` (a path outside ``images/`` keeps its
     folders below ``.thumbs/``).
     """
-    path = PurePosixPath(rel_image_path.replace("\\", "/"))
-    parts = path.parts
+    # Plain string work: a report of 100,000 images asks this 300,000 times (pathlib took 17 s of it).
+    parts = [p for p in rel_image_path.replace("\\", "/").split("/") if p not in ("", ".")]
     if parts and parts[0] == IMAGES_DIR:
         parts = parts[1:]
-    if not parts or path.is_absolute() or any(p in ("", ".", "..") for p in parts):
+    if not parts or ".." in parts or rel_image_path.startswith(("/", "\\")):
         raise ValueError(f"{rel_image_path!r} is not a path inside the output folder")
-    return str(PurePosixPath(THUMBS_DIR, *parts).with_suffix(".webp"))
+    name = parts[-1]
+    dot = name.rfind(".")
+    parts[-1] = (name[:dot] if dot > 0 else name) + ".webp"
+    return "/".join((THUMBS_DIR, *parts))
 
 
 def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
@@ -77,7 +80,7 @@ def ensure_thumbnail(out_dir: Path, rel_image_path: str) -> str | None:
     """The thumbnail's relative path, making it if it is missing; None if the image cannot be read."""
     try:
         rel_thumb = thumb_path_for(rel_image_path)
-        if (Path(out_dir) / rel_thumb).is_file():
+        if os.path.isfile(os.path.join(out_dir, rel_thumb)):
             return rel_thumb
         return make_thumbnail(out_dir, rel_image_path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):

@@ -27,7 +27,7 @@ BATCH = 500
 
 def relayout(store: Store, out_dir: Path) -> int:
     """Move every downloaded image not in the current layout; return how many were moved."""
-    todo = [f for f in store.downloaded_files() if not in_layout(f[4], f[2], f[0], f[1])]
+    todo = [f for f in store.unsharded_files() if not in_layout(f[4], f[2], f[0], f[1])]
     moved = 0
     for start in range(0, len(todo), BATCH):
         moves: list[tuple[str, str | None, str, int]] = []

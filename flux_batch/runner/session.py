@@ -46,6 +46,8 @@ from flux_batch.runner.state import PUBLIC_STATUS, Store
 INGEST_BATCH = 2000
 #: The state's ``meta`` key naming the manifest whose run the folder holds (``{"name": ..., "path": ...}``).
 OWNER_META_KEY = "manifest"
+#: Jobs checked against the state before a load is skipped (their ids, and places in manifest order).
+INGEST_SAMPLE = 50
 
 
 @dataclass(frozen=True)
@@ -125,14 +127,33 @@ def open_folder(out_dir: Path) -> None:
 
 
 def ingest(
-    store: Store, jobs: Iterable[tuple[Job, float | None]], *, retry_failed: bool, reseed: bool
-) -> None:
-    """Load the manifest's jobs into the store in batches, then decide what this run does."""
-    store.begin_ingest()
+    store: Store,
+    jobs: Iterable[tuple[Job, float | None]],
+    *,
+    retry_failed: bool,
+    reseed: bool,
+    fingerprint: str | None = None,
+) -> bool:
+    """Load the manifest's jobs into the store in batches, then decide what this run does. Returns
+    whether the jobs were loaded.
+
+    With the manifest's ``fingerprint`` (:mod:`flux_batch.fingerprint`): when the state's last complete
+    load was of that same manifest and its first jobs are in the state where they should be, the state
+    already holds every job, and loading them again (most of a big resume's start-up) is skipped."""
     iterator = iter(jobs)
+    if fingerprint is not None and store.ingested() == fingerprint:
+        sample = list(itertools.islice(iterator, INGEST_SAMPLE))
+        if store.live_in_order(job for job, _ in sample):
+            store.prepare_run(retry_failed=retry_failed, reseed=reseed)
+            return False
+        iterator = itertools.chain(sample, iterator)
+    store.begin_ingest()
     while batch := list(itertools.islice(iterator, INGEST_BATCH)):
         store.add_jobs(batch)
     store.prepare_run(retry_failed=retry_failed, reseed=reseed)
+    if fingerprint is not None:
+        store.finish_ingest(fingerprint)
+    return True
 
 
 def exit_code(result: RunResult, counts: Mapping[str, int]) -> int:
@@ -162,8 +183,10 @@ async def run_jobs(
     wall_clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     rng: random.Random | None = None,
+    fingerprint: str | None = None,
 ) -> SessionResult:
-    """Run ``(job, estimated cost)`` pairs into ``settings.out_dir`` (resuming what is there)."""
+    """Run ``(job, estimated cost)`` pairs into ``settings.out_dir`` (resuming what is there).
+    ``fingerprint``: the manifest's (:mod:`flux_batch.fingerprint`), to skip loading jobs already loaded."""
     out_dir = settings.out_dir
     info = info or RunInfo()
     open_folder(out_dir)
@@ -172,7 +195,7 @@ async def run_jobs(
         try:
             if info.owner:
                 store.set_meta(OWNER_META_KEY, dict(info.owner))
-            ingest(store, jobs, retry_failed=retry_failed, reseed=reseed)
+            ingest(store, jobs, retry_failed=retry_failed, reseed=reseed, fingerprint=fingerprint)
             relayout(store, out_dir)  # before missing files are looked for: it moves them
             store.reopen_missing_files(out_dir)
             try:

@@ -285,6 +285,7 @@ class Store:
         self._var_names: dict[str, None] = {}
         self._input_names: dict[str, None] = {}
         self._seq = 0
+        self._loading = False  # jobs are being (re)loaded in this session: see begin_ingest
 
     @classmethod
     def open(cls, out_dir: Path, *, clock: Callable[[], float] = time.time) -> Store:
@@ -366,12 +367,32 @@ class Store:
     # -- loading the manifest's jobs -------------------------------------------------------------------
 
     def begin_ingest(self) -> None:
-        """Start loading the current manifest's jobs: until they are added again, none is live."""
+        """Start loading the current manifest's jobs: until they are added again, none is live (and the
+        fingerprint of the last complete load no longer holds)."""
         with self._tx() as db:
             db.execute("UPDATE jobs SET live = 0 WHERE live = 1")
+            db.execute("DELETE FROM meta WHERE key = 'ingested'")
         self._var_names.clear()
         self._input_names.clear()
         self._seq = 0
+        self._loading = True
+
+    def finish_ingest(self, fingerprint: str) -> None:
+        """Every job of the manifest with this fingerprint is loaded (see :mod:`flux_batch.fingerprint`)."""
+        self.set_meta("ingested", fingerprint)
+
+    def ingested(self) -> str | None:
+        """The fingerprint of the manifest whose jobs the state holds as live, if its load completed."""
+        value = self.get_meta("ingested")
+        return value if isinstance(value, str) else None
+
+    def live_in_order(self, jobs: Iterable[Job]) -> bool:
+        """Whether these jobs are live in the state, at these places in manifest order (1, 2, ...)."""
+        for seq, job in enumerate(jobs, start=1):
+            row = self._db.execute("SELECT seq, live FROM jobs WHERE id = ?", (job.id,)).fetchone()
+            if row is None or tuple(row) != (seq, 1):
+                return False
+        return True
 
     def add_jobs(self, jobs: Iterable[tuple[Job, float | None]]) -> None:
         """Add (or mark live again) a batch of ``(job, estimated cost)``, in manifest order."""
@@ -422,10 +443,11 @@ class Store:
         recomputed, and jobs whose upstream has definitively failed are skipped.
         """
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('columns', ?)",
-                (json.dumps({"vars": list(self._var_names), "inputs": list(self._input_names)}),),
-            )
+            if self._loading:  # a load that was skipped keeps the columns of the last one
+                db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('columns', ?)",
+                    (json.dumps({"vars": list(self._var_names), "inputs": list(self._input_names)}),),
+                )
             revive = ["expired", "skipped", *(FAILED if retry_failed else ())]
             marks = ",".join("?" * len(revive))
             if reseed and retry_failed:
@@ -562,12 +584,14 @@ class Store:
         rows = self._db.execute("SELECT DISTINCT model FROM jobs WHERE live = 1 ORDER BY model")
         return [m for (m,) in rows]
 
-    def downloaded_files(self) -> list[tuple[str, int, str, int, str]]:
-        """``(job id, output index, stage, seq, file_name)`` of every downloaded output, of live jobs and
-        others, in manifest order."""
+    def unsharded_files(self) -> list[tuple[str, int, str, int, str]]:
+        """``(job id, output index, stage, seq, file_name)`` of every downloaded output (of live jobs and
+        others) whose path is not three folders deep (``images/<stage>/<shard>/<file>``): the files of
+        folders made by versions before the sharded layout."""
         return self._db.execute(
-            "SELECT o.job_id, o.idx, j.stage, j.seq, o.file_name FROM outputs o JOIN jobs j"
-            " ON j.id = o.job_id WHERE o.file_name IS NOT NULL ORDER BY j.seq, o.idx"
+            "SELECT o.job_id, o.idx, j.stage, j.seq, o.file_name FROM outputs o"
+            " JOIN jobs j ON j.id = o.job_id WHERE o.file_name IS NOT NULL"
+            " AND LENGTH(o.file_name) - LENGTH(REPLACE(o.file_name, '/', '')) != 3 ORDER BY j.seq, o.idx"
         ).fetchall()
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -843,15 +867,25 @@ def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
 
 
 def done_counts(
-    out_dir: Path, job_ids_of: Callable[[str], Iterable[str]], *, batch: int = 900
+    out_dir: Path,
+    job_ids_of: Callable[[str], Iterable[str]],
+    *,
+    batch: int = 900,
+    fingerprint: str | None = None,
 ) -> Callable[[str], dict[str, int]] | None:
     """For ``plan``: a function giving, for a stage, its jobs' counts by public status in the folder's state.
 
     ``job_ids_of(stage)`` yields the ids of the manifest's jobs of that stage, so an edited manifest is
-    counted as it is now (changed jobs are new, not done). None when the folder has no state yet.
+    counted as it is now (changed jobs are new, not done). When the state's last complete load was of a
+    manifest with this ``fingerprint`` (:mod:`flux_batch.fingerprint`), its live jobs are those jobs and
+    are counted directly, without expanding the manifest. None when the folder has no state yet.
     """
     if not (Path(out_dir) / STATE_FILE).exists():
         return None
+    live = _live_counts(out_dir) if fingerprint is not None else None
+    if live is not None and live[0] == fingerprint:
+        by_stage = live[1]
+        return lambda stage: dict(by_stage.get(stage, {}))
 
     def count(stage: str) -> dict[str, int]:
         db = open_readonly(out_dir)
@@ -875,6 +909,27 @@ def done_counts(
         return counts
 
     return count
+
+
+def _live_counts(out_dir: Path) -> tuple[str | None, dict[str, dict[str, int]]] | None:
+    """The fingerprint of the state's last complete load, and its live jobs by stage and public status."""
+    db = open_readonly(out_dir)
+    if db is None:
+        return None
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'ingested'").fetchone()
+        by_stage: dict[str, dict[str, int]] = {}
+        for stage, status, n in db.execute(
+            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
+        ):
+            public = PUBLIC_STATUS.get(status, status)
+            counts = by_stage.setdefault(stage, {})
+            counts[public] = counts.get(public, 0) + n
+    except sqlite3.Error:
+        return None  # counted the slow way, which reports the problem
+    finally:
+        db.close()
+    return (json.loads(row[0]) if row else None), by_stage
 
 
 def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -1,0 +1,78 @@
+"""A manifest's fingerprint: one hash of everything the jobs it expands to depend on.
+
+Resuming a folder expands the manifest again and loads every job into the state, to find what is left;
+at 100,000 jobs that was most of the 20 s before the first create. When the fingerprint is the one the
+state recorded after its last complete load, the jobs are those already in the state, and the load is
+skipped (:func:`flux_batch.runner.session.ingest`, which also checks a sample of jobs against the state).
+
+The hash covers the loaded manifest whole (every field of every stage, sweep, template and input, with
+the contents of the files it read: prompt lists, cases, the sha256 of local images), the model prices
+that set each job's estimated cost, flux-batch's version and the source of the modules that turn a
+manifest into jobs. A value it cannot represent stably makes the fingerprint differ on every run, which
+only means the load is never skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from importlib import import_module
+from pathlib import Path, PurePath
+from typing import Any
+
+from flux_batch import __version__
+
+#: Modules whose code decides a job's id, seed, input and order.
+EXPANSION_MODULES = ("flux_batch.expand", "flux_batch.ids", "flux_batch.jobs", "flux_batch.sweep",
+                     "flux_batch.template", "flux_batch.fingerprint")  # fmt: skip
+
+
+def manifest_fingerprint(manifest: Any) -> str:
+    """The fingerprint of a loaded :class:`flux_batch.manifest.model.Manifest`."""
+    digest = hashlib.sha256()
+    _feed(digest, {"version": __version__, "code": _code_hash()})
+    _feed(digest, {stage.id: manifest.spec_for(stage.id).price_usd for stage in manifest.stages})
+    _feed(
+        digest,
+        {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest) if f.name != "warnings"},
+    )
+    return digest.hexdigest()
+
+
+def _code_hash() -> str:
+    digest = hashlib.sha256()
+    for name in EXPANSION_MODULES:
+        source = getattr(import_module(name), "__file__", None)
+        digest.update(Path(source).read_bytes() if source else name.encode())
+    return digest.hexdigest()
+
+
+def _feed(digest: Any, value: Any) -> None:
+    """Add ``value`` to ``digest`` as a tagged token stream: types, lengths and order all count."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        digest.update(f"@{type(value).__qualname__}({len(dataclasses.fields(value))}".encode())
+        for field in dataclasses.fields(value):
+            digest.update(f"{field.name}=".encode())
+            _feed(digest, getattr(value, field.name))
+        digest.update(b")")
+    elif isinstance(value, Mapping):
+        digest.update(f"{{{len(value)}".encode())
+        for key, item in value.items():
+            _feed(digest, key)
+            _feed(digest, item)
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"[{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+        digest.update(b"]")
+    elif isinstance(value, (set, frozenset)):
+        items = sorted(repr(item) for item in value)
+        digest.update(f"<{len(items)}{items!r}>".encode())
+    elif isinstance(value, PurePath):
+        digest.update(f"path:{value.as_posix()!r};".encode())
+    else:  # a repr with an address changes every run: then the load is simply never skipped
+        digest.update(f"?{type(value).__qualname__}:{value!r};".encode())

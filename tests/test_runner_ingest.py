@@ -1,0 +1,91 @@
+"""Resuming skips loading the jobs again only when the state holds exactly the manifest's jobs: same
+manifest, same files it reads, a load that completed."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from flux_batch.expand import expand, stage_job_ids
+from flux_batch.fingerprint import manifest_fingerprint
+from flux_batch.manifest import load
+from flux_batch.manifest.model import Manifest
+from flux_batch.runner.session import ingest
+from flux_batch.runner.state import Store, done_counts
+
+
+def write(folder: Path, prompts: str = "a cat\na dog\n", guidance: str = "[2, 3]") -> Manifest:
+    (folder / "prompts.txt").write_text(prompts)
+    (folder / "m.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            version: 1
+            name: t
+            stages:
+              - id: gen
+                model: black-forest-labs/flux-pro
+                prompt: "{{subject}}"
+                matrix: {{subject: {{file: prompts.txt}}, guidance: {guidance}}}
+              - id: edit
+                model: black-forest-labs/flux-kontext-pro
+                prompt: "gold"
+                input: {{input_image: {{from: gen}}}}
+            """
+        )
+    )
+    return load(folder / "m.yaml")
+
+
+def load_jobs(store: Store, manifest: Manifest) -> bool:
+    return ingest(
+        store, ((j, 0.01) for j in expand(manifest)), retry_failed=False, reseed=False,
+        fingerprint=manifest_fingerprint(manifest),
+    )  # fmt: skip
+
+
+def live(store: Store) -> list[tuple[str, int]]:
+    return sorted(store._db.execute("SELECT id, seq FROM jobs WHERE live = 1").fetchall())
+
+
+def test_the_same_manifest_is_not_loaded_twice(tmp_path: Path) -> None:
+    manifest = write(tmp_path)
+    store = Store.open(tmp_path / "out")
+    assert load_jobs(store, manifest) is True
+    before, columns = live(store), store.get_meta("columns")
+    assert load_jobs(store, write(tmp_path)) is False  # loaded afresh from the same files
+    assert live(store) == before and store.get_meta("columns") == columns
+    store.close()
+    counts = done_counts(
+        tmp_path / "out", lambda s: stage_job_ids(manifest, s), fingerprint=manifest_fingerprint(manifest)
+    )
+    assert counts is not None and counts("gen") == {"pending": 4} and counts("edit") == {"pending": 4}
+
+
+def test_a_changed_manifest_or_file_it_reads_is_loaded(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "out")
+    load_jobs(store, write(tmp_path))
+    assert load_jobs(store, write(tmp_path, prompts="a cat\na fox\n")) is True  # the prompts file changed
+    assert {j.id for j in expand(write(tmp_path, prompts="a cat\na fox\n"))} == {i for i, _ in live(store)}
+    assert load_jobs(store, write(tmp_path, prompts="a cat\na fox\n", guidance="[2, 4]")) is True
+    store.close()
+
+
+def test_a_load_that_did_not_finish_is_done_again(tmp_path: Path) -> None:
+    manifest = write(tmp_path)
+    store = Store.open(tmp_path / "out")
+    load_jobs(store, manifest)
+    store.begin_ingest()  # a run killed while loading: half of the jobs live
+    store.add_jobs((j, 0.01) for j in list(expand(manifest))[:3])
+    assert load_jobs(store, manifest) is True
+    assert len(live(store)) == 8
+    store.close()
+
+
+def test_a_state_whose_jobs_differ_from_its_fingerprint_is_loaded(tmp_path: Path) -> None:
+    manifest = write(tmp_path)
+    store = Store.open(tmp_path / "out")
+    load_jobs(store, manifest)
+    store._db.execute("UPDATE jobs SET seq = seq + 100")  # not where the manifest puts them
+    assert load_jobs(store, manifest) is True
+    assert [seq for _, seq in live(store)] != [] and min(seq for _, seq in live(store)) == 1
+    store.close()
