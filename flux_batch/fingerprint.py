@@ -5,11 +5,12 @@ at 100,000 jobs that was most of the 20 s before the first create. When the fing
 state recorded after its last complete load, the jobs are those already in the state, and the load is
 skipped (:func:`flux_batch.runner.session.ingest`, which also checks a sample of jobs against the state).
 
-The hash covers the loaded manifest whole (every field of every stage, sweep, template and input, with
-the contents of the files it read: prompt lists, cases, the sha256 of local images), the model prices
-that set each job's estimated cost, flux-batch's version and the source of the modules that turn a
-manifest into jobs. A value it cannot represent stably makes the fingerprint differ on every run, which
-only means the load is never skipped.
+The hash covers what the loaded manifest's jobs come from (every field of every stage, sweep, template and
+input, with the contents of the files it read: prompt lists, cases, the sha256 of local images; the
+defaults, variables and base seed), the model prices that set each job's estimated cost, flux-batch's
+version and the source of the modules that turn a manifest into jobs. API settings, the budget and the
+output folder change no job, and are left out. A value it cannot represent stably makes the fingerprint
+differ on every run, which only means the load is never skipped.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 
 from flux_batch import __version__
 
+#: The manifest's fields that its jobs depend on (not its API settings, budget, retry flags or output).
+MANIFEST_FIELDS = ("path", "name", "base_seed", "defaults", "vars", "stages", "prices")
 #: Modules whose code decides a job's id, seed, input and order.
 EXPANSION_MODULES = ("flux_batch.expand", "flux_batch.ids", "flux_batch.jobs", "flux_batch.sweep",
                      "flux_batch.template", "flux_batch.fingerprint")  # fmt: skip
@@ -33,10 +36,7 @@ def manifest_fingerprint(manifest: Any) -> str:
     digest = hashlib.sha256()
     _feed(digest, {"version": __version__, "code": _code_hash()})
     _feed(digest, {stage.id: manifest.spec_for(stage.id).price_usd for stage in manifest.stages})
-    _feed(
-        digest,
-        {f.name: getattr(manifest, f.name) for f in dataclasses.fields(manifest) if f.name != "warnings"},
-    )
+    _feed(digest, {name: getattr(manifest, name) for name in MANIFEST_FIELDS})
     return digest.hexdigest()
 
 
