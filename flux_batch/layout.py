@@ -69,7 +69,7 @@ def sheet_name(stage: str) -> str:
     return f"grid_{split_safe(stage)}.png"
 
 
-#: ``manifest.csv`` (and ``metadata.csv``) start with these columns, then one per sweep variable, then one
+#: ``manifest.csv`` (and ``metadata.parquet``) start with these columns, then one per sweep variable, then one
 #: per model input other than prompt and seed (``input_<name>``), and end with ``TAIL_COLUMNS``.
 HEAD_COLUMNS = ("job_id", "stage", "model", "status", "prompt", "seed")
 TAIL_COLUMNS = (

@@ -1,4 +1,4 @@
-"""manifest.csv and metadata.csv are exact at scale: one row per image (or per job without one), whatever
+"""manifest.csv and metadata.parquet are exact at scale: one row per image (or per job without one), whatever
 the batch and chunk sizes the tables are read in."""
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ def check_owner(folder: Folder, manifest: Manifest, *, switch: bool) -> None:
     where = f" ({folder.owner['path']})" if folder.owner.get("path") else ""
     raise UsageError(
         f"{folder.path} holds the run of another manifest, {folder.owner['name']!r}{where}; running "
-        f"{manifest.name!r} there would take its rows out of manifest.csv, metadata.csv and the report: "
+        f"{manifest.name!r} there would take its rows out of manifest.csv, metadata.parquet and the report: "
         f"give another --out, or add --switch-manifest to make the folder {manifest.name!r}'s"
     )
 

@@ -14,9 +14,9 @@ from flux_batch.report import write_report
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="write report.html and grid_<stage>.png for an output folder",
+        help="write report.html and grid_=<stage>.png for an output folder",
         description="Rebuild DIR/report.html (the grid, the table and every image's parameters) and one "
-        "DIR/grid_<stage>.png contact sheet per stage from DIR's manifest.csv, run.json and images. "
+        "DIR/grid_=<stage>.png contact sheet per stage from DIR's manifest.csv, run.json and images. "
         "The runner does this after every run; use this on a copied or older folder.",
     )
     parser.add_argument("out_dir", metavar="DIR", type=Path, help="an output folder of `flux-batch run`")

@@ -10,7 +10,7 @@ download.py    safe streaming downloads of output files
 reconcile.py   resolving ambiguous creates by listing recent predictions
 inputs.py      turning run-time image references into URLs (fresh output, upload, data: URI)
 executor.py    the async orchestration
-outputs.py     manifest.csv, metadata.csv, run.json
+outputs.py     manifest.csv, metadata.parquet, run.json
 progress.py    progress snapshots sent to a callback
 status.py      the ``status`` summary of a folder
 """
