@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 
 from flux_batch.layout import HEAD_COLUMNS, TAIL_COLUMNS
 
-#: Rows per row group: what the loader reads at a time.
-ROW_GROUP = 10_000
+#: Rows per row group: what the loader reads at a time, and what the writer holds (10,000 took 35 MB more).
+ROW_GROUP = 2_000
 INT_COLUMNS = frozenset({"seed", "bytes", "width", "height", "attempts"})
 FLOAT_COLUMNS = frozenset({"predict_time", "cost_usd"})
 _TYPES = {"text": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
