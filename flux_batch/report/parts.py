@@ -137,11 +137,12 @@ def write_parts(folder: Folder, thumbnail: Callable[[str], str | None]) -> Writt
         base += part["rows"]
         offsets[part["stage"]] += part["rows"]
     written.generation = digest.hexdigest()[:16]
-    final = root / written.generation
-    if final.is_dir():
-        shutil.rmtree(staging)  # the same content is there already
-    else:
-        staging.rename(final)
+    try:
+        staging.rename(root / written.generation)
+    except OSError:
+        if not (root / written.generation).is_dir():
+            raise
+        shutil.rmtree(staging)  # the same content is there already (an earlier or concurrent report)
     return written
 
 
