@@ -65,9 +65,18 @@ def browser_figures(report: Path) -> dict[str, float]:
             action()  # type: ignore[operator]
             figures[name] = (time.perf_counter() - t) * 1000
 
-        timed("switch stage (ms)", lambda: page.click("[data-stage=edit]"))
+        # A big report loads a stage's rows when it is first shown: wait for its grid to be drawn.
+        drawn = "() => document.querySelectorAll('#grid .pair').length > 0"  # edit is a chain stage
+        timed(
+            "switch stage (ms)",
+            lambda: (page.click("[data-stage=edit]"), page.wait_for_function(drawn)),
+        )
         timed("switch axes (ms)", lambda: page.select_option("#rows-axis", "guidance"))
-        timed("open table, all rows (ms)", lambda: page.click("#tab-table"))
+        counted = "() => /of [\\d,]+ rows/.test(document.getElementById('table-count')?.textContent || '')"
+        timed(
+            "open table, all rows (ms)",
+            lambda: (page.click("#tab-table"), page.wait_for_function(counted)),
+        )
         timed("sort table by seed (ms)", lambda: page.click("#jobs th[data-key=seed]"))
         timed("filter to failures (ms)", lambda: page.select_option("#table-status", "failures"))
         timed(
