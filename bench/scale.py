@@ -117,15 +117,19 @@ class Child:
             time.sleep(0.25)
 
     def wait(self) -> dict[str, Any]:
-        _, status, usage = os.wait4(self.proc.pid, 0)
-        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        if self.proc.returncode is None:  # else reaped already by a poll()
+            _, status, usage = os.wait4(self.proc.pid, 0)
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+        else:
+            cpu = self.samples[-1][1] if self.samples else float("nan")
         wall = time.perf_counter() - self.t0
         self._thread.join(timeout=5)
         stderr = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
         return {
             "exit": self.proc.returncode,
             "wall_s": round(wall, 2),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "cpu_s": round(cpu, 2),
             # The kernel's high-water mark of the child's own image, sampled every 0.25 s: the rusage
             # figure counts the pages the child shared with this process before it ran flux-batch.
             "peak_rss_mb": round(self.hwm_kb / 1024, 1),
@@ -157,6 +161,7 @@ def per_tenth(samples: list[tuple[float, float, int]], total: int) -> list[dict[
 
 def run_part(sim: Simulator, folder: Path, manifest: Path, jobs: int) -> dict[str, Any]:
     out = folder / "out"
+    shutil.rmtree(out, ignore_errors=True)
     child = Child(run_args(manifest, out, sim), out)
     result = child.wait()
     result["tenths"] = per_tenth(child.samples, jobs)
@@ -217,6 +222,7 @@ def browser_figures(page: Path) -> dict[str, float]:
 
 def resume_part(sim: Simulator, folder: Path, manifest: Path, jobs: int) -> dict[str, Any]:
     out = folder / "out"
+    shutil.rmtree(out, ignore_errors=True)
     first = Child(run_args(manifest, out, sim), out, every=0.5)
     first.stop_at = int(jobs * 0.9)
     interrupted = first.wait()
