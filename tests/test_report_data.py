@@ -128,6 +128,16 @@ def test_a_corrupt_run_json_is_a_usage_error(tmp_path: Path) -> None:
         data.load(tmp_path / "out")
 
 
+@pytest.mark.parametrize("where", ["header", "row"])
+def test_a_manifest_csv_that_is_not_text_is_a_usage_error(tmp_path: Path, where: str) -> None:
+    build_output_folder(tmp_path / "out")
+    path = tmp_path / "out/manifest.csv"
+    text = path.read_bytes()
+    path.write_bytes(b"\xff\xfe" + text if where == "header" else text + b"\xff,\x00\n")
+    with pytest.raises(UsageError, match=r"manifest\.csv cannot be read .*run the pipeline again"):
+        data.load(tmp_path / "out")
+
+
 @pytest.mark.parametrize(
     ("text", "schema", "expected"),
     [

@@ -172,7 +172,6 @@ class Folder:
     def row(self, raw: Mapping[str, str]) -> Row:
         return _row(raw, self._columns)
 
-
     @contextmanager
     def _unreadable_as_usage_error(self) -> Iterator[None]:
         try:
