@@ -47,8 +47,11 @@ class RunQueue:
                     return row
         while True:
             while self._batch:
-                _, row = self._batch.popitem(last=False)
-                if not self._skip(row.id):
+                job_id, _ = self._batch.popitem(last=False)
+                # Read again: a job read into the batch while it was started but not yet submitted (waiting
+                # for the create limiter, still pending in the store) may have succeeded since, and its
+                # batch row would create it a second time.
+                if not self._skip(job_id) and (row := self._store.runnable_job(job_id)) is not None:
                     return row
             rows = self._store.runnable(self._batch_size, after_seq=self._cursor)
             if rows:
