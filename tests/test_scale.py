@@ -84,7 +84,16 @@ async def test_five_thousand_jobs_in_three_stages_with_faults(tmp_path: Path, fa
 
     dataset = load_dataset("imagefolder", data_dir=str(out), split="train", cache_dir=str(tmp_path / "hf"))
     assert dataset.num_rows == figures["images"]
-    assert sorted(dataset["job_id"]) == sorted(r["job_id"] for r in rows if r["file_name"])
+    # one row per image, with its prompt and parameters as the table has them (the table's checked above)
+    images = {r["job_id"]: r for r in rows if r["status"] == "succeeded" and r["file_name"]}
+    loaded = dataset.remove_columns("image").to_list()
+    assert sorted(r["job_id"] for r in loaded) == sorted(images)
+    for r in loaded:
+        want = images[r["job_id"]]
+        assert (r["prompt"], r["seed"], r["stage"]) == (want["prompt"], int(want["seed"]), want["stage"])
+        for column in ("subject", "style", "edit", "input_input_image", "input_output_format"):
+            assert (r[column] or "") == want[column], (column, r["job_id"])
+        assert want["input_output_format"] == "jpg"
 
     # Stages overlap: the first edit is created before the last generation is done, and before half are.
     for stage, upstream in (("dev-test", "train"), ("eval", "dev-test")):
