@@ -47,7 +47,7 @@ from scale_run import FAULTS, check_folder, manifest_text
 from flux_batch.manifest import load
 
 CLI = [sys.executable, "-c", SERVE]
-TERMINAL = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped")
+TERMINAL = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped", "download_failed")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 
 
