@@ -87,3 +87,27 @@ async def test_a_killed_runs_temporary_tables_are_removed_by_the_next_run(tmp_pa
         (tmp_path / name).write_text("half a table")
     await run(simulator(), base_jobs(2), tmp_path)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_job_whose_download_failed_has_a_row_but_no_image_row(tmp_path: Path) -> None:
+    # Paid for, its prediction kept for the next run to download: manifest.csv lists it (with its cost and
+    # error), the dataset does not, even when one of its files had been recorded before the failure.
+    import pyarrow.parquet as pq
+
+    store, jobs = chain_state(tmp_path, 3)
+    failed = jobs[2]
+    try:
+        with store._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status = 'download_failed', cost_usd = 0.01, error = 'HTTP 404'"
+                " WHERE id = ?",
+                (failed.id,),
+            )
+        rows, images = write_tables(store, tmp_path)
+    finally:
+        store.close()
+    assert (rows, images) == (6, 5)
+    manifest = {r["job_id"]: r for r in read(tmp_path / "manifest.csv")}
+    assert manifest[failed.id]["status"] == "download_failed" and manifest[failed.id]["cost_usd"] == "0.01"
+    listed = pq.read_table(tmp_path / "metadata.parquet").column("job_id").to_pylist()
+    assert sorted(listed) == sorted(j.id for j in jobs if j is not failed)
