@@ -1,0 +1,46 @@
+"""Near-duplicate detection over perceptual hashes, in one pass and without comparing every pair.
+
+Two 64-bit hashes within ``distance`` bits of each other agree exactly on at least one of ``distance + 1``
+bands of the hash (pigeonhole), so each hash is compared only with the hashes that share one of its bands.
+The first image seen (in manifest order) is kept; a later one within ``distance`` bits of a kept one is a
+duplicate of it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+from flux_batch.export.quality import DEDUPE_DISTANCE_DEFAULT as DEDUPE_DISTANCE
+
+BITS = 64
+
+
+class NearDuplicates:
+    """``seen(phash_hex) -> bool``: whether the hash is within ``distance`` bits of one seen before (a
+    hash that is not is remembered)."""
+
+    def __init__(self, distance: int = DEDUPE_DISTANCE) -> None:
+        if not 0 <= distance < BITS:
+            raise ValueError(f"a distance between 0 and {BITS - 1} bits")
+        self.distance = distance
+        bands = distance + 1
+        edges = [round(i * BITS / bands) for i in range(bands + 1)]
+        self._bands = [(lo, (1 << (hi - lo)) - 1) for lo, hi in itertools.pairwise(edges)]
+        self._index: list[defaultdict[int, list[int]]] = [defaultdict(list) for _ in self._bands]
+        self.kept = 0
+
+    def seen(self, phash: str) -> bool:
+        value = int(phash, 16)
+        keys = [(value >> lo) & mask for lo, mask in self._bands]
+        for index, key in zip(self._index, keys, strict=True):
+            for other in index.get(key, ()):
+                if (value ^ other).bit_count() <= self.distance:
+                    return True
+        for index, key in zip(self._index, keys, strict=True):
+            index[key].append(value)
+        self.kept += 1
+        return False
+
+    def __repr__(self) -> str:
+        return f"NearDuplicates(distance={self.distance}, kept={self.kept})"

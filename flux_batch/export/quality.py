@@ -1,0 +1,102 @@
+"""Clean data: a perceptual hash per image, and flags for samples a dataset should not hold.
+
+Flags (a sample may carry several, joined by ``;`` in the tables):
+
+* ``undecodable``: Pillow cannot decode the whole file (a truncated or damaged image).
+* ``blank``: the image is one colour or nearly so: the standard deviation of its grey levels, on a
+  64 x 64 copy, is under :data:`BLANK_STDDEV` (of 255). A safety filter's answer is often a black image.
+* ``wrong_size``: the image is not the size the job asked for: an explicit ``width``/``height`` off by
+  more than :data:`SIZE_SLACK_PX` pixels (FLUX rounds sizes to multiples of 16 or 32), or an
+  ``aspect_ratio`` ``W:H`` off by more than :data:`RATIO_SLACK` (FLUX's sizes for 16:9 are 1.75, not 1.78).
+
+The perceptual hash is ``imagehash.phash`` (64 bits, written as 16 hex digits): two images whose hashes
+differ in at most :data:`DEDUPE_DISTANCE` bits are near-duplicates (see :mod:`flux_batch.export.dedupe`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import imagehash
+from PIL import Image, ImageStat
+
+BLANK_STDDEV = 3.0
+#: Hashes at most this many bits apart (of 64) are near-duplicates: the same picture re-encoded, resized or
+#: touched up differs by a few bits; two seeds of one prompt differ by far more (about 32 when unrelated).
+DEDUPE_DISTANCE_DEFAULT = 4
+SIZE_SLACK_PX = 32
+RATIO_SLACK = 0.05
+UNDECODABLE, BLANK, WRONG_SIZE = "undecodable", "blank", "wrong_size"
+FLAGS = (UNDECODABLE, BLANK, WRONG_SIZE)
+
+
+@dataclass(frozen=True)
+class Quality:
+    """An image's perceptual hash (None when it cannot be decoded) and its flags, in :data:`FLAGS` order."""
+
+    phash: str | None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def flag_text(self) -> str:
+        return ";".join(self.flags)
+
+
+def requested_size(inputs: Mapping[str, Any]) -> tuple[str, tuple[float, float]] | None:
+    """What the job asked for: ``("pixels", (w, h))``, ``("ratio", (w, h))`` or None (no way to tell:
+    ``match_input_image``, no size inputs)."""
+    ratio = inputs.get("aspect_ratio")
+    width, height = inputs.get("width"), inputs.get("height")
+    if (ratio in (None, "custom")) and _number(width) and _number(height):
+        return "pixels", (float(width), float(height))
+    if isinstance(ratio, str) and ratio.count(":") == 1:
+        a, b = ratio.split(":")
+        try:
+            w, h = float(a), float(b)
+        except ValueError:
+            return None
+        if w > 0 and h > 0:
+            return "ratio", (w, h)
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def wrong_size(size: tuple[int, int], request: tuple[str, tuple[float, float]] | None) -> bool:
+    """Whether an image of ``size`` (width, height) is not what ``request`` asked for."""
+    if request is None:
+        return False
+    kind, (w, h) = request
+    if kind == "pixels":
+        return abs(size[0] - w) > SIZE_SLACK_PX or abs(size[1] - h) > SIZE_SLACK_PX
+    if size[1] <= 0:
+        return True
+    return abs((size[0] / size[1]) / (w / h) - 1) > RATIO_SLACK
+
+
+def inspect_image(data: bytes, inputs: Mapping[str, Any] | None = None) -> Quality:
+    """Decode ``data`` once: its perceptual hash and its flags against the job's ``inputs``."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            size = image.size
+            rgb = image.convert("RGB")
+    except Exception:  # Pillow raises many types for a damaged file; any of them means undecodable
+        return Quality(None, (UNDECODABLE,))
+    flags = []
+    grey = rgb.convert("L").resize((64, 64), Image.Resampling.BOX)
+    if ImageStat.Stat(grey).stddev[0] < BLANK_STDDEV:
+        flags.append(BLANK)
+    if wrong_size(size, requested_size(inputs or {})):
+        flags.append(WRONG_SIZE)
+    return Quality(str(imagehash.phash(rgb)), tuple(flags))
+
+
+def parse_flags(text: Any) -> tuple[str, ...]:
+    """Flags as the tables write them (``blank;wrong_size``), back as a tuple."""
+    return tuple(f for f in str(text or "").split(";") if f)
