@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.simulate_cmd",
     "flux_batch.cli.report_cmd",
     "flux_batch.cli.run_cmds",
+    "flux_batch.cli.export_cmd",
 )
 #: A command whose reader went away (``| head``) ends as if killed by SIGPIPE, as other Unix tools do.
 EXIT_BROKEN_PIPE = 128 + 13

@@ -22,10 +22,10 @@ from flux_batch.export import quality
 from flux_batch.export.card import CardFacts, card_text
 from flux_batch.export.dedupe import NearDuplicates
 from flux_batch.export.files import remove_partials, written
-from flux_batch.export.formats import DATA_DIR, FORMATS, Layout, Sample, read_keys, shard_files, write_shard
+from flux_batch.export.formats import DATA_DIR, Layout, Sample, read_keys, shard_files, write_shard
 from flux_batch.export.keys import KeySet, extension, sample_key
 from flux_batch.export.record import RECORD, Record, ShardEntry, load
-from flux_batch.export.shards import MAX_IMAGES, limits_for, plan
+from flux_batch.export.shards import FORMATS, MAX_IMAGES, limits_for, plan
 from flux_batch.export.source import SOURCE_FILE_NAME, Source, open_source
 from flux_batch.safepath import inside
 
@@ -61,6 +61,17 @@ class ExportOptions:
             raise UsageError("--shard-bytes must be positive")
         if not 0 <= self.distance <= 32:
             raise UsageError("--dedupe-distance must be between 0 and 32 bits")
+
+    def flags(self) -> str:
+        """The command-line flags that shaped the export's content (no paths: the card names them)."""
+        parts = [f"--format {self.fmt}"]
+        parts += [f"--shard-size {self.shard_images}"] if self.shard_images else []
+        parts += [f"--shard-bytes {self.shard_bytes}"] if self.shard_bytes else []
+        parts += [f"--stage {s}" for s in self.stages]
+        parts += [f"--status {s}" for s in self.statuses if self.statuses != ("succeeded",)]
+        parts += [f"--dedupe --dedupe-distance {self.distance}"] if self.dedupe else []
+        parts += ["--keep-flagged"] if self.keep_flagged else []
+        return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -179,7 +190,6 @@ def export(
     options: ExportOptions,
     *,
     progress: Callable[[int], None] | None = None,
-    command: str = "",
 ) -> ExportSummary:
     """Export ``folder`` to ``to``; ``progress(n)`` is told each shard's sample count as it is written."""
     source = open_source(folder)
@@ -219,7 +229,7 @@ def export(
         license=options.license,
         license_note=options.license_note,
         manifest_text=source.manifest_text,
-        options=command,
+        options=f"DIR {options.flags()} --to PATH",
     )
     with written(to / CARD) as fh:
         fh.write(card_text(facts).encode())

@@ -32,7 +32,6 @@ from flux_batch.export.files import written, written_dir
 from flux_batch.export.shards import shard_name
 from flux_batch.export.tarball import ShardTar
 
-FORMATS = ("webdataset", "parquet", "imagefolder")
 DATA_DIR = "data"
 #: Rows per row group of a Parquet file holding images: what ``datasets``' ``push_to_hub`` uses for image
 #: datasets, so that a reader (or the Hub's viewer) holds about 100 images at a time.

@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import imagehash
 from PIL import Image, ImageStat
 
 BLANK_STDDEV = 3.0
@@ -81,6 +80,8 @@ def wrong_size(size: tuple[int, int], request: tuple[str, tuple[float, float]] |
 
 def inspect_image(data: bytes, inputs: Mapping[str, Any] | None = None) -> Quality:
     """Decode ``data`` once: its perceptual hash and its flags against the job's ``inputs``."""
+    import imagehash  # numpy and scipy: only where images are hashed
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+FORMATS = ("webdataset", "parquet", "imagefolder")
+
 #: The Hub's limit of files in one folder: an imagefolder shard holds its images and its metadata file.
 HUB_FOLDER_FILES = 10_000
 MB = 1_000_000
