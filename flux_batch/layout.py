@@ -80,6 +80,8 @@ TAIL_COLUMNS = (
     "bytes",
     "width",
     "height",
+    "phash",
+    "flags",
     "predict_time",
     "created_at",
     "completed_at",

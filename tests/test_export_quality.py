@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from flux_batch.export.dedupe import NearDuplicates
-from flux_batch.export.quality import (
+from flux_batch.quality import (
     BLANK,
     DEDUPE_DISTANCE_DEFAULT,
     UNDECODABLE,

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch.errors import UsageError
-from flux_batch.export.quality import DEDUPE_DISTANCE_DEFAULT
 from flux_batch.export.shards import FORMATS
+from flux_batch.quality import DEDUPE_DISTANCE_DEFAULT
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flux_batch import quality
 from flux_batch.errors import UsageError
-from flux_batch.export import quality
 from flux_batch.export.card import CardFacts, card_text
 from flux_batch.export.dedupe import NearDuplicates
 from flux_batch.export.files import remove_partials, written

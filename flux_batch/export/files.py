@@ -12,20 +12,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from flux_batch.errors import storage_error
+from flux_batch.runner.download import fsync_dir
 
 PARTIAL = ".partial"
 
 
 def partial_name(final: Path) -> Path:
     return final.with_name(f".{final.name}{PARTIAL}")
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from flux_batch.errors import BadOutputError, DownloadError, storage_error
 from flux_batch.layout import IMAGES_DIR
+from flux_batch.quality import inspect_image
 from flux_batch.runner.deadline import within
 from flux_batch.runner.state import FileInfo
 
@@ -102,12 +103,14 @@ def finish_file(tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str
         tail = fh.read(16)
     if not complete(fmt, head, tail, size):
         raise DownloadError(f"the {fmt} file for {stem} is truncated ({size} bytes)")
+    found = inspect_image(tmp.read_bytes())  # kept even when flagged: it was paid for; exports leave it out
     ext = _EXTENSIONS.get(fmt, fmt.lower() or "bin")
     final = dest_dir / f"{stem}.{ext}"
     os.replace(tmp, final)
     fsync_dir(dest_dir)
     mtime_ns = final.stat().st_mtime_ns
-    return FileInfo(final.relative_to(out_dir).as_posix(), digest, size, width, height, mtime_ns)
+    rel = final.relative_to(out_dir).as_posix()
+    return FileInfo(rel, digest, size, width, height, mtime_ns, found.phash, found.flag_text)
 
 
 async def download(

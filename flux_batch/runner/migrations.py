@@ -105,10 +105,18 @@ def m003_file_times(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outputs ADD COLUMN mtime_ns INTEGER")
 
 
+def m004_image_quality(db: sqlite3.Connection) -> None:
+    """Remember each output's perceptual hash and bad-sample flags (:mod:`flux_batch.quality`), found when
+    it is downloaded; outputs of older runs have none (an export computes them)."""
+    db.execute("ALTER TABLE outputs ADD COLUMN phash TEXT")
+    db.execute("ALTER TABLE outputs ADD COLUMN flags TEXT")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_initial,
     m002_thumbnails,
     m003_file_times,
+    m004_image_quality,
 )
 
 

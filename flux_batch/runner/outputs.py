@@ -29,6 +29,7 @@ from flux_batch.layout import (
     VAR_PREFIX,
 )
 from flux_batch.models import get_model
+from flux_batch.quality import FLAGS, WRONG_SIZE, parse_flags, requested_size, wrong_size
 from flux_batch.runner.state import DOWNLOAD_FAILED, PUBLIC_STATUS, JobRow, OutputRow, Store
 
 #: Statuses of a job whose prediction succeeded (and was paid for): its rows carry their outputs and cost.
@@ -65,7 +66,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _rows(store: Store, cols: Columns, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+def table_rows(store: Store, cols: Columns, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
     """Every row of the tables, in manifest order, as plain values (None where there is none)."""
     pending: list[JobRow] = []
     for row in store.iter_jobs():
@@ -113,8 +114,22 @@ def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[s
                 "bytes": output.bytes,
                 "width": output.width,
                 "height": output.height,
+                "phash": output.phash,
+                "flags": table_flags(output, job.input),
                 "cost_usd": round((row.cost_usd or 0.0) / len(mine), 6) if paid else None,
             }
+
+
+def table_flags(output: OutputRow, inputs: Mapping[str, Any]) -> str | None:
+    """The image's flags as the tables show them: those found at its download (none recorded: None, an
+    older run's image), and ``wrong_size`` when its size is not what the job asked for."""
+    if output.flags is None:
+        return None
+    found = list(parse_flags(output.flags))
+    size = (output.width or 0, output.height or 0)
+    if WRONG_SIZE not in found and wrong_size(size, requested_size(inputs)):
+        found.append(WRONG_SIZE)
+    return ";".join(f for f in FLAGS if f in found)
 
 
 def _input_value(value: Any, outputs: Mapping[str, list[OutputRow]]) -> Any:
@@ -144,12 +159,12 @@ def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
     meta = store.get_meta("columns", {"vars": [], "inputs": []})
     cols = columns(meta["vars"], meta["inputs"])
     counts = [0, 0]
-    with MetadataWriter(out_dir / METADATA_PARQUET, cols.header, _input_kinds(store, cols)) as images:
+    with MetadataWriter(out_dir / METADATA_PARQUET, cols.header, input_kinds(store, cols)) as images:
 
         def write(fh: Any) -> None:
             writer = csv.DictWriter(fh, fieldnames=cols.header, extrasaction="ignore")
             writer.writeheader()
-            for record in _rows(store, cols):
+            for record in table_rows(store, cols):
                 writer.writerow({k: _cell(v) for k, v in record.items()})
                 counts[0] += 1
                 if record["status"] == "succeeded" and record.get("file_name"):
@@ -162,7 +177,7 @@ def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
-def _input_kinds(store: Store, cols: Columns) -> dict[str, str]:
+def input_kinds(store: Store, cols: Columns) -> dict[str, str]:
     """The metadata type of each ``input_<name>`` column, from the schemas of the run's models."""
     from flux_batch.runner.metadata import input_kind
 

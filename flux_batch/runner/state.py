@@ -112,6 +112,13 @@ class OutputRow:
     height: int | None
     thumb: str | None
     mtime_ns: int | None = None
+    phash: str | None = None
+    flags: str | None = None
+
+
+_OUTPUT_COLUMNS = (
+    "job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb, mtime_ns, phash, flags"
+)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,9 @@ class FileInfo:
     width: int
     height: int
     mtime_ns: int | None = None
+    #: The image's perceptual hash and its flags (``blank``, ``undecodable``), see flux_batch.quality.
+    phash: str | None = None
+    flags: str = ""
 
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html) that say what went wrong.
@@ -537,8 +547,7 @@ class Store:
 
     def outputs(self, job_id: str) -> list[OutputRow]:
         rows = self._db.execute(
-            "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb, mtime_ns"
-            " FROM outputs WHERE job_id = ? ORDER BY idx",
+            f"SELECT {_OUTPUT_COLUMNS} FROM outputs WHERE job_id = ? ORDER BY idx",
             (job_id,),
         ).fetchall()
         return [OutputRow(*r) for r in rows]
@@ -550,8 +559,7 @@ class Store:
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             rows = self._db.execute(
-                "SELECT job_id, idx, url, url_until, file_name, sha256, bytes, width, height, thumb FROM"
-                " outputs"
+                f"SELECT {_OUTPUT_COLUMNS} FROM outputs"
                 f" WHERE job_id IN ({','.join('?' * len(chunk))}) ORDER BY job_id, idx",
                 chunk,
             ).fetchall()
@@ -709,11 +717,14 @@ class Store:
         return {}
 
     def record_download(self, job_id: str, idx: int, info: FileInfo, thumb: str | None = None) -> None:
-        values = (info.file_name, info.sha256, info.bytes, info.width, info.height, thumb, info.mtime_ns)
+        values = (
+            *(info.file_name, info.sha256, info.bytes, info.width, info.height, thumb, info.mtime_ns),
+            *(info.phash, info.flags),
+        )
         with self._tx() as db:
             db.execute(
                 "UPDATE outputs SET file_name = ?, sha256 = ?, bytes = ?, width = ?, height = ?, thumb = ?,"
-                " mtime_ns = ? WHERE job_id = ? AND idx = ?",
+                " mtime_ns = ?, phash = ?, flags = ? WHERE job_id = ? AND idx = ?",
                 (*values, job_id, idx),
             )
 

@@ -49,8 +49,8 @@ def requested_size(inputs: Mapping[str, Any]) -> tuple[str, tuple[float, float]]
     ``match_input_image``, no size inputs)."""
     ratio = inputs.get("aspect_ratio")
     width, height = inputs.get("width"), inputs.get("height")
-    if (ratio in (None, "custom")) and _number(width) and _number(height):
-        return "pixels", (float(width), float(height))
+    if ratio in (None, "custom") and _number(width) and _number(height):
+        return "pixels", (float(width), float(height))  # type: ignore[arg-type]
     if isinstance(ratio, str) and ratio.count(":") == 1:
         a, b = ratio.split(":")
         try:
