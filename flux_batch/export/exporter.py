@@ -26,7 +26,7 @@ from flux_batch.export.formats import DATA_DIR, Layout, Sample, read_keys, shard
 from flux_batch.export.keys import KeySet, extension, sample_key
 from flux_batch.export.record import RECORD, Record, ShardEntry, load
 from flux_batch.export.shards import FORMATS, MAX_IMAGES, limits_for, plan
-from flux_batch.export.source import SOURCE_FILE_NAME, Source, open_source
+from flux_batch.export.source import SOURCE_PATH, Source, open_source
 from flux_batch.safepath import inside
 
 CARD = "README.md"
@@ -156,7 +156,7 @@ def _samples(
 ) -> Iterator[Sample]:
     near = NearDuplicates(options.distance) if options.dedupe else None
     for row in source.rows():
-        file_name = row.get(SOURCE_FILE_NAME)
+        file_name = row.get(SOURCE_PATH)
         if not file_name or row.get("status") not in options.statuses:
             continue
         if options.stages and row.get("stage") not in options.stages:

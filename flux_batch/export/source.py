@@ -18,7 +18,7 @@ from flux_batch.runner.state import STATE_FILE, Store
 
 #: The table's ``file_name`` (where the image is in the output folder) is written under this name: in an
 #: imagefolder export ``file_name`` is the image's name beside its metadata.
-SOURCE_FILE_NAME = "source_file_name"
+SOURCE_PATH = "source_path"
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,15 @@ class Source:
     manifest_text: str
 
     def rows(self) -> Iterator[dict[str, Any]]:
-        """Every row of the table, typed, with ``file_name`` as :data:`SOURCE_FILE_NAME`."""
+        """Every row of the table, typed, with ``file_name`` as :data:`SOURCE_PATH`."""
         store = Store.reader(self.folder)
         try:
             with store.snapshot():
                 meta = store.get_meta("columns", {"vars": [], "inputs": []})
                 cols = columns(meta["vars"], meta["inputs"])
                 for row in table_rows(store, cols):
-                    out = {c: typed(row.get(c), k) for c, k in self.kinds.items() if c != SOURCE_FILE_NAME}
-                    out[SOURCE_FILE_NAME] = row.get("file_name")
+                    out = {c: typed(row.get(c), k) for c, k in self.kinds.items() if c != SOURCE_PATH}
+                    out[SOURCE_PATH] = row.get("file_name")
                     yield out
         finally:
             store.close()
@@ -60,7 +60,7 @@ def open_source(folder: Path) -> Source:
         store.close()
     out = {"key": "text"}
     for column, kind in kinds.items():
-        out[SOURCE_FILE_NAME if column == "file_name" else column] = kind
+        out[SOURCE_PATH if column == "file_name" else column] = kind
     run = read_run_json(folder) or {}
     manifest = run.get("manifest") if isinstance(run.get("manifest"), dict) else {}
     document = manifest.get("document") if isinstance(manifest, dict) else None
