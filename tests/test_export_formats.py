@@ -172,7 +172,7 @@ def test_the_command(folder: Folder, tmp_path: Path, capsys: pytest.CaptureFixtu
     code = main(["export", str(folder.out), "--format", "parquet", "--to", str(tmp_path), "--dedupe"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "exported 51 images in 1 new parquet shard" in out and "4 near duplicate" in out
+    assert "exported 51 images in 1 new shard" in out and "4 near duplicate" in out
     assert main(["export", str(folder.out), "--format", "tar", "--to", str(tmp_path)]) == 2
     assert main(["export", str(folder.out), "--format", "imagefolder", "--to", str(tmp_path / "i"),
                  "--shard-size", "10000"]) == 2  # fmt: skip

@@ -27,6 +27,10 @@ def byte_size(text: str) -> int:
     return int(value * _UNITS[unit])
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "export",
@@ -83,6 +87,7 @@ def register(subparsers: Any) -> None:
         "--license", default="other", metavar="ID", help="the card's licence id on the Hub (default other)"
     )
     parser.add_argument("--license-note", default="", metavar="TEXT", help="the card's licence note")
+    parser.add_argument("--quiet", action="store_true", help="print nothing when all went well")
     parser.add_argument(
         "--overwrite", action="store_true", help="export afresh into PATH, replacing an earlier export there"
     )
@@ -108,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     summary = export(args.out_dir, args.to, options)
+    if args.quiet:
+        return 0
     left = ", ".join(f"{n:,} {why.replace('_', ' ')}" for why, n in sorted(summary.excluded.items()))
     print(
-        f"exported {summary.new_samples:,} images in {summary.new_shards:,} new {summary.fmt} shards to "
-        f"{summary.to} ({summary.samples:,} images in {summary.shards:,} shards in all)"
-        + (f"; left out: {left}" if left else "")
+        f"exported {summary.new_samples:,} images in {_count(summary.new_shards, 'new shard')} to "
+        f"{summary.to} ({summary.fmt}: {summary.samples:,} images in {_count(summary.shards, 'shard')} "
+        "in all)" + (f"; left out: {left}" if left else "")
     )
     return 0

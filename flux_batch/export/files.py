@@ -48,10 +48,8 @@ def written_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         yield tmp
-        for child in tmp.iterdir():
-            with child.open("rb") as fh:
-                os.fsync(fh.fileno())
-        fsync_dir(tmp)
+        # One sync for the shard's thousands of files: an fsync each took 10,000 images from 4 s to 49 s.
+        os.sync()
         os.replace(tmp, final)
         fsync_dir(final.parent)
     except BaseException as exc:
