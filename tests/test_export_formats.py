@@ -23,6 +23,8 @@ from flux_batch.export import formats as formats_module
 from flux_batch.export.record import RECORD
 
 FORMATS = ("webdataset", "parquet", "imagefolder")
+#: About 20 s in all (``datasets`` loads); the pure parts and flags are tested quickly beside.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
