@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
         "--shard-size",
         type=int,
         metavar="N",
-        help="images a shard (default: 10,000 webdataset, 100,000 parquet, 5,000 imagefolder; at most 9,999 "
+        help="images a shard (default: 10,000 webdataset and parquet, 5,000 imagefolder; at most 9,999 "
         "imagefolder, the Hub's 10,000 files a folder)",
     )
     parser.add_argument(
