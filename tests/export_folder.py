@@ -53,6 +53,7 @@ def build_folder(
     store.begin_ingest()
     for start in range(0, n, 5000):
         store.add_jobs(jobs[start : start + 5000])
+    store.prepare_run()  # the tables' columns, as a run records them (the inputs among them)
     store.close()
     folder = Folder(out)
     db = sqlite3.connect(out / STATE_FILE, isolation_level=None)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import io
 import random
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
+from export_folder import build_folder
 from PIL import Image, ImageDraw
 
+from flux_batch.export import ExportOptions, export
 from flux_batch.export.dedupe import NearDuplicates
 from flux_batch.quality import (
     BLANK,
@@ -19,6 +25,8 @@ from flux_batch.quality import (
     requested_size,
     wrong_size,
 )
+from flux_batch.runner.outputs import write_tables
+from flux_batch.runner.state import STATE_FILE, Store
 
 
 def picture(seed: int, size: tuple[int, int] = (256, 256), fmt: str = "WEBP", quality: int = 90) -> bytes:
@@ -110,3 +118,33 @@ def test_band_index_agrees_with_comparing_every_pair(distance: int) -> None:
         if not expected:
             kept.append(h)
     assert NearDuplicates().distance == DEDUPE_DISTANCE_DEFAULT
+
+
+def test_a_folder_without_recorded_hashes_exports_as_if_they_were_recorded(tmp_path: Path) -> None:
+    """A folder made before flux-batch recorded hashes and flags (its outputs' columns empty, as the
+    migration leaves them): the export finds them from the files, leaves out the same samples and writes
+    the same bytes, hashes and flags included, as from a folder that recorded them."""
+    recorded = build_folder(tmp_path / "new" / "out", 24, blank=2, wrong_size=2, duplicates=2).out
+    older = build_folder(tmp_path / "old" / "out", 24, blank=2, wrong_size=2, duplicates=2).out
+    db = sqlite3.connect(older / STATE_FILE)
+    db.execute("UPDATE outputs SET phash = NULL, flags = NULL")
+    db.commit()
+    db.close()
+    store = Store.open(older)
+    write_tables(store, older)
+    store.close()
+    table = pq.read_table(older / "metadata.parquet")
+    assert set(table.column("phash").to_pylist()) == {None} == set(table.column("flags").to_pylist())
+    for options in (ExportOptions("parquet", dedupe=True), ExportOptions("parquet", keep_flagged=True)):
+        mine = options.fmt + ("-dedupe" if options.dedupe else "-flagged")
+        summary = export(older, tmp_path / "old" / mine, options)
+        assert summary == replace(export(recorded, tmp_path / "new" / mine, options), to=summary.to)
+        shards = [tmp_path / era / mine / "data" / "000000.parquet" for era in ("old", "new")]
+        assert shards[0].read_bytes() == shards[1].read_bytes()
+    assert summary.excluded == {} and summary.samples == 24
+    rows = pq.read_table(shards[0]).to_pylist()
+    for row in rows:
+        assert row["phash"] == inspect_image(row["image"]["bytes"]).phash and len(row["phash"]) == 16
+    assert sorted(row["flags"] for row in rows if row["flags"]) == ["blank"] * 2 + ["wrong_size"] * 2
+    deduped = export(older, tmp_path / "old" / "d2", ExportOptions("parquet", dedupe=True))
+    assert deduped.excluded == {"blank": 2, "wrong_size": 2, "near_duplicate": 2}

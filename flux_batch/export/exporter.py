@@ -181,7 +181,8 @@ def _samples(
             excluded[NEAR_DUPLICATE] += 1
             continue
         size, sha256 = int(row["bytes"]), str(row["sha256"])
-        yield Sample(key, extension(file_name), {**row, "key": key}, path, size, sha256)
+        found = {"phash": phash, "flags": ";".join(flags)} if row.get("phash") is None else {}
+        yield Sample(key, extension(file_name), {**row, **found, "key": key}, path, size, sha256)
 
 
 def export(
