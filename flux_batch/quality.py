@@ -16,8 +16,9 @@ differ in at most :data:`DEDUPE_DISTANCE` bits are near-duplicates (see :mod:`fl
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageStat
@@ -30,6 +31,8 @@ SIZE_SLACK_PX = 32
 RATIO_SLACK = 0.05
 UNDECODABLE, BLANK, WRONG_SIZE = "undecodable", "blank", "wrong_size"
 FLAGS = (UNDECODABLE, BLANK, WRONG_SIZE)
+#: Not a flag of the image itself: what the tally and the report call a near-duplicate of an earlier image.
+NEAR_DUPLICATE = "near_duplicate"
 
 
 @dataclass(frozen=True)
@@ -101,3 +104,52 @@ def inspect_image(data: bytes, inputs: Mapping[str, Any] | None = None) -> Quali
 def parse_flags(text: Any) -> tuple[str, ...]:
     """Flags as the tables write them (``blank;wrong_size``), back as a tuple."""
     return tuple(f for f in str(text or "").split(";") if f)
+
+
+@dataclass
+class Tally:
+    """A folder's bad samples and near-duplicates, counted as ``flux-batch export`` with its defaults and
+    ``--dedupe`` leaves them out: each flag, the images with any, and, among the others in manifest order,
+    the near-duplicates of an earlier image (within :data:`DEDUPE_DISTANCE_DEFAULT` bits). Fed one image at a
+    time, in one pass, as the tables and the report are written."""
+
+    by_flag: Counter[str] = field(default_factory=Counter)
+    flagged: int = 0
+    near_duplicates: int = 0
+    _near: Any = None
+
+    def add(self, flags: Any, phash: Any) -> tuple[str, ...]:
+        """Count an image by its table cells; return its labels: its flags, or :data:`NEAR_DUPLICATE`."""
+        found = parse_flags(flags)
+        if found:
+            self.flagged += 1
+            self.by_flag.update(found)
+            return found
+        if not phash:
+            return ()
+        if self._near is None:
+            from flux_batch.export.dedupe import NearDuplicates
+
+            self._near = NearDuplicates(DEDUPE_DISTANCE_DEFAULT)
+        if self._near.seen(str(phash)):
+            self.near_duplicates += 1
+            return (NEAR_DUPLICATE,)
+        return ()
+
+    def summary(self) -> dict[str, Any]:
+        """For run.json's summary: ``flagged`` (images), ``flags`` (by flag) and ``near_duplicates``."""
+        flags = {f: self.by_flag[f] for f in FLAGS if self.by_flag[f]}
+        return {"flagged": self.flagged, "flags": flags, "near_duplicates": self.near_duplicates}
+
+
+def describe(summary: Mapping[str, Any]) -> str:
+    """``3 flagged: 2 blank, 1 wrong size; 4 near-duplicates`` from :meth:`Tally.summary`; "" for none."""
+    parts = []
+    if summary.get("flagged"):
+        flags = summary.get("flags") or {}
+        each = ", ".join(f"{n:,} {flag.replace('_', ' ')}" for flag, n in flags.items())
+        parts.append(f"{summary['flagged']:,} flagged" + (f": {each}" if each else ""))
+    if summary.get("near_duplicates"):
+        n = summary["near_duplicates"]
+        parts.append(f"{n:,} near-duplicate{'' if n == 1 else 's'}")
+    return "; ".join(parts)

@@ -26,6 +26,7 @@ from flux_batch.cli.manifest_cmds import budget_figures, exact_money
 from flux_batch.errors import EXIT_OK, UsageError
 from flux_batch.manifest import ApiSettings, Manifest
 from flux_batch.plan import Plan
+from flux_batch.quality import describe as describe_flags
 from flux_batch.runner.executor import Executor, RunSettings
 from flux_batch.runner.progress import Event, Tracker
 from flux_batch.runner.session import ApiTarget, RunInfo, SessionResult, run_jobs
@@ -358,8 +359,10 @@ def _finish(
     again = f"; {recreated} created again as the API no longer had their output" if recreated else ""
     total = sum(session.counts.values())
     folder = ", ".join(f"{n:,} {status}" for status, n in sorted(session.counts.items()))
+    flagged = describe_flags(session.summary)
+    flagged = f" ({flagged})" if flagged else ""
     folder_line = (
-        f"flux-batch: {out_dir}: {folder} of {total:,} jobs, {session.images:,} images; "
+        f"flux-batch: {out_dir}: {folder} of {total:,} jobs, {session.images:,} images{flagged}; "
         f"${spent:,.2f}{prices} spent there in all (manifest.csv, report.html)"
     )
     if result.fatal is not None:

@@ -76,6 +76,8 @@ class Row:
     created_at: str = ""
     completed_at: str = ""
     error: str = ""
+    phash: str = ""
+    flags: str = ""
 
     @property
     def failed(self) -> bool:
@@ -295,6 +297,8 @@ def _row(raw: Mapping[str, str], columns: _Columns) -> Row:
         created_at=raw.get("created_at", ""),
         completed_at=raw.get("completed_at", ""),
         error=raw.get("error", ""),
+        phash=raw.get("phash", ""),
+        flags=raw.get("flags", ""),
     )
 
 

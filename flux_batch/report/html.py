@@ -21,6 +21,7 @@ from importlib import resources
 from typing import Any
 
 from flux_batch import __version__
+from flux_batch.quality import Tally, describe
 from flux_batch.report.contact_sheet import sheet_path
 from flux_batch.report.data import FAILED_STATUSES, Folder
 from flux_batch.report.grid import GridSpec
@@ -118,6 +119,7 @@ def summary_html(summary: Mapping[str, Any], written: Written) -> str:
         _card("Images", f"{written.images:,}", f"from {_plural(jobs, 'job')}"),
         _card("Succeeded", f"{counts.get('succeeded', 0):,}", _percent(counts.get("succeeded", 0), jobs)),
         _card("Failed", f"{failed:,}", "failed, canceled, expired, skipped, not downloaded", bad=failed > 0),
+        _flagged_card(written.tally),
         _card("Cost", f"${cost:,.2f}", "estimated from model prices"),
         _card("Wall time", format_duration(summary.get("wall_time_s")), _span(summary)),
         _card(
@@ -154,6 +156,12 @@ def _banner(summary: Mapping[str, Any], counts: Mapping[str, int]) -> str:
         f'<p class="banner" id="unfinished">This run {html.escape(why)}{jobs}. Run the same '
         "<code>flux-batch run</code> command again to resume it; nothing done is redone.</p>\n"
     )
+
+
+def _flagged_card(tally: Tally) -> str:
+    """Bad samples (blank, undecodable, wrong size) and near-duplicates, which exports leave out."""
+    sub = describe(tally.summary()) or "no blank, undecodable or wrong-size image"
+    return _card("Flagged", f"{tally.flagged:,}", sub, bad=tally.flagged > 0)
 
 
 def _card(label: str, value: str, sub: str = "", *, bad: bool = False) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch.layout import IMAGES_DIR
+from flux_batch.quality import Tally
 from flux_batch.report.data import Folder, Row, StageInfo, in_display_order
 from flux_batch.report.repro import one_job_manifest
 from flux_batch.report.thumbnails import thumb_path_for
@@ -40,9 +41,10 @@ INLINE_ROWS = 5000
 #: from ``input``, the model from the stage; ``up_thumb`` is the thumbnail of a chain job's upstream image.
 FIELDS = (
     "job_id", "stage", "status", "vars", "input", "image_inputs", "upstream_job_id", "up_thumb",
-    "file_name", "thumb", "width", "height", "predict_time", "cost_usd", "attempts", "error",
+    "file_name", "thumb", "width", "height", "predict_time", "cost_usd", "attempts", "error", "flags",
 )  # fmt: skip
-DETAIL_FIELDS = ("prediction_id", "created_at", "completed_at", "manifest")
+#: ``flags``: an image's bad-sample flags, or ``near_duplicate`` (see :class:`flux_batch.quality.Tally`).
+DETAIL_FIELDS = ("prediction_id", "created_at", "completed_at", "manifest", "phash")
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Written:
     cost_usd: float = 0.0
     #: Rows by the status the page shows ("missing" for a succeeded row whose image cannot be read).
     row_counts: dict[str, int] = field(default_factory=dict)
+    #: The images' bad-sample flags and near-duplicates, counted from the table's rows.
+    tally: Tally = field(default_factory=Tally)
 
     def status_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -119,13 +123,15 @@ def write_parts(folder: Folder, thumbnail: Callable[[str], str | None]) -> Writt
         written.job_status.setdefault(row.job_id, row.status)
         written.rows += 1
         thumb = thumbnail(row.file_name) if row.file_name else None
+        labels: tuple[str, ...] = ()
         if row.status == "succeeded" and row.file_name:
             written.images += 1
+            labels = written.tally.add(row.flags, row.phash)
         label = "missing" if row.status == "succeeded" and not thumb else row.status
         written.row_counts[label] = written.row_counts.get(label, 0) + 1
         written.cost_usd += row.cost_usd or 0.0
         light, detail = pending.setdefault(row.stage, ([], []))
-        light.append(_light(row, thumb or ""))
+        light.append(_light(row, thumb or "", labels))
         detail.append(_detail(row, folder.name))
         if len(light) >= PART_ROWS:
             flush(row.stage)
@@ -154,12 +160,13 @@ def prune(out_dir: Path, keep: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _light(row: Row, thumb: str) -> list[Any]:
+def _light(row: Row, thumb: str, labels: tuple[str, ...]) -> list[Any]:
     upstream = next((p for p in row.image_inputs.values() if p.startswith(f"{IMAGES_DIR}/")), "")
     extra = {
         "image_inputs": list(row.image_inputs),
         "up_thumb": thumb_path_for(upstream) if upstream else "",
         "thumb": thumb,
+        "flags": ";".join(labels),
     }
     return [extra[f] if f in extra else getattr(row, f) for f in FIELDS]
 

@@ -29,7 +29,7 @@ from flux_batch.layout import (
     VAR_PREFIX,
 )
 from flux_batch.models import get_model
-from flux_batch.quality import FLAGS, WRONG_SIZE, parse_flags, requested_size, wrong_size
+from flux_batch.quality import FLAGS, WRONG_SIZE, Tally, parse_flags, requested_size, wrong_size
 from flux_batch.runner.state import DOWNLOAD_FAILED, PUBLIC_STATUS, JobRow, OutputRow, Store
 
 #: Statuses of a job whose prediction succeeded (and was paid for): its rows carry their outputs and cost.
@@ -152,13 +152,15 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
-    """Rewrite manifest.csv and metadata.parquet from one pass over the state; return (rows, images)."""
+def write_tables(store: Store, out_dir: Path, tally: Tally | None = None) -> tuple[int, int]:
+    """Rewrite manifest.csv and metadata.parquet from one pass over the state; return (rows, images).
+    ``tally`` is given each image's flags and hash as it is written (its counts go in the summary)."""
     from flux_batch.runner.metadata import MetadataWriter  # pyarrow: imported by the writers only
 
     meta = store.get_meta("columns", {"vars": [], "inputs": []})
     cols = columns(meta["vars"], meta["inputs"])
     counts = [0, 0]
+    tally = tally if tally is not None else Tally()
     with MetadataWriter(out_dir / METADATA_PARQUET, cols.header, input_kinds(store, cols)) as images:
 
         def write(fh: Any) -> None:
@@ -170,6 +172,7 @@ def write_tables(store: Store, out_dir: Path) -> tuple[int, int]:
                 if record["status"] == "succeeded" and record.get("file_name"):
                     images.add(record)
                     counts[1] += 1
+                    tally.add(record.get("flags"), record.get("phash"))
 
         _replace(out_dir / MANIFEST_CSV, write)
     for old in OLD_METADATA:  # a folder holds one metadata file, or imagefolder refuses to load it

@@ -32,6 +32,7 @@ from flux_batch.errors import (
     storage_error,
 )
 from flux_batch.jobs import Job
+from flux_batch.quality import Tally
 from flux_batch.report.leftovers import sweep_locked
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import remove_partials
@@ -216,7 +217,9 @@ async def run_jobs(
                 try:
                     with reader.snapshot():
                         new = _summary(reader, executor, started, started_mono, clock, wall_clock, finished)
-                        new["images"] = write_tables(reader, out_dir)[1]
+                        tally = Tally()
+                        new["images"] = write_tables(reader, out_dir, tally)[1]
+                        new.update(tally.summary())
                     write_run_json(out_dir, _run_json(info, new))
                 except OSError as exc:
                     raise storage_error(exc, f"writing the tables in {out_dir}") from exc

@@ -372,6 +372,7 @@
       { key: "cost", label: "cost", cls: "num", get: function (r) { return r.cost_usd; }, fmt: money },
       { key: "time", label: "time s", cls: "num", get: function (r) { return r.predict_time; }, fmt: seconds },
       { key: "attempts", label: "tries", cls: "num", get: function (r) { return r.attempts; } },
+      { key: "flags", label: "flags", cls: "flags", get: function (r) { return (r.flags || "").replace(/_/g, " ").replace(/;/g, ", "); } },
       { key: "error", label: "error", cls: "error", get: function (r) { return r.error; } }
     );
     return columns;
@@ -394,7 +395,7 @@
       if (t.status === "failures" && !FAILED.has(r.status)) return false;
       if (t.status !== ALL && t.status !== "failures" && statusLabel(r) !== t.status) return false;
       if (!q) return true;
-      const hay = [r.job_id, r.prompt, r.error, r.status, r.seed].concat(Object.values(r.vars)).join(" ").toLowerCase();
+      const hay = [r.job_id, r.prompt, r.error, r.status, r.seed, (r.flags || "").replace(/_/g, " ")].concat(Object.values(r.vars)).join(" ").toLowerCase();
       return hay.indexOf(q) >= 0;
     });
   }
@@ -518,6 +519,7 @@
     side.push(el("table", { class: "params" }, [
       paramRow("status", el("span", { class: "chip " + statusLabel(row), text: statusLabel(row) })),
       paramRow("job id", row.job_id), paramRow("prediction", row.prediction_id), paramRow("file", row.file_name),
+      paramRow("flags", (row.flags || "").replace(/_/g, " ").replace(/;/g, ", ")), paramRow("perceptual hash", row.phash),
       paramRow("size", row.width ? row.width + " × " + row.height : ""), paramRow("predict time", row.predict_time === null ? "" : seconds(row.predict_time) + " s"),
       paramRow("cost", money(row.cost_usd)), paramRow("attempts", row.attempts),
       paramRow("created", row.created_at), paramRow("completed", row.completed_at),
