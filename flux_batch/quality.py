@@ -116,7 +116,7 @@ class Tally:
     by_flag: Counter[str] = field(default_factory=Counter)
     flagged: int = 0
     near_duplicates: int = 0
-    _near: Any = None
+    _near: Any = field(default=None, repr=False, compare=False)  # NearDuplicates, made at the first hash
 
     def add(self, flags: Any, phash: Any) -> tuple[str, ...]:
         """Count an image by its table cells; return its labels: its flags, or :data:`NEAR_DUPLICATE`."""

@@ -38,12 +38,12 @@ PART_ROWS = 2000
 #: Up to this many rows, the parts go into the page itself: one file to share, every view drawn at once.
 INLINE_ROWS = 5000
 #: The per-row fields of a ``p<k>.js`` part, in the order of each row's values. Prompt and seed are read
-#: from ``input``, the model from the stage; ``up_thumb`` is the thumbnail of a chain job's upstream image.
+#: from ``input``, the model from the stage; ``up_thumb`` is the thumbnail of a chain job's upstream image;
+#: ``flags`` an image's bad-sample flags, or ``near_duplicate`` (see :class:`flux_batch.quality.Tally`).
 FIELDS = (
     "job_id", "stage", "status", "vars", "input", "image_inputs", "upstream_job_id", "up_thumb",
     "file_name", "thumb", "width", "height", "predict_time", "cost_usd", "attempts", "error", "flags",
 )  # fmt: skip
-#: ``flags``: an image's bad-sample flags, or ``near_duplicate`` (see :class:`flux_batch.quality.Tally`).
 DETAIL_FIELDS = ("prediction_id", "created_at", "completed_at", "manifest", "phash")
 
 
