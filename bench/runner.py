@@ -22,6 +22,8 @@ Scenarios (``--parts``):
 - ``overhead``: flux-batch with no limit on either side and zero latency: jobs per second end to end
   and the runner process's CPU per job, with thumbnails (a user's run) and without; and the replicate
   client on the same batch (create + download, nothing else) as the floor of httpx itself.
+- ``transports``: flux-batch without thumbnails, no limit, over each of ``--transports`` (httpcore is
+  httpx's own transport, aiohttp the one ``flux-batch run`` uses), to compare them in one run.
 - ``memory``: the overhead configuration at ``--memory-jobs`` (100,000) for the runner's peak RSS.
 
 Figures: *create-phase rate* = (creates - 1) / (last created_at - first created_at), from the server's
@@ -87,11 +89,22 @@ def _jobs(n: int) -> Iterator[tuple[Any, float | None]]:
         yield job, price
 
 
+def transport_client(name: str, max_in_flight: int) -> httpx.AsyncClient:
+    """The client ``flux-batch run`` builds (``aiohttp``), or httpx over httpcore, its own transport, with
+    the same connection limits (``httpcore``)."""
+    from flux_batch.runner.http_client import HEADROOM, http_client
+
+    if name == "aiohttp":
+        return http_client(max_in_flight)
+    total = max_in_flight + HEADROOM
+    limits = httpx.Limits(max_connections=total, max_keepalive_connections=total)
+    return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(limits=limits), follow_redirects=True)
+
+
 async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
     """One run of ``run_jobs`` set up as ``flux-batch run`` sets it up (httpx pool, limits, settings)."""
     from flux_batch.runner.executor import RunSettings
     from flux_batch.runner.session import ApiTarget, run_jobs
-    from flux_batch.runner.transport import http_client
 
     settings = RunSettings(out_dir=Path(spec["out"]), max_in_flight=spec["max_in_flight"], wait=60)
     target = ApiTarget(
@@ -101,7 +114,7 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         other_rpm=spec["other_rpm"],
         burst=spec.get("burst", 10),
     )
-    async with http_client(spec["max_in_flight"]) as http:  # as the CLI builds it
+    async with transport_client(spec.get("transport", "aiohttp"), spec["max_in_flight"]) as http:
         cpu0, _ = _usage()
         t0 = time.perf_counter()
         session = await run_jobs(
@@ -300,6 +313,7 @@ def scenario(
     return {
         "name": name,
         "tool": spec["tool"],
+        "transport": spec.get("transport", "aiohttp"),
         "jobs": spec["jobs"],
         **result,
         "server_cpu_s": server_cpu,
@@ -347,7 +361,8 @@ def _errors(kinds: dict[str, dict[str, int]], prefix: str) -> int:
 def figures(r: dict[str, Any]) -> dict[str, str]:
     """One column of the printed table."""
     jobs, kinds = r["jobs"], r["kinds"]
-    rows: dict[str, str] = {"tool": r["tool"], "jobs": f"{jobs:,}"}
+    tool = r["tool"] + (f" ({r['transport']})" if r["tool"] == "flux-batch" else "")
+    rows: dict[str, str] = {"tool": tool, "jobs": f"{jobs:,}"}
     rows["delivered (image on disk)"] = f"{r['delivered']:,}"
     lost = r["lost"]
     rows["lost"] = ", ".join(f"{n} {why}" for why, n in sorted(lost.items())) if lost else "0"
@@ -430,6 +445,9 @@ def main() -> None:
     parser.add_argument("--faults", default="html_5xx:0.02,ambiguous_create:0.01", help="for the faults part")
     parser.add_argument("--overhead-jobs", type=int, default=5000, help="batch size without limits")
     parser.add_argument("--overhead-in-flight", type=int, default=100, help="max_in_flight without limits")
+    parser.add_argument(
+        "--transports", default="httpcore,aiohttp", help="for the transports part: httpcore, aiohttp"
+    )
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="batch size of the memory part")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed")
     args = parser.parse_args()
@@ -466,6 +484,10 @@ def main() -> None:
         )
         rep_free = {"tool": "replicate", "concurrency": args.overhead_in_flight, "jobs": args.overhead_jobs}
         plan.append(("replicate-overhead", unlimited, rep_free))
+    if "transports" in parts:  # the runner without thumbnails over each HTTP transport, in one run
+        for name in args.transports.split(","):
+            spec = {**free, "jobs": args.overhead_jobs, "thumbnails": False, "transport": name}
+            plan.append((f"no-thumbs-{name}", unlimited, spec))
     if "memory" in parts:
         plan.append(("memory", unlimited, {**free, "jobs": args.memory_jobs}))
     results = []

@@ -1,4 +1,4 @@
-"""The hostile API served on loopback: the real transport (sockets, httpx's timeouts, uvicorn) against
+"""The hostile API served on loopback: the real transport (sockets, the run's HTTP client, uvicorn) against
 answers that trickle, answers that never end, and a file host that 404s; then ``flux-batch run`` itself, in a
 subprocess, against it (#9.1, #9.4, #10.8)."""
 
@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from cli_helpers import write_manifest
 from hostile_api import HostileApi, Scenario
@@ -21,12 +20,13 @@ from flux_batch.runner import client as client_module
 from flux_batch.runner import download as download_module
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import download
+from flux_batch.runner.http_client import http_client
 
 pytestmark = pytest.mark.slow
 
 
 async def created(api: HostileApi, base_url: str) -> str:
-    async with httpx.AsyncClient() as http:
+    async with http_client(4) as http:
         client = ApiClient(http, base_url, "r8_test")
         return (await client.create("black-forest-labs/flux-schnell", None, {"prompt": "x"}, wait=1)).id
 
@@ -36,7 +36,7 @@ async def test_a_trickled_answer_ends_at_the_overall_deadline(monkeypatch: pytes
     monkeypatch.setattr(client_module, "CALL_DEADLINE_S", 2.0, raising=False)
     with api.serve() as base_url:
         pid = await created(api, base_url)
-        async with httpx.AsyncClient() as http:
+        async with http_client(4) as http:
             client = ApiClient(http, base_url, "r8_test", read_timeout=1.0)  # each byte comes in time
             started = time.monotonic()
             with pytest.raises(TransportError, match="no complete answer within 2 s"):
@@ -53,7 +53,7 @@ async def test_a_trickled_download_ends_at_its_deadline(
     with api.serve() as base_url:
         pid = await created(api, base_url)
         url = base_url.removesuffix("/v1") + f"/files/{pid}/0.png"
-        async with httpx.AsyncClient() as http:
+        async with http_client(4) as http:
             with pytest.raises(DownloadError, match="longer than 2 s"):
                 await asyncio.wait_for(download(http, url, tmp_path, "images", "x", timeout=1.0), 30)
     assert not list((tmp_path / "images").iterdir())
@@ -63,7 +63,7 @@ async def test_a_huge_answer_is_not_read_past_the_cap() -> None:
     api = HostileApi(Scenario(get="huge", huge_bytes=512 * 1024 * 1024))
     with api.serve() as base_url:
         pid = await created(api, base_url)
-        async with httpx.AsyncClient() as http:
+        async with http_client(4) as http:
             client = ApiClient(http, base_url, "r8_test")
             with pytest.raises(ProtocolError, match="larger than 8 MiB"):
                 await asyncio.wait_for(client.get(pid), 60)  # was: read whole (1.5 GiB took 3.6-5 GB)

@@ -28,11 +28,11 @@ from flux_batch.manifest import ApiSettings, Manifest
 from flux_batch.plan import Plan
 from flux_batch.quality import describe as describe_flags
 from flux_batch.runner.executor import Executor, RunSettings
+from flux_batch.runner.http_client import http_client
 from flux_batch.runner.progress import Event, Tracker
 from flux_batch.runner.session import ApiTarget, RunInfo, SessionResult, run_jobs
 from flux_batch.runner.state import STATE_FILE
 from flux_batch.runner.status import folder_status, render
-from flux_batch.runner.transport import http_client
 
 SIMULATOR_URL = "http://simulator.local/v1"
 #: The in-process simulator's mean prediction time: long enough to look real, short enough for a quickstart.

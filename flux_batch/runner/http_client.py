@@ -1,0 +1,114 @@
+"""The HTTP client of real runs: an ``httpx.AsyncClient`` whose transport is aiohttp (``httpx-aiohttp``).
+
+Why: httpx stays the API every module is written against (requests, streams, timeouts, redirects, the
+tests' in-process transports), but its own transport, httpcore, cost 3-4 ms of CPU for a job's two requests
+(a create held by ``Prefer: wait`` and the download) where aiohttp costs about a tenth of that, and its pool
+rescanned every connection on each request (see docs/benchmarks.md). aiohttp's connector keeps every
+idle connection alive (up to ``limit``) and needs no sharding.
+
+What this module adds to ``httpx_aiohttp.AiohttpTransport``:
+
+- **Honest errors.** httpx-aiohttp maps any ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``,
+  so a connection dropped after a create was sent would read as "never sent", and the create would be
+  repeated: paid twice. Here only a failure to open the connection (refused, DNS, TLS handshake, connect
+  timeout) is a ``ConnectError``/``ConnectTimeout``; everything after it is a read, write or protocol error,
+  which the API client treats as "may have reached the server" (an ambiguous create).
+- **No second cookie jar.** httpx keeps the cookies; aiohttp's session is given a dummy jar.
+- **The connection limit** (``max_connections``) covers every prediction in flight plus ``HEADROOM``.
+
+TLS is httpx's own context (``httpx.create_ssl_context``): the system's store, or ``SSL_CERT_FILE`` /
+``SSL_CERT_DIR`` (how a user trusts the simulator's ``--tls`` authority).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+#: Connections beyond the in-flight ceiling: downloads, polls and uploads beside the waiting creates.
+HEADROOM = 20
+#: Seconds an idle connection is kept; below the 5 s of common servers (uvicorn's default), so that the
+#: client, not the server, closes it, and a request is never sent on a connection being closed.
+KEEPALIVE_S = 4.0
+
+
+def translate(exc: BaseException) -> httpx.TransportError:
+    """The httpx error for an aiohttp failure (or for httpx-aiohttp's mapping of one): "could not
+    connect" only when no byte of the request can have left."""
+    cause = exc.__cause__ if isinstance(exc, httpx.TransportError) and exc.__cause__ else exc
+    text = str(cause) or type(cause).__name__
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(text)
+    if isinstance(cause, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake, certificate
+        return httpx.ConnectError(text)
+    if isinstance(cause, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(text)
+    if isinstance(cause, (aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+        return httpx.ReadError(text)
+    if isinstance(cause, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        return httpx.UnsupportedProtocol(text)
+    if isinstance(exc, httpx.TransportError) and not isinstance(
+        exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+    ):
+        return exc
+    # A server that hung up, a malformed answer, anything else: the request may have arrived.
+    return httpx.RemoteProtocolError(text)
+
+
+class _Body(httpx.AsyncByteStream):
+    """An answer's body whose failures are read errors (the answer had begun: the request arrived)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream) -> None:
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise httpx.ReadError(str(exc.__cause__ or exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+
+
+class Transport(AiohttpTransport):
+    """httpx-aiohttp's transport with flux-batch's error translation and session settings."""
+
+    def get_client(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,
+            keepalive_timeout=self.limits.keepalive_expiry or KEEPALIVE_S,
+            ssl=self.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await super().handle_async_request(request)
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise translate(exc) from exc
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_Body(response.stream),
+            request=request,
+            extensions=response.extensions,
+        )
+
+
+def http_client(max_in_flight: int) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` that ``flux-batch run`` uses against a real API or a served simulator:
+    room for ``max_in_flight`` held creates plus ``HEADROOM``, idle connections kept ``KEEPALIVE_S``."""
+    total = max(1, max_in_flight) + HEADROOM
+    limits = httpx.Limits(
+        max_connections=total, max_keepalive_connections=total, keepalive_expiry=KEEPALIVE_S
+    )
+    return httpx.AsyncClient(transport=Transport(limits=limits), follow_redirects=True)
