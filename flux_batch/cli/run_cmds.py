@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--max-in-flight",
         type=options.whole_number(1),
-        help="predictions running at once (default 100)",
+        help="the most predictions in flight at once (default 500; the run keeps what the rate needs)",
     )
     run.add_argument(
         "--wait",

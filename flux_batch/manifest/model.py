@@ -29,7 +29,7 @@ class ApiSettings:
     create_rpm: float = 600
     other_rpm: float = 3000
     burst: int = 10
-    max_in_flight: int = 100
+    max_in_flight: int = 500  # a ceiling: the run keeps what the rate needs (runner/in_flight.py)
     wait: int = 60
     deadline_s: float = 600.0
     simulator: bool = False

@@ -61,6 +61,7 @@ from flux_batch.layout import image_dir
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import MAX_SEND_S, OffsetRange, Window
 from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
+from flux_batch.runner.in_flight import DEFAULT_CEILING, HoldTimes, Slots, in_flight_cap
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
@@ -85,7 +86,7 @@ class RunSettings:
 
     out_dir: Path
     base_dir: Path = Path(".")
-    max_in_flight: int = 100
+    max_in_flight: int = DEFAULT_CEILING  # the ceiling of the in-flight cap
     wait: int = 60
     deadline_s: float = 600.0
     deadline_grace_s: float = 30.0
@@ -135,13 +136,14 @@ class _Ended(Exception):
 class _Job:
     """A job being driven, with its current status (for the tracker)."""
 
-    __slots__ = ("cost", "intent_at", "row", "status")
+    __slots__ = ("cost", "intent_at", "row", "sent_at", "status")
 
     def __init__(self, row: JobRow) -> None:
         self.row = row
         self.status = row.status
         self.cost = row.cost_usd or 0.0
         self.intent_at: float | None = None
+        self.sent_at: float | None = None  # when this run sent its create (in-flight cap)
 
 
 class Executor:
@@ -202,13 +204,14 @@ class Executor:
         self._fatal: FluxBatchError | None = None
         self._budget_reached = False
         self._wake: asyncio.Event | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: Slots | None = None
+        self._holds = HoldTimes()
 
     # -- the run ----------------------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.settings.max_in_flight)
+        self._slots = Slots(self._in_flight_cap, sleep=self._sleep)
         try:
             for row in self._store.in_progress():
                 if not await self._admit(row):
@@ -229,6 +232,17 @@ class Executor:
             budget_reached=self._budget_reached,
             stats=self.stats,
             api_calls=dict(self._client.calls),
+        )
+
+    def _in_flight_cap(self) -> int:
+        """How many jobs may be in flight now (see :mod:`flux_batch.runner.in_flight`)."""
+        now = self._wall()
+        oldest = min((j.sent_at for j in self._jobs.values() if j.sent_at is not None), default=now)
+        return in_flight_cap(
+            rate=self._create_limiter.rate,
+            hold_s=max(self._holds.mean_s, now - oldest),
+            ceiling=self.settings.max_in_flight,
+            burst=self._create_limiter.burst,
         )
 
     def _stopping(self) -> bool:
@@ -384,6 +398,8 @@ class Executor:
         cancelled before its first step (a 401 stops everything) never runs its coroutine at all."""
         assert self._slots is not None and self._wake is not None
         self._slots.release()
+        if job.sent_at is not None:
+            self._holds.observe(self._wall() - job.sent_at)
         self._tasks.pop(job.row.id, None)
         self._jobs.pop(job.row.id, None)
         self._reserved -= job.cost
@@ -445,7 +461,7 @@ class Executor:
             await self._create_limiter.acquire(first=bool(row.job.needs))
             if self._stop_submitting:
                 raise _Stopped
-            intent = job.intent_at = self._wall()
+            intent = job.intent_at = job.sent_at = self._wall()
             self._store.begin_attempt(row.id, sent, intent)
             self._set(job, "submitting")
             try:

@@ -76,6 +76,11 @@ class Limiter:
         """The current rate in requests per second (0.0 when unlimited)."""
         return self._bucket.rate if self._bucket else 0.0
 
+    @property
+    def burst(self) -> int:
+        """Requests this limiter lets go back to back (0 when unlimited)."""
+        return int(self._bucket.burst) if self._bucket else 0
+
     def __repr__(self) -> str:
         if self._bucket is None:
             return "<Limiter unlimited>"
