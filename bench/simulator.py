@@ -7,6 +7,12 @@ server is what is measured), then with ``httpx.AsyncClient`` (what flux-batch it
 times a 1-megapixel WebP cold (first request for that image) and cached, over HTTP and in-process.
 
     python bench/simulator.py [--seconds 10] [--clients 1] [--concurrency 16] [--httpx-concurrency 4]
+                              [--servers plain,fast]
+
+Each figure is taken for each server variant in the same run: ``plain`` is uvicorn on h11 and asyncio's
+loop (what a plain install gets), ``fast`` uses httptools and uvloop when installed (the ``fast`` extra).
+The server's CPU per request (or per job: a create held by ``Prefer: wait`` plus the download of its
+0.25-megapixel JPEG, what a run asks) is read from /proc.
 """
 
 from __future__ import annotations
@@ -27,18 +33,29 @@ SERVE = (
     "import argparse, sys; from flux_batch.cli import simulate_cmd; p = argparse.ArgumentParser(); "
     "simulate_cmd.register(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))"
 )
+#: The server as it runs without the ``fast`` extra: uvicorn falls back to h11 and asyncio's own loop.
+WITHOUT_FAST = "import sys; sys.modules['httptools'] = None; sys.modules['uvloop'] = None; "
 CREATE = "/models/black-forest-labs/flux-schnell/predictions"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
+def start_server(fast: bool = True) -> tuple[subprocess.Popen[str], str]:
     args = ["simulate", "--port", "0", "--latency", "0", "--create-rpm", "0", "--other-rpm", "0"]
-    proc = subprocess.Popen([sys.executable, "-c", SERVE, *args], stdout=subprocess.PIPE, text=True)
+    code = SERVE if fast else WITHOUT_FAST + SERVE
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         match = re.search(r"Replicate style: (\S+)", line)
         if match:
             return proc, match[1]
     raise RuntimeError("the simulator did not start")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def _client(base: str, seconds: float, concurrency: int, worker: int) -> tuple[int, int, int]:
@@ -77,10 +94,14 @@ class RawConnection:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", prefer_wait: bool = False
+    ) -> tuple[int, bytes]:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer bench\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            + ("Prefer: wait=60\r\n" if prefer_wait else "")
+            + "\r\n"
         )
         self.writer.write(head.encode() + body)
         status_line = await self.reader.readuntil(b"\r\n")
@@ -117,22 +138,70 @@ async def _raw_client(base: str, seconds: float, concurrency: int, worker: int) 
     return creates, gets, errors
 
 
+async def _raw_jobs(base: str, seconds: float, concurrency: int, worker: int) -> tuple[int, int, int]:
+    """A run's two requests per job on bare connections: a create held by ``Prefer: wait`` until the
+    prediction is done, then the download of its one output (a 0.25-megapixel JPEG, as bench/runner.py
+    asks for)."""
+    url = httpx.URL(base)
+    jobs = downloads = errors = 0
+    end = time.perf_counter() + seconds
+
+    async def loop(task: int) -> None:
+        nonlocal jobs, downloads, errors
+        conn = RawConnection(url.host, url.port or 80)
+        await conn.open()
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+            inp = {
+                "prompt": f"job {worker} {task} {n}",
+                "seed": n,
+                "megapixels": "0.25",
+                "output_format": "jpg",
+            }
+            status, payload = await conn.request(
+                "POST", url.path + CREATE, json.dumps({"input": inp}).encode(), prefer_wait=True
+            )
+            jobs += 1
+            if status != 201:
+                errors += 1
+                continue
+            output = httpx.URL(json.loads(payload)["output"][0])
+            status, _ = await conn.request("GET", output.raw_path.decode())
+            downloads += 1
+            errors += status != 200
+        conn.writer.close()
+
+    await asyncio.gather(*(loop(t) for t in range(concurrency)))
+    return jobs, downloads, errors
+
+
+CLIENTS = {"raw": _raw_client, "httpx": _client, "jobs": _raw_jobs}
+
+
 def _client_process(args: tuple[str, str, float, int, int]) -> tuple[int, int, int]:
     kind, *rest = args
-    return asyncio.run((_raw_client if kind == "raw" else _client)(*rest))  # type: ignore[arg-type]
+    return asyncio.run(CLIENTS[kind](*rest))  # type: ignore[arg-type]
 
 
-def measure_rate(kind: str, base: str, seconds: float, clients: int, concurrency: int) -> None:
+def measure_rate(kind: str, base: str, seconds: float, clients: int, concurrency: int, pid: int) -> None:
+    cpu0 = cpu_s(pid)
     with multiprocessing.Pool(clients) as pool:
         jobs = [(kind, base, seconds, concurrency, w) for w in range(clients)]
         results = pool.map(_client_process, jobs)
-    creates = sum(r[0] for r in results)
-    gets = sum(r[1] for r in results)
+    server_cpu = cpu_s(pid) - cpu0
+    first = sum(r[0] for r in results)
+    second = sum(r[1] for r in results)
     errors = sum(r[2] for r in results)
     print(f"{kind} client: {clients} processes x {concurrency} concurrent, {seconds:g} s, {errors} errors")
-    print(f"  create (no wait): {creates / seconds:8.0f} req/s")
-    print(f"  get:              {gets / seconds:8.0f} req/s")
-    print(f"  create+get:       {(creates + gets) / seconds:8.0f} req/s")
+    if kind == "jobs":
+        print(f"  jobs (create with wait + download): {first / seconds:8.0f} jobs/s")
+        print(f"  server CPU per job:                 {server_cpu * 1000 / max(first, 1):8.2f} ms")
+        return
+    print(f"  create (no wait): {first / seconds:8.0f} req/s")
+    print(f"  get:              {second / seconds:8.0f} req/s")
+    print(f"  create+get:       {(first + second) / seconds:8.0f} req/s")
+    print(f"  server CPU per create+get: {server_cpu * 1000 / max(first, 1):6.2f} ms")
 
 
 def measure_images(base: str) -> None:
@@ -193,17 +262,31 @@ def main() -> None:
         default=4,
         help="concurrent tasks per httpx client (it slows above ~8)",
     )
+    parser.add_argument(
+        "--servers",
+        default="plain,fast",
+        help="server variants, in one run: plain (h11, asyncio's loop), fast (httptools, uvloop)",
+    )
     args = parser.parse_args()
-    proc, base = start_server()
-    try:
-        print(f"simulator at {base} on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-        measure_rate("raw", base, args.seconds, args.clients, args.concurrency)
-        measure_rate("httpx", base, args.seconds, args.clients, args.httpx_concurrency)
-        measure_images(base)
-        measure_render()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    load = os.getloadavg()
+    print(
+        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load[0]:.2f} {load[1]:.2f}"
+    )
+    for variant in args.servers.split(","):
+        proc, base = start_server(fast=variant == "fast")
+        try:
+            print(f"== {variant} server at {base}")
+            measure_rate("raw", base, args.seconds, args.clients, args.concurrency, proc.pid)
+            measure_rate("jobs", base, args.seconds, args.clients, args.concurrency, proc.pid)
+            if args.httpx_concurrency:
+                measure_rate("httpx", base, args.seconds, args.clients, args.httpx_concurrency, proc.pid)
+            measure_images(base)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    measure_render()
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f}")
 
 
 if __name__ == "__main__":
