@@ -394,6 +394,7 @@ def figures(r: dict[str, Any]) -> dict[str, str]:
     if "reattached" in r:
         rows["reattached after ambiguous create"] = str(r["reattached"])
     rows["client CPU ms/job"] = f"{r['cpu_s'] * 1000 / jobs:.2f}"
+    rows["client CPU, cores (CPU s / wall s)"] = f"{r['cpu_s'] / r['wall_s']:.2f}"
     rows["server CPU ms/job"] = f"{r['server_cpu_s'] * 1000 / jobs:.2f}"
     rows["client peak RSS MiB"] = f"{r['maxrss_mib']:.0f}"
     return rows
@@ -440,7 +441,12 @@ def main() -> None:
         help="create burst, server and runner (the runner keeps half of it in reserve)",
     )
     parser.add_argument("--latency", type=float, default=1.0, help="mean prediction time at the limit, s")
-    parser.add_argument("--max-in-flight", type=int, default=200, help="flux-batch max_in_flight")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=500,
+        help="flux-batch max_in_flight (the in-flight cap's ceiling)",
+    )
     parser.add_argument("--replicate-concurrency", type=int, default=100, help="semaphore size")
     parser.add_argument("--faults", default="html_5xx:0.02,ambiguous_create:0.01", help="for the faults part")
     parser.add_argument("--overhead-jobs", type=int, default=5000, help="batch size without limits")
