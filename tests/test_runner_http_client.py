@@ -8,6 +8,7 @@ import re
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,6 +84,54 @@ async def test_a_body_cut_short_is_a_lost_answer() -> None:
             assert info.value.sent
             assert app.stats()["predictions_created"] == 1
             assert (await client.create(SCHNELL, None, {"prompt": "y"}, wait=0)).id
+
+
+@contextmanager
+def closing_idle_connections(after_s: float, connections: list[int]) -> Iterator[str]:
+    """A keep-alive server that answers ``{}`` to each request and closes a connection idle ``after_s``."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            connections.append(1)
+            self.request.settimeout(after_s)
+            data = b""
+            while True:
+                try:
+                    chunk = self.request.recv(65536)
+                except TimeoutError:
+                    break  # idle too long: close, as uvicorn does after its keep-alive timeout
+                if not chunk:
+                    break
+                data += chunk
+                while b"\r\n\r\n" in data:
+                    head, _, rest = data.partition(b"\r\n\r\n")
+                    length = int(re.search(rb"content-length: *(\d+)", head, re.I)[1])  # type: ignore[index]
+                    if len(rest) < length:
+                        break
+                    data = rest[length:]
+                    self.request.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                                         b"content-length: 2\r\n\r\n{}")  # fmt: skip
+            self.request.close()
+
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+async def test_no_request_goes_out_on_a_connection_the_server_closed_while_the_loop_was_busy() -> None:
+    """The server closes an idle connection; the client's event loop is busy (blocked here) and has not
+    seen the close when the next request goes. aiohttp alone sent it on the closed connection: a POST
+    then fails as "Server disconnected" (for a create: ambiguous, settled by listing)."""
+    connections: list[int] = []
+    with closing_idle_connections(0.2, connections) as base:
+        async with http_client(4) as http:
+            assert (await http.post(base + "/a", json={})).status_code == 200
+            time.sleep(0.6)  # the loop is held: the server's close arrives but is not processed
+            assert (await http.post(base + "/b", json={})).status_code == 200
+    assert len(connections) == 2
 
 
 async def test_a_refused_connection_was_not_sent() -> None:
