@@ -136,14 +136,13 @@ class _Ended(Exception):
 class _Job:
     """A job being driven, with its current status (for the tracker)."""
 
-    __slots__ = ("cost", "intent_at", "row", "sent_at", "status")
+    __slots__ = ("cost", "intent_at", "row", "status")
 
     def __init__(self, row: JobRow) -> None:
         self.row = row
         self.status = row.status
         self.cost = row.cost_usd or 0.0
         self.intent_at: float | None = None
-        self.sent_at: float | None = None  # when this run sent its create (in-flight cap)
 
 
 class Executor:
@@ -206,6 +205,7 @@ class Executor:
         self._wake: asyncio.Event | None = None
         self._slots: Slots | None = None
         self._holds = HoldTimes()
+        self._sent: dict[str, float] = {}  # job id -> when this run sent its create, oldest first
 
     # -- the run ----------------------------------------------------------------------------------------
 
@@ -237,7 +237,7 @@ class Executor:
     def _in_flight_cap(self) -> int:
         """How many jobs may be in flight now (see :mod:`flux_batch.runner.in_flight`)."""
         now = self._wall()
-        oldest = min((j.sent_at for j in self._jobs.values() if j.sent_at is not None), default=now)
+        oldest = next(iter(self._sent.values()), now)
         return in_flight_cap(
             rate=self._create_limiter.rate,
             hold_s=max(self._holds.mean_s, now - oldest),
@@ -398,8 +398,9 @@ class Executor:
         cancelled before its first step (a 401 stops everything) never runs its coroutine at all."""
         assert self._slots is not None and self._wake is not None
         self._slots.release()
-        if job.sent_at is not None:
-            self._holds.observe(self._wall() - job.sent_at)
+        sent = self._sent.pop(job.row.id, None)
+        if sent is not None:
+            self._holds.observe(self._wall() - sent)
         self._tasks.pop(job.row.id, None)
         self._jobs.pop(job.row.id, None)
         self._reserved -= job.cost
@@ -461,7 +462,9 @@ class Executor:
             await self._create_limiter.acquire(first=bool(row.job.needs))
             if self._stop_submitting:
                 raise _Stopped
-            intent = job.intent_at = job.sent_at = self._wall()
+            intent = job.intent_at = self._wall()
+            self._sent.pop(row.id, None)  # a create sent again goes to the end
+            self._sent[row.id] = intent
             self._store.begin_attempt(row.id, sent, intent)
             self._set(job, "submitting")
             try:
