@@ -111,69 +111,48 @@ class RawConnection:
         return int(status_line.split()[1]), payload
 
 
-async def _raw_client(base: str, seconds: float, concurrency: int, worker: int) -> tuple[int, int, int]:
+async def _raw_client(
+    base: str, seconds: float, concurrency: int, worker: int, as_jobs: bool = False
+) -> tuple[int, int, int]:
+    """Create (no wait) + get pairs on bare keep-alive connections; or, ``as_jobs``, a run's two requests
+    per job: a create held by ``Prefer: wait`` until the prediction is done, then the download of its one
+    output (a 0.25-megapixel JPEG, as bench/runner.py asks for)."""
     url = httpx.URL(base)
-    creates = gets = errors = 0
+    first = second = errors = 0
     end = time.perf_counter() + seconds
 
     async def loop(task: int) -> None:
-        nonlocal creates, gets, errors
+        nonlocal first, second, errors
         conn = RawConnection(url.host, url.port or 80)
         await conn.open()
         n = 0
         while time.perf_counter() < end:
             n += 1
-            body = json.dumps({"input": {"prompt": f"bench {worker} {task} {n}", "seed": n}}).encode()
-            status, payload = await conn.request("POST", url.path + CREATE, body)
-            creates += 1
+            inp: dict[str, object] = {"prompt": f"bench {worker} {task} {n}", "seed": n}
+            if as_jobs:
+                inp.update(megapixels="0.25", output_format="jpg")
+            body = json.dumps({"input": inp}).encode()
+            status, payload = await conn.request("POST", url.path + CREATE, body, prefer_wait=as_jobs)
+            first += 1
             if status != 201:
                 errors += 1
                 continue
-            status, _ = await conn.request("GET", f"{url.path}/predictions/{json.loads(payload)['id']}")
-            gets += 1
+            created = json.loads(payload)
+            if as_jobs:
+                path = httpx.URL(created["output"][0]).raw_path.decode()
+            else:
+                path = f"{url.path}/predictions/{created['id']}"
+            status, _ = await conn.request("GET", path)
+            second += 1
             errors += status != 200
         conn.writer.close()
 
     await asyncio.gather(*(loop(t) for t in range(concurrency)))
-    return creates, gets, errors
+    return first, second, errors
 
 
 async def _raw_jobs(base: str, seconds: float, concurrency: int, worker: int) -> tuple[int, int, int]:
-    """A run's two requests per job on bare connections: a create held by ``Prefer: wait`` until the
-    prediction is done, then the download of its one output (a 0.25-megapixel JPEG, as bench/runner.py
-    asks for)."""
-    url = httpx.URL(base)
-    jobs = downloads = errors = 0
-    end = time.perf_counter() + seconds
-
-    async def loop(task: int) -> None:
-        nonlocal jobs, downloads, errors
-        conn = RawConnection(url.host, url.port or 80)
-        await conn.open()
-        n = 0
-        while time.perf_counter() < end:
-            n += 1
-            inp = {
-                "prompt": f"job {worker} {task} {n}",
-                "seed": n,
-                "megapixels": "0.25",
-                "output_format": "jpg",
-            }
-            status, payload = await conn.request(
-                "POST", url.path + CREATE, json.dumps({"input": inp}).encode(), prefer_wait=True
-            )
-            jobs += 1
-            if status != 201:
-                errors += 1
-                continue
-            output = httpx.URL(json.loads(payload)["output"][0])
-            status, _ = await conn.request("GET", output.raw_path.decode())
-            downloads += 1
-            errors += status != 200
-        conn.writer.close()
-
-    await asyncio.gather(*(loop(t) for t in range(concurrency)))
-    return jobs, downloads, errors
+    return await _raw_client(base, seconds, concurrency, worker, as_jobs=True)
 
 
 CLIENTS = {"raw": _raw_client, "httpx": _client, "jobs": _raw_jobs}
