@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runner_harness import SCHNELL, base_jobs, simulator
+from runner_harness import SCHNELL, Sim, base_jobs, run, simulator
 
 from flux_batch.models import get_model
 from flux_batch.runner.client import ApiClient, parse_prediction
@@ -17,7 +17,8 @@ from flux_batch.runner.clock_offset import Window
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.reconcile import Found, find_created, iso_utc, matches, should_create_again
 from flux_batch.runner.session import ApiTarget, run_jobs
-from flux_batch.simulator import SimConfig
+from flux_batch.runner.state import Store
+from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.config import FaultSpec
 
 NOW = 1_750_000_000.0
@@ -102,6 +103,12 @@ async def test_a_busy_account_with_a_skewed_clock_reattaches_with_few_list_calls
         FaultSpec("ambiguous_create", every=15, after=20, mode="drop"),
     )
     sim = simulator(SimConfig(latency=1.0, faults=faults))
+    # The simulator holds each create (Prefer: wait) in 1 ms steps of the shared fake clock: each sleep
+    # moves that clock by its whole length, so with its usual 0.5 s steps a hundred holds in flight made
+    # every answer reach the client tens of (fake) seconds after the prediction ended, and the bracket of
+    # the clock offset, which trusts only what answers prove, that wide.
+    sim.app = create_app(sim.app.config, clock=sim.clock, sleep=lambda s: sim.clock.sleep(min(s, 0.001)))
+    sim.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app))
     start = sim.clock()
     schnell = get_model(SCHNELL)
     for i in range(12_000):
@@ -127,3 +134,75 @@ async def test_a_busy_account_with_a_skewed_clock_reattaches_with_few_list_calls
     assert ambiguous >= 15 and result.summary["reattached"] == ambiguous
     assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 12_000 + 200
     assert lists <= 2 * ambiguous
+
+
+class Delayed(httpx.AsyncBaseTransport):
+    """The simulator in-process, where the first ``slow`` creates leave this machine ``delay`` seconds
+    (fake clock) after their intent was recorded, as on a busy disk whose fsync of the intent took that
+    long; and where ``land`` (``(at, input)``), a create sent by a killed run, reaches the API only at
+    that time: the simulator makes it before answering the first request from then on."""
+
+    def __init__(self, sim: Sim, slow: int = 0, delay: float = 0.0) -> None:
+        self.sim = sim
+        self.inner = httpx.ASGITransport(app=sim.app)
+        self.slow = slow
+        self.delay = delay
+        self.land: tuple[float, dict[str, object]] | None = None
+
+    def land_if_due(self) -> None:
+        if self.land is not None and self.sim.clock() >= self.land[0]:
+            at, sent = self.land
+            self.sim.app.store.create(get_model(SCHNELL), "hidden", dict(sent), at, latency=1.0)
+            self.land = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/predictions") and self.slow > 0:
+            self.slow -= 1
+            await self.sim.clock.sleep(self.delay)
+        self.land_if_due()
+        return await self.inner.handle_async_request(request)
+
+
+def delayed(sim: Sim, **kw: float) -> tuple[Sim, Delayed]:
+    transport = Delayed(sim, **kw)  # type: ignore[arg-type]
+    return Sim(sim.app, httpx.AsyncClient(transport=transport), sim.clock, sim.base_url), transport
+
+
+async def test_a_create_faster_than_the_first_ones_of_the_run_is_found(tmp_path: Path) -> None:
+    """#9.6: the first three creates of the run take 1.5 s to leave (the window's lower edge was the send
+    time + the smallest created_at - send time - 1 s, learnt from them); the fourth leaves at once, is
+    made and answered 502: it must be found and re-attached, not created again."""
+    sim, _ = delayed(
+        simulator(SimConfig(latency=1.0, faults=(FaultSpec("ambiguous_create", requests=(4, 4)),))),
+        slow=3,
+        delay=1.5,
+    )
+    result = await run(sim, base_jobs(6), tmp_path, max_in_flight=1)
+    assert result.counts == {"succeeded": 6}
+    assert result.summary["ambiguous_creates"] == 1 and result.summary["reattached"] == 1
+    stats = sim.stats()
+    assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 6
+
+
+async def test_a_killed_runs_create_still_on_its_way_is_waited_for(tmp_path: Path) -> None:
+    """#9.6: a run recorded its intent, sent the create and was killed; the request reaches the API two
+    seconds later, after the next run has started. The resumed job must not conclude "not created" (and
+    create again) before the request can have arrived."""
+    sim, transport = delayed(simulator(SimConfig(latency=1.0)))
+    jobs = base_jobs(3)
+    store = Store.open(tmp_path, clock=sim.clock)
+    store.begin_ingest()
+    store.add_jobs(jobs)
+    store.prepare_run()
+    first = jobs[0][0].id
+    sent = store.job(first).send_input()
+    store.begin_attempt(first, sent, sim.clock())
+    store.close()
+    sim.clock.now += 0.3  # killed
+    transport.land = (sim.clock() + 2.0, sent)
+    result = await run(sim, jobs, tmp_path)
+    sim.clock.now += 60
+    transport.land_if_due()  # arrived by now in any case
+    assert result.counts == {"succeeded": 3} and result.summary["reattached"] == 1
+    stats = sim.stats()
+    assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 3

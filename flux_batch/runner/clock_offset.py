@@ -1,26 +1,37 @@
-"""When, in the API's time, an ambiguous create's prediction can have been created: the offset, measured.
+"""When, in the API's time, an ambiguous create's prediction can have been created: bounds, measured.
 
-Every create that answers tells us the API's ``created_at`` for a request whose send time (``intent``, our
-wall clock) we know. Their difference, the *offset*, is the clock skew between this machine and the API
-plus the time the request took to reach it. :class:`OffsetRange` keeps the smallest and largest offset seen
-in this run. A prediction made by an ambiguous create was created, in the API's time, within
+Call ``skew`` the API's clock minus this machine's. Every create that answers brackets it: the API created
+the prediction after we sent the request, so ``skew <= created_at - intent`` (``intent``: our wall clock
+just before sending); and the answer left the API after every time it names, so
+``skew >= latest - answered`` (``latest``: its ``completed_at`` if it finished, else its ``created_at``;
+``answered``: our clock once the answer was in). Any delay on our side (a slow fsync before the send, a busy
+event loop before the answer is read) or in the API's queue only widens a bracket: it always holds the
+skew. (The lower edge used to come from the send side, the smallest ``created_at - intent`` seen, which
+is an upper bound of the skew, not a lower one: when the first creates of a run were slow to leave this
+machine, a later one that left at once was created before that edge, was not found, and was paid twice.)
 
-    [intent + low - slack,  sent_by + high + slack)
+:class:`OffsetRange` keeps the narrowest bracket that all of this run's answers agree on: a create that
+finished within its ``Prefer: wait`` brackets the skew to the time on the wire, so a few of them make the
+window tight whatever the others did. An answer whose bracket does not meet the kept one means a clock was
+stepped or slewed (ours or the API's) since: the bracket then covers both settings, and later answers
+narrow it to the new one. A change too small to show that way is within ``slack``.
 
-where ``sent_by`` is the latest moment the request can have left this machine: the moment the error came
-back (a 5xx answer comes after the creation; a timeout or dropped connection after the last byte was sent),
-and never later than ``intent + MAX_SEND_S`` (httpx's pool, connect and write timeouts as
-:class:`~flux_batch.runner.client.ApiClient` sets them). A create held by ``Prefer: wait`` is created when
-the request arrives, not when it answers, so the wait does not widen the window. ``slack`` covers a request
-a little faster or slower than any seen. The range only ever widens, so a clock stepped or slewed during the
-run stays covered once one create has answered after the change.
+A prediction made by an ambiguous create was created, in the API's time, within
+
+    [intent + low - slack,  landed_by + high + slack)
+
+where ``landed_by`` (our clock, :func:`landed_by`) is the latest moment the request can have been created:
+``LANDING_S`` after the latest moment it can have left this machine (``sent_by``): when the error came back
+(a 5xx answer, a timeout, a dropped connection), or, for a create of an earlier run that never got an
+answer, when that run ended (it was gone before this run took the folder's lock); never later than
+``intent + MAX_SEND_S`` (httpx's pool, connect and write timeouts as
+:class:`~flux_batch.runner.client.ApiClient` sets them). A search that lists nothing before ``landed_by``
+proves nothing, since the request may still be on its way: the caller waits until then.
 
 Before any create has answered (the first seconds of a run) the range is the old blind allowance, +/-
 ``UNMEASURED_MARGIN_S``: such searches come at the start of a run, when few predictions exist in that
 window, so they stay cheap. Resuming an earlier run's unanswered create uses it too: that intent was read
-before this run's clock may have been stepped, so this run's measurements do not apply to it. The HTTP
-``Date`` header (1 s resolution) could seed the range earlier, but only the client sees it; the first
-answered create is as early in practice, and exact to the millisecond.
+before this run's clock may have been stepped, so this run's measurements do not apply to it.
 """
 
 from __future__ import annotations
@@ -29,10 +40,14 @@ from dataclasses import dataclass
 
 #: The blind allowance for clock skew, either way, until an offset has been measured.
 UNMEASURED_MARGIN_S = 60.0
-#: A request faster or slower than every one measured, by this much, is still found.
+#: Rounded API timestamps, and a clock stepped between a measurement and a search, are covered by this.
 SLACK_S = 1.0
 #: The longest a create can take to leave this machine: httpx pool 30 s + connect 15 s + write 30 s.
 MAX_SEND_S = 75.0
+#: A create that has left this machine is made by the API within this long, or never: the time on the
+#: wire and in the API's queue in front of its handler. (A killed run's last request may still be on its
+#: way when the next run starts.)
+LANDING_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -43,22 +58,36 @@ class Window:
     before: float
 
 
+def landed_by(intent: float, sent_by: float) -> float:
+    """The latest moment (our clock) a create sent at ``intent`` and gone by ``sent_by`` can be made."""
+    return min(max(sent_by, intent), intent + MAX_SEND_S) + LANDING_S
+
+
 @dataclass(frozen=True)
 class OffsetRange:
-    """The smallest and largest ``created_at - intent`` seen (seconds); ``samples`` 0: not measured yet."""
+    """The API's clock minus ours (seconds) is at least ``low`` and at most ``high``, as this run's answered
+    creates tell; ``samples`` 0: not measured yet (the blind allowance)."""
 
     low: float = -UNMEASURED_MARGIN_S
     high: float = UNMEASURED_MARGIN_S
     samples: int = 0
 
-    def observe(self, intent: float, created_at: float) -> OffsetRange:
-        """The range widened by one answered create (the first replaces the blind allowance)."""
-        offset = created_at - intent
+    def observe(
+        self, intent: float, answered: float, created_at: float, latest: float | None = None
+    ) -> OffsetRange:
+        """The range with one more answered create: sent at ``intent`` and answered at ``answered`` (our
+        clock), created at ``created_at`` and naming no API time later than ``latest`` (default
+        ``created_at``). The first replaces the blind allowance."""
+        high = created_at - intent
+        # An answer naming a time later than its round trip allows is wrong about it: keep what is sure.
+        low = min(max(created_at, latest if latest is not None else created_at) - answered, high)
         if not self.samples:
-            return OffsetRange(offset, offset, 1)
-        return OffsetRange(min(self.low, offset), max(self.high, offset), self.samples + 1)
+            return OffsetRange(low, high, 1)
+        if low <= self.high and high >= self.low:
+            return OffsetRange(max(self.low, low), min(self.high, high), self.samples + 1)
+        # It disagrees with every earlier answer: a clock was stepped. Cover the old setting and the new.
+        return OffsetRange(min(self.low, low), max(self.high, high), self.samples + 1)
 
     def window(self, intent: float, sent_by: float, slack_s: float = SLACK_S) -> Window:
         """Where the prediction of a create sent at ``intent`` and gone by ``sent_by`` (our clock) can be."""
-        sent_by = min(max(sent_by, intent), intent + MAX_SEND_S)
-        return Window(intent + self.low - slack_s, sent_by + self.high + slack_s)
+        return Window(intent + self.low - slack_s, landed_by(intent, sent_by) + self.high + slack_s)

@@ -59,7 +59,7 @@ from flux_batch.errors import (
 )
 from flux_batch.layout import image_dir
 from flux_batch.runner.client import ApiClient, Prediction
-from flux_batch.runner.clock_offset import MAX_SEND_S, OffsetRange, Window
+from flux_batch.runner.clock_offset import OffsetRange, Window, landed_by
 from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
 from flux_batch.runner.in_flight import DEFAULT_CEILING, HoldTimes, Slots, in_flight_cap
 from flux_batch.runner.inputs import InputResolver
@@ -180,7 +180,8 @@ class Executor:
         self._checkpoint_every = settings.checkpoint_every_s
         self._checkpointing: asyncio.Future[None] | None = None
         self.stats = RunStats()
-        self._offsets = OffsetRange()  # API created_at - our intent, from this run's answered creates
+        self._offsets = OffsetRange()  # the API's clock minus ours, bracketed by this run's answered creates
+        self._started = wall_clock()  # an earlier run on this folder had ended by now (we hold its lock)
         self._posting = 0  # creates sent and not answered yet
         self._post_ended = asyncio.Event()  # set (and replaced) each time one of them ends
         self.tracker = Tracker(store.counts(), clock=clock, spent_usd=store.spent_usd())
@@ -517,7 +518,9 @@ class Executor:
             )
             created = epoch_of(prediction.created_at)
             if created is not None:
-                self._offsets = self._offsets.observe(intent, created)
+                answered = self._wall()
+                completed = epoch_of(prediction.completed_at)
+                self._offsets = self._offsets.observe(intent, answered, created, completed)
             return prediction
         finally:
             self._posting -= 1
@@ -598,6 +601,7 @@ class Executor:
         """The create may or may not have made a prediction: find it, or decide whether to create again."""
         self.stats.ambiguous_creates += 1
         sent_by = self._wall()  # the request left by now: an answer or a timeout came back
+        await self._until_landed(intent, sent_by)
         # Early in a run nothing has answered yet: wait for a create in flight to measure the offset
         # rather than search blind (a clock more than the allowance off would be missed).
         while not self._offsets.samples and self._posting:
@@ -607,6 +611,13 @@ class Executor:
             return found
         self._store.abandon_attempt(job.row.id, "not created")
         return None
+
+    async def _until_landed(self, intent: float, sent_by: float) -> None:
+        """Wait until a create sent at ``intent`` and gone by ``sent_by`` can no longer be made: a search
+        before then that finds nothing proves nothing."""
+        wait = landed_by(intent, sent_by) - self._wall()
+        if wait > 0:
+            await self._sleep(wait)
 
     async def _find(self, job: _Job, sent: dict[str, Any], window: Window) -> Prediction | None:
         row = job.row
@@ -650,8 +661,10 @@ class Executor:
             _, intent, sent_json, _, _ = attempts[-1]
             job.intent_at = intent
             # Sent by an earlier run, maybe under another clock setting: the blind allowance, not this run's
-            # measurements (see clock_offset).
-            window = OffsetRange().window(intent, intent + MAX_SEND_S)
+            # measurements (see clock_offset). That run had ended when this one started, but its request
+            # may still be on its way.
+            await self._until_landed(intent, self._started)
+            window = OffsetRange().window(intent, self._started)
             found = await self._find(job, json.loads(sent_json), window)
             if found is not None:
                 return found
