@@ -145,3 +145,16 @@ async def test_unauthorized_and_billing_from_a_request_on() -> None:
         assert billing.status_code == 402 and billing.json()["title"] == "Billing required"
         assert (await client.get("/predictions")).status_code == 401
         assert (await client.get("/predictions")).status_code == 401
+
+
+async def test_flaky_file_fails_only_files_not_served_yet() -> None:
+    faults = (FaultSpec("flaky_file", requests=(1, 2)), FaultSpec("flaky_file", every=4, status=503))
+    async with in_process(SimConfig(latency=0, faults=faults)) as (client, app, _clock):
+        urls = [(await client.post(FLUX_PRO, json=BODY)).json()["output"] for _ in range(2)]
+        # Its first two requests fail (a CDN not caught up), then it is served, and from then on always.
+        assert [(await client.get(urls[0])).status_code for _ in range(3)] == [404, 404, 200]
+        assert [(await client.get(urls[0])).status_code for _ in range(3)] == [200, 200, 200]
+        # Counted only on requests for files not served yet: the second file's 4th is its first request.
+        assert [(await client.get(urls[1])).status_code for _ in range(2)] == [503, 200]
+        assert app.stats()["faults_fired"] == {"flaky_file": 3}
+        assert app.stats()["requests"]["GET /delivery/{id}/{file}"] == {"404": 2, "200": 5, "503": 1}

@@ -91,6 +91,7 @@ class SimulatorApp:
         self.requests: dict[str, dict[str, int]] = {}
         self.throttled = 0
         self.images_served = 0
+        self._served_files: set[str] = set()  # output files answered 200 once (flaky_file spares them)
 
     # -- observability -------------------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ class SimulatorApp:
         self.requests.clear()
         self.throttled = 0
         self.images_served = 0
+        self._served_files.clear()
 
     def _count(self, route: str, status: int | str) -> None:
         codes = self.requests.setdefault(route, {})
@@ -223,17 +225,21 @@ class SimulatorApp:
         return views.Style(base + prefix, files_base, stream_base=base + "/stream")
 
     async def _output(self, request: Request, send: Send, params: dict[str, str]) -> None:
-        fired = self.faults.draw("output")
+        file = f"{params['id']}/{params['index']}"
+        fired = self.faults.draw("output", skip=("flaky_file",) if file in self._served_files else ())
         fault = _pre_fault(fired)
         response: Response | None = None
         if fault is not None and fault.kind == "slow":
             await self.sleep(fault.delay)
-        elif fault is not None:
+            fault = None
+        fault = fault or first(fired, "flaky_file")
+        if fault is not None:
             response = _fault_response(fault, self.faults.draw_status)
         if response is None:
             response = await self.handlers.output(request, params, fired)
             if response.status == 200:
                 self.images_served += 1
+                self._served_files.add(file)
         self._count(f"{request.method} {OUTPUT_ROUTE}", "dropped" if response.drop else response.status)
         await send_response(send, response)
 
@@ -258,6 +264,8 @@ def _fault_response(fault: FaultSpec, pick_status: Callable[[], int]) -> Respons
             "You have insufficient credit to run this model. "
             "Go to https://replicate.com/account/billing to purchase credit.",
         )
+    if fault.kind == "flaky_file" and fault.status == 404:
+        return not_found()
     status = fault.status or 503
     return problem(status, "Service unavailable", "The service is temporarily unavailable; try again later.")
 

@@ -30,11 +30,12 @@ FAULT_KINDS: dict[str, tuple[str, ...]] = {
     "latency_spike": ("create",),  # the prediction takes ``factor`` times its usual time
     "truncated_download": ("output",),  # a cut output file with a matching Content-Length
     "wrong_length": ("output",),  # Content-Length says more bytes than are sent
+    "flaky_file": ("output",),  # 404 (or ``status``) for an output file not served yet: a CDN catching up
     "unauthorized": ("any",),  # 401 problem+json
     "billing": ("create",),  # 402 problem+json
 }
 ENDPOINTS = ("create", "get", "list", "cancel", "upload", "file", "model", "output", "stream", "any")
-DEFAULT_STATUS = {"create_5xx": 503, "ambiguous_create": 502, "html_5xx": 0}
+DEFAULT_STATUS = {"create_5xx": 503, "ambiguous_create": 502, "html_5xx": 0, "flaky_file": 404}
 DEFAULT_PROXY_MESSAGE = "flux-batch simulator - Replicate"
 #: 429 bodies: ``auto`` answers as seen in the wild (``bare`` for the normal limits, ``retry_after`` for a
 #: low-credit account); ``problem`` adds a ``title`` and ``retry_after`` to every 429.
@@ -59,7 +60,7 @@ class FaultSpec:
     requests: tuple[int, int] | None = None
     after: int | None = None
     on: tuple[str, ...] = ()
-    status: int | None = None  # create_5xx, ambiguous_create, html_5xx (0: pick 500/502/503)
+    status: int | None = None  # create_5xx, ambiguous_create, html_5xx (0: pick 500/502/503), flaky_file
     mode: str = "5xx"  # ambiguous_create: "5xx" or "drop"
     delay: float = 2.0  # slow: seconds
     factor: float = 10.0  # latency_spike: multiplier

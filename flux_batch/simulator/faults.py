@@ -32,13 +32,14 @@ class FaultPlan:
         """A 5xx status for an HTML error page whose fault names none."""
         return self._status_rng.choice(HTML_STATUSES)
 
-    def draw(self, endpoint: str) -> list[FaultSpec]:
-        """Count this request against every fault applying to ``endpoint``; return those that fire."""
+    def draw(self, endpoint: str, *, skip: tuple[str, ...] = ()) -> list[FaultSpec]:
+        """Count this request against every fault applying to ``endpoint``; return those that fire.
+        Faults of a kind in ``skip`` do not apply to this request (neither counted nor drawn)."""
         if not self.faults:
             return []
         fired = []
         for i, fault in enumerate(self.faults):
-            if not fault.applies_to(endpoint):
+            if not fault.applies_to(endpoint) or fault.kind in skip:
                 continue
             self._counts[i] += 1
             if self._fires(fault, self._counts[i], self._rngs[i]):
