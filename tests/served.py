@@ -9,17 +9,19 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 @contextlib.contextmanager
-def simulator_process(*flags: str) -> Iterator[str]:
-    """Serve the simulator on a free loopback port; yields its Replicate-style base URL (``.../v1``)."""
+def simulator_process(*flags: str, stderr: IO[bytes] | None = None) -> Iterator[str]:
+    """Serve the simulator on a free loopback port; yields its Replicate-style base URL (``.../v1``).
+    ``stderr``: a file for what it logs (default: this process's stderr)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "flux_batch", "simulate", "--port", "0", "--seed", "3", *flags],
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
     try:
@@ -37,12 +39,19 @@ def simulator_process(*flags: str) -> Iterator[str]:
 
 
 def start_run(
-    manifest: Path, out: Path, *extra: str, stdout: int | None = subprocess.DEVNULL
+    manifest: Path,
+    out: Path,
+    *extra: str,
+    stdout: int | IO[bytes] | None = subprocess.DEVNULL,
+    stderr: int | IO[bytes] | None = subprocess.PIPE,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``flux-batch run MANIFEST --out OUT --quiet`` in a subprocess, with a token in its environment."""
-    env = {**os.environ, "REPLICATE_API_TOKEN": "r8_test"}
+    """``flux-batch run MANIFEST --out OUT --quiet`` in a subprocess, with a token in its environment
+    (``env`` adds to or overrides this process's)."""
+    full_env = {**os.environ, "REPLICATE_API_TOKEN": "r8_test", **(env or {})}
     cmd = [sys.executable, "-m", "flux_batch", "run", str(manifest), "--out", str(out), "--quiet", *extra]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(cmd, env=full_env, cwd=cwd, stdout=stdout, stderr=stderr)
 
 
 def simulator_stats(base_url: str) -> dict[str, Any]:
@@ -51,3 +60,16 @@ def simulator_stats(base_url: str) -> dict[str, Any]:
     with urllib.request.urlopen(root + "/_simulator/stats") as response:
         stats: dict[str, Any] = json.load(response)
     return stats
+
+
+def simulator_predictions(base_url: str) -> list[dict[str, Any]]:
+    """Every prediction the simulator serving ``base_url`` holds, newest first (all pages of the list)."""
+    url: str | None = base_url + "/predictions"
+    found: list[dict[str, Any]] = []
+    while url:
+        request = urllib.request.Request(url, headers={"Authorization": "Bearer r8_test"})
+        with urllib.request.urlopen(request) as response:
+            page = json.load(response)
+        found += page["results"]
+        url = page["next"]
+    return found
