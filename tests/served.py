@@ -54,6 +54,38 @@ def start_run(
     return subprocess.Popen(cmd, env=full_env, cwd=cwd, stdout=stdout, stderr=stderr)
 
 
+def chain_manifest(
+    base_url: str, *, name: str, seed: int, subjects: list[str], styles: list[str], metal: str = "gold"
+) -> str:
+    """A two-stage manifest against ``base_url``: flux-schnell images of every subject in every style, then
+    a flux-kontext-pro edit of each; creates paced at 1,200 a minute, 12 in flight, each held 1 s."""
+    return f"""
+version: 1
+name: {name}
+seed: {seed}
+api:
+  base_url: {base_url}
+  create_rpm: 1200
+  max_in_flight: 12
+  wait: 1
+stages:
+  - id: base
+    model: black-forest-labs/flux-schnell
+    prompt: "a {{subject}}, {{style}}"
+    input:
+      megapixels: "0.25"
+    matrix:
+      subject: [{", ".join(subjects)}]
+      style: [{", ".join(styles)}]
+  - id: edit
+    model: black-forest-labs/flux-kontext-pro
+    needs: [base]
+    prompt: "make the {{subject}} {metal}"
+    input:
+      input_image: {{from: base}}
+"""
+
+
 def simulator_stats(base_url: str) -> dict[str, Any]:
     """``GET /_simulator/stats`` of the simulator serving ``base_url``."""
     root = base_url.rsplit("/v1", 1)[0]

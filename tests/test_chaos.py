@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from served import simulator_predictions, simulator_process, simulator_stats, start_run
+from served import chain_manifest, simulator_predictions, simulator_process, simulator_stats, start_run
 
 pytestmark = pytest.mark.slow
 
@@ -71,31 +71,8 @@ def manifest_text(base_url: str, edits: set[str]) -> str:
     """The chaos manifest (24 jobs in two stages) with the given edits applied (up to 48 in three)."""
     styles = ["ink", "oil", "watercolor"] + (["pixel art"] if "add an axis value" in edits else [])
     metal = "silver" if "change a prompt" in edits else "gold"
-    text = f"""
-version: 1
-name: chaos
-seed: 5
-api:
-  base_url: {base_url}
-  create_rpm: 1200
-  max_in_flight: 12
-  wait: 1
-stages:
-  - id: base
-    model: black-forest-labs/flux-schnell
-    prompt: "a {{subject}}, {{style}}"
-    input:
-      megapixels: "0.25"
-    matrix:
-      subject: [fox, owl, lighthouse, boat]
-      style: {json.dumps(styles)}
-  - id: edit
-    model: black-forest-labs/flux-kontext-pro
-    needs: [base]
-    prompt: "make the {{subject}} {metal}"
-    input:
-      input_image: {{from: base}}
-"""
+    subjects = ["fox", "owl", "lighthouse", "boat"]
+    text = chain_manifest(base_url, name="chaos", seed=5, subjects=subjects, styles=styles, metal=metal)
     if "add a stage" in edits:
         text += """  - id: night
     model: black-forest-labs/flux-kontext-pro

@@ -16,37 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from served import simulator_process, simulator_stats, start_run
+from served import chain_manifest, simulator_process, simulator_stats, start_run
 
 from flux_batch.cli import main
 
 pytestmark = pytest.mark.slow
-
-MANIFEST = """
-version: 1
-name: crash
-seed: 11
-api:
-  base_url: {base_url}
-  create_rpm: 1200
-  max_in_flight: 12
-  wait: 1
-stages:
-  - id: base
-    model: black-forest-labs/flux-schnell
-    prompt: "a {{subject}}, {{style}}"
-    input:
-      megapixels: "0.25"
-    matrix:
-      subject: [fox, owl, cat, lighthouse, tree, boat]
-      style: [ink, oil, pixel art, watercolor]
-  - id: edit
-    model: black-forest-labs/flux-kontext-pro
-    needs: [base]
-    prompt: "make the {{subject}} gold"
-    input:
-      input_image: {{from: base}}
-"""
 
 
 @pytest.fixture(params=[(), ("--fault", "ambiguous_create:0.25")], ids=["plain", "ambiguous-create"])
@@ -57,7 +31,9 @@ def served(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> None:
     manifest = tmp_path / "crash.yaml"
-    manifest.write_text(MANIFEST.format(base_url=served))
+    subjects = ["fox", "owl", "cat", "lighthouse", "tree", "boat"]
+    styles = ["ink", "oil", "pixel art", "watercolor"]
+    manifest.write_text(chain_manifest(served, name="crash", seed=11, subjects=subjects, styles=styles))
     out = tmp_path / "out"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
     for _ in range(5):
