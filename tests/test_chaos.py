@@ -16,7 +16,8 @@ prompt changed, a stage added), then one run left to finish; then the invariants
 
 Each scenario is one set of simulator faults, with a simulator and an output folder of its own. The
 randomness (when each run is killed, before which runs the manifest is edited, and how) comes from one
-seed, printed with the figures: ``CHAOS_SEED=N pytest tests/test_chaos.py`` replays a failure, and
+seed, printed with the figures: ``CHAOS_SEED=N pytest tests/test_chaos.py`` replays a failure's kill
+times and edits (what a run has done when it is killed still depends on the machine's speed), and
 ``CHAOS_KILLS`` sets how many runs each scenario kills (default 6). The figures (kills, runs, edits,
 faults fired) are printed, attached to the test's report (``record_property``: in JUnit XML too), and
 summed up at the end of the session.
@@ -252,7 +253,7 @@ def check_paid_once(chaos: Chaos, stats: dict[str, Any], made: list[dict[str, An
     if not_done:
         problems.append(f"{len(not_done)} of {len(live)} live jobs did not succeed: {not_done}")
     made_ids = {p["id"] for p in made}
-    unknown = {job: pid for job, (_, pid) in live.items() if pid not in made_ids}
+    unknown = {job: pid for job, (_, pid) in live.items() if pid is not None and pid not in made_ids}
     if unknown:
         problems.append(f"{len(unknown)} jobs hold a prediction the simulator never made: {unknown}")
     extra = {}
