@@ -4,7 +4,13 @@ Found by the SIGKILL crash test (#9.6): the dispatcher used to read a batch of r
 an in-flight slot for each. A job in that batch already running but not yet past the create limiter (still
 ``pending`` in the state) could finish while the dispatcher waited for a slot for an earlier job of the
 batch; it was then no longer among the running tasks, so the stale row started it again, and it was created
-twice. The dispatcher now takes the slot first and then reads the job (runner/queue.py)."""
+twice. The dispatcher now takes the slot first and then reads the job (runner/queue.py). Its queue had the
+same flaw in another place: a downstream job released by its upstream's success is started ahead of the
+batches, so a later batch could read its row while it was still ``pending``; if it finished before the
+queue reached that row, the row started it again (2 of 6 crash-test runs on the merged code: 4 duplicate
+predictions in one; in the other, 2 edits whose images to edit finished downloading in the final run,
+each created twice in it, 1.5 s apart). Every row the queue gives is now read again from the state
+(tests/test_runner_queue.py)."""
 
 from __future__ import annotations
 
