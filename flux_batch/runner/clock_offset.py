@@ -26,7 +26,7 @@ where ``landed_by`` (our clock, :func:`landed_by`) is the latest moment the requ
 answer, when that run ended (it was gone before this run took the folder's lock); never later than
 ``intent + MAX_SEND_S`` (httpx's pool, connect and write timeouts as
 :class:`~flux_batch.runner.client.ApiClient` sets them). A search that lists nothing before ``landed_by``
-proves nothing, since the request may still be on its way: the caller waits until then.
+proves nothing, since the request may still be on its way: the caller searches again once it has passed.
 
 Before any create has answered (the first seconds of a run) the range is the old blind allowance, +/-
 ``UNMEASURED_MARGIN_S``: such searches come at the start of a run, when few predictions exist in that

@@ -66,7 +66,7 @@ from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
 from flux_batch.runner.queue import RunQueue
-from flux_batch.runner.reconcile import epoch_of, find_created, should_create_again
+from flux_batch.runner.reconcile import Found, epoch_of, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF, retry_call
 from flux_batch.runner.state import DOWNLOAD_FAILED, JobRow, Store
 from flux_batch.safepath import inside
@@ -601,38 +601,29 @@ class Executor:
         """The create may or may not have made a prediction: find it, or decide whether to create again."""
         self.stats.ambiguous_creates += 1
         sent_by = self._wall()  # the request left by now: an answer or a timeout came back
-        await self._until_landed(intent, sent_by)
         # Early in a run nothing has answered yet: wait for a create in flight to measure the offset
         # rather than search blind (a clock more than the allowance off would be missed).
         while not self._offsets.samples and self._posting:
             await self._post_ended.wait()
-        found = await self._find(job, sent, self._offsets.window(intent, sent_by))
+        window = self._offsets.window(intent, sent_by)
+        found = await self._find(job, sent, window, landed_by(intent, sent_by))
         if found is not None:
             return found
         self._store.abandon_attempt(job.row.id, "not created")
         return None
 
-    async def _until_landed(self, intent: float, sent_by: float) -> None:
-        """Wait until a create sent at ``intent`` and gone by ``sent_by`` can no longer be made: a search
-        before then that finds nothing proves nothing."""
-        wait = landed_by(intent, sent_by) - self._wall()
-        if wait > 0:
-            await self._sleep(wait)
-
-    async def _find(self, job: _Job, sent: dict[str, Any], window: Window) -> Prediction | None:
+    async def _find(
+        self, job: _Job, sent: dict[str, Any], window: Window, landed: float
+    ) -> Prediction | None:
+        """Find the prediction a create may have made, or decide whether to create again. ``landed`` (our
+        clock) is the latest moment the create can still be made: a search before then that finds it is
+        done, one that finds nothing proves nothing, and is made again once that moment has passed."""
         row = job.row
-        # Each page of the search waits for the other-requests limiter; the search as a whole is retried.
-        found = await self._retrying(
-            lambda: find_created(
-                self._client,
-                model=row.job.model,
-                version=row.job.version,
-                sent_input=sent,
-                window=window,
-                is_known=self._store.known_prediction,
-                before_page=self._other_limiter.acquire,
-            )
-        )
+        found = await self._search(job, sent, window)
+        wait = landed - self._wall()
+        if found.prediction is None and found.listed and wait > 0:
+            await self._sleep(wait)
+            found = await self._search(job, sent, window)
         if found.prediction is not None:
             self.stats.reattached += 1
             self._attach(job, found.prediction)
@@ -654,6 +645,21 @@ class Executor:
         )
         raise _Ended
 
+    async def _search(self, job: _Job, sent: dict[str, Any], window: Window) -> Found:
+        row = job.row
+        # Each page of the search waits for the other-requests limiter; the search as a whole is retried.
+        return await self._retrying(
+            lambda: find_created(
+                self._client,
+                model=row.job.model,
+                version=row.job.version,
+                sent_input=sent,
+                window=window,
+                is_known=self._store.known_prediction,
+                before_page=self._other_limiter.acquire,
+            )
+        )
+
     async def _resume_submitting(self, job: _Job) -> Prediction:
         """An earlier run recorded the intent to create but no prediction id: find it or create again."""
         attempts = self._store.attempts(job.row.id)
@@ -663,9 +669,8 @@ class Executor:
             # Sent by an earlier run, maybe under another clock setting: the blind allowance, not this run's
             # measurements (see clock_offset). That run had ended when this one started, but its request
             # may still be on its way.
-            await self._until_landed(intent, self._started)
             window = OffsetRange().window(intent, self._started)
-            found = await self._find(job, json.loads(sent_json), window)
+            found = await self._find(job, json.loads(sent_json), window, landed_by(intent, self._started))
             if found is not None:
                 return found
             self._store.abandon_attempt(job.row.id, "not created")
