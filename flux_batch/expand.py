@@ -8,6 +8,10 @@ the rendered prompt, and a seed derived from the base seed, the stage and the jo
 
 The same generator also runs in a cheaper *check* mode (no seeds, no ids, placeholder upstream images)
 that the manifest checks and the counts use.
+
+A stage whose sweep has a ``model`` variable gives each job the model of its values. An input that job's
+model does not take, but another model of the stage does, is left out of that job (the manifest checks
+warn about it, naming the jobs): the API would refuse it.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Any
 
 from flux_batch import ids
 from flux_batch.jobs import Job, file_ref, upstream_ref
-from flux_batch.manifest.model import ImageSource, Manifest, Stage
+from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
 from flux_batch.sweep import REPEAT, matches
 
 #: Stands in for an upstream image in check mode (its job id is not computed there).
 PLACEHOLDER_REF: Mapping[str, Any] = upstream_ref("", 0)
 SLUG_LENGTH = 32
+#: Marks where a source's images go in a list input written in the manifest: ``{"$slot": n}``.
+SLOT_KEY = "$slot"
 
 
 @dataclass(frozen=True)
@@ -55,10 +61,11 @@ def expand_stage(manifest: Manifest, stage: Stage) -> Iterator[Job]:
     for vars, combo, input, ups in rows(manifest, stage, full=True):
         if "seed" not in input:
             input["seed"] = ids.derive_seed(manifest.base_seed, stage.id, seed_key(stage, combo, ups))
-        needs = tuple(u.job_id for u in ups)
-        job_id = ids.job_id(stage.model, stage.version, input, needs)
+        needs = tuple(dict.fromkeys(u.job_id for u in ups))
+        model, version = stage.job_model(combo)
+        job_id = ids.job_id(model, version, input, needs)
         slug = ids.slugify(str(input.get("prompt") or stage.id), SLUG_LENGTH)
-        yield Job(job_id, stage.id, stage.model, stage.version, input, vars, needs, slug)
+        yield Job(job_id, stage.id, model, version, input, vars, needs, slug)
 
 
 def seed_key(stage: Stage, combo: Mapping[str, Any], ups: tuple[UpstreamImage, ...]) -> dict[str, Any]:
@@ -80,48 +87,104 @@ def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
     template = stage.prompt
     input_vars = [n for n in stage.sweep.names if n in stage.input_vars]
     files = stage.files
-    for ups in _upstream_product(manifest, stage.sources, full):
+    lists = stage.list_inputs
+    slotted = [n for n, v in base.items() if isinstance(v, list) and any(_slot(x) is not None for x in v)]
+    drop = _dropped_by_model(manifest, stage) if stage.model_varies else None
+    for choices in _upstream_product(manifest, stage.sources, full):
+        ups = tuple(u for choice in choices for u in choice)
         up_vars: dict[str, Any] = {}
-        for u in ups:
-            up_vars.update(u.vars)
+        for choice in choices:
+            up_vars.update(_choice_vars(choice))
         context = {**manifest.vars, **up_vars}
+        refs = [
+            [upstream_ref(u.job_id, u.output) if full else PLACEHOLDER_REF for u in choice]
+            for choice in choices
+        ]
         for combo in stage.sweep.combinations():
             input = dict(base)
-            for u in ups:
-                input[u.input] = upstream_ref(u.job_id, u.output) if full else PLACEHOLDER_REF
+            for source, images in zip(stage.sources, refs, strict=True):
+                if source.slot is None:
+                    input[source.input] = list(images) if source.input in lists else images[0]
+            for name in slotted:
+                input[name] = [r for x in base[name] for r in _fill(x, refs)]
             for name in input_vars:
                 if name in combo:
                     value = combo[name]
                     hashes = files.get(name)
-                    input[name] = file_ref(value, hashes[value]) if hashes else value
+                    value = file_ref(value, hashes[value]) if hashes else value
+                    input[name] = [value] if name in lists and not isinstance(value, list) else value
             if template is not None:
                 input["prompt"] = template.render({**context, **combo} if context else combo)
+            if drop is not None:
+                for name in drop.get(combo.get(MODEL_VAR), ()):
+                    input.pop(name, None)
             yield ({**up_vars, **combo} if up_vars else combo), combo, input, ups
+
+
+def _slot(value: Any) -> int | None:
+    return value.get(SLOT_KEY) if isinstance(value, Mapping) else None
+
+
+def _fill(value: Any, refs: list[list[Mapping[str, Any]]]) -> list[Any]:
+    slot = _slot(value)
+    return [value] if slot is None else refs[slot]
+
+
+def _dropped_by_model(manifest: Manifest, stage: Stage) -> dict[Any, frozenset[str]]:
+    """For each model of the stage: the inputs it lacks that another model of the stage takes."""
+    specs = {ref: manifest.spec(stage.job_model({MODEL_VAR: ref})[0]) for ref in stage.models}
+    taken = {n for spec in specs.values() if spec.known for n in spec.inputs}
+    return {ref: frozenset(taken - set(spec.inputs)) for ref, spec in specs.items() if spec.known} | {
+        None: frozenset(taken - set(manifest.spec(stage.model).inputs))
+    }
+
+
+def _choice_vars(choice: tuple[UpstreamImage, ...]) -> Mapping[str, Any]:
+    return choice[0].vars if choice else {}
 
 
 def _upstream_product(
     manifest: Manifest, sources: tuple[ImageSource, ...], full: bool
-) -> Iterator[tuple[UpstreamImage, ...]]:
+) -> Iterator[tuple[tuple[UpstreamImage, ...], ...]]:
     if not sources:
         yield ()
         return
-    for image in upstream_images(manifest, sources[0], full=full):
+    for choice in source_choices(manifest, sources[0], full=full):
         for rest in _upstream_product(manifest, sources[1:], full):
-            yield (image, *rest)
+            yield (choice, *rest)
+
+
+def source_choices(
+    manifest: Manifest, source: ImageSource, *, full: bool
+) -> Iterator[tuple[UpstreamImage, ...]]:
+    """What one source gives each job: one upstream image, or with ``group_by`` every image of a group
+    (whose variables are then only the ``group_by`` ones)."""
+    if source.group_by is None:
+        for image in upstream_images(manifest, source, full=full):
+            yield (image,)
+        return
+    groups: dict[str, list[UpstreamImage]] = {}
+    for image in upstream_images(manifest, source, full=full):
+        shared = {k: image.vars[k] for k in source.group_by if k in image.vars}
+        groups.setdefault(ids.canonical_json(shared), []).append(
+            UpstreamImage(image.input, image.job_id, image.output, shared)
+        )
+    for members in groups.values():
+        yield tuple(members)
 
 
 def upstream_images(manifest: Manifest, source: ImageSource, *, full: bool) -> Iterator[UpstreamImage]:
     """Each output image of the upstream stage's jobs whose variables match ``source.where``."""
     stage = manifest.stage(source.stage)
-    spec = manifest.spec_for(stage.id)
     if full:
         for job in expand_stage(manifest, stage):
             if not source.where or matches(job.vars, source.where):
-                for i in range(spec.images_per_prediction(job.input)):
+                for i in range(manifest.spec(job.model).images_per_prediction(job.input)):
                     yield UpstreamImage(source.input, job.id, i, job.vars)
         return
-    for vars, _, input, _ in rows(manifest, stage, full=False):
+    for vars, combo, input, _ in rows(manifest, stage, full=False):
         if not source.where or matches(vars, source.where):
+            spec = manifest.spec(stage.job_model(combo)[0])
             for i in range(spec.images_per_prediction(input)):
                 yield UpstreamImage(source.input, "", i, vars)
 
@@ -140,10 +203,10 @@ def count_jobs_and_images(
     for stage in manifest.stages:
         count = stage.sweep.count(limit)
         for source in stage.sources:
-            if not source.where and source.stage in images:
+            if not source.where and source.group_by is None and source.stage in images:
                 count *= images[source.stage]
             else:
-                count *= sum(1 for _ in upstream_images(manifest, source, full=False))
+                count *= sum(1 for _ in source_choices(manifest, source, full=False))
         jobs[stage.id] = count
         if limit is not None and sum(jobs.values()) > limit:
             break  # before _images, which may go through every job
@@ -152,6 +215,11 @@ def count_jobs_and_images(
 
 
 def _images(manifest: Manifest, stage: Stage, jobs: int) -> int:
+    if stage.model_varies:
+        return sum(
+            manifest.spec(stage.job_model(combo)[0]).images_per_prediction(input)
+            for _, combo, input, _ in rows(manifest, stage, full=False)
+        )
     spec = manifest.spec_for(stage.id)
     if "num_outputs" not in spec.inputs or jobs == 0:
         return jobs

@@ -1,8 +1,10 @@
 """The known FLUX models: input schemas, prices, output shapes; and input validation.
 
 The data lives in ``schemas/models/*.json`` (one JSON Schema per model, with ``x-`` keys for the price
-per image, the output shape and which inputs take images). Both the manifest checks and the simulator's
-422 answers come from :func:`check_input`, so they can never disagree.
+(:mod:`flux_batch.pricing`), the output shape and which inputs take images). Models fetched with
+``flux-batch models --fetch`` are read from the user's cache (:mod:`flux_batch.model_cache`) after those.
+Both the manifest checks and the simulator's 422 answers come from :func:`check_input`, so they can never
+disagree.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import jsonschema
 
-from flux_batch import resources
+from flux_batch import resources, sizes
+from flux_batch.ids import canonical_json
+from flux_batch.pricing import Price, parse_price, schema_price
 
 MODEL_REF = re.compile(
     r"^(?P<owner>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)(?::(?P<version>[0-9a-f]{64}))?$"
@@ -32,7 +36,7 @@ class ModelSpec:
 
     name: str
     title: str
-    price_usd: float | None
+    price: Price | None
     output: str  # "url": one URL string; "list": a list of URLs
     image_inputs: tuple[str, ...] = ()
     schema: Mapping[str, Any] | None = field(default=None, repr=False)
@@ -40,6 +44,32 @@ class ModelSpec:
     @property
     def known(self) -> bool:
         return self.schema is not None
+
+    @property
+    def list_image_inputs(self) -> tuple[str, ...]:
+        """The image inputs that take a list of images (``input_images``)."""
+        return tuple(n for n in self.image_inputs if self.inputs.get(n, {}).get("type") == "array")
+
+    @property
+    def price_usd(self) -> float | None:
+        """The cost of one prediction with the default inputs (None when the price is unknown)."""
+        return None if self.price is None else self.cost(self.defaults)
+
+    def cost(self, input: Mapping[str, Any], input_mp: list[float] | None = None) -> float | None:
+        """The estimated cost of one prediction with ``input``: by image, or by the megapixels of its
+        output and, where billed, of its input images (``input_mp``; by default 1 MP for each image
+        given). None when the price is unknown."""
+        if self.price is None:
+            return None
+        values = {**self.defaults, **input}
+        if input_mp is None:
+            input_mp = [1.0] * sum(_image_count(values.get(n)) for n in self.image_inputs)
+        return self.price.cost(
+            values,
+            images=self.images_per_prediction(input),
+            output_mp=sizes.billed_output_megapixels(values),
+            input_mp=input_mp,
+        )
 
     @property
     def inputs(self) -> Mapping[str, Mapping[str, Any]]:
@@ -69,20 +99,31 @@ class InputProblem:
     severity: str = "error"
 
 
+def _image_count(value: Any) -> int:
+    if value is None or value == "":
+        return 0
+    return len(value) if isinstance(value, list) else 1
+
+
+def spec_from_schema(schema: Mapping[str, Any]) -> ModelSpec:
+    """The spec a model schema (flux-batch's form, with ``x-model``) describes."""
+    return ModelSpec(
+        name=schema["x-model"],
+        title=schema.get("title", schema["x-model"]),
+        price=schema_price(schema),
+        output=schema.get("x-output", "url"),
+        image_inputs=tuple(schema.get("x-image-inputs", ())),
+        schema=schema,
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def known_models() -> dict[str, ModelSpec]:
     """Every model with a schema under ``schemas/models/``, by ``owner/name``."""
     specs: dict[str, ModelSpec] = {}
     for path in sorted((resources.schemas_dir() / "models").glob("*.json")):
-        schema = resources.load_schema(f"models/{path.name}")
-        specs[schema["x-model"]] = ModelSpec(
-            name=schema["x-model"],
-            title=schema.get("title", schema["x-model"]),
-            price_usd=schema.get("x-price-usd-per-image"),
-            output=schema.get("x-output", "url"),
-            image_inputs=tuple(schema.get("x-image-inputs", ())),
-            schema=schema,
-        )
+        spec = spec_from_schema(resources.load_schema(f"models/{path.name}"))
+        specs[spec.name] = spec
     return specs
 
 
@@ -94,13 +135,20 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return f"{match['owner']}/{match['name']}", match["version"]
 
 
-def get_model(name: str, price_override: float | None = None) -> ModelSpec:
-    """The spec for ``owner/name``; an unknown model gets an unchecked spec (price from the manifest)."""
-    spec = known_models().get(name)
+def get_model(
+    name: str, price_override: Any = None, extra: Mapping[str, ModelSpec] | None = None
+) -> ModelSpec:
+    """The spec for ``owner/name``: from ``extra`` (a manifest's schema files), the built-in schemas, or
+    the cache of fetched schemas; else an unchecked spec. ``price_override`` is a manifest's ``prices``
+    entry (a number per image, or rates)."""
+    from flux_batch import model_cache  # the cache reads files: imported where it is needed
+
+    spec = (extra or {}).get(name) or known_models().get(name) or model_cache.cached_spec(name)
+    price = parse_price(price_override) if price_override is not None else None
     if spec is None:
-        return ModelSpec(name=name, title=name, price_usd=price_override, output="any")
-    if price_override is not None:
-        return ModelSpec(spec.name, spec.title, price_override, spec.output, spec.image_inputs, spec.schema)
+        return ModelSpec(name=name, title=name, price=price, output="any")
+    if price is not None:
+        return ModelSpec(spec.name, spec.title, price, spec.output, spec.image_inputs, spec.schema)
     return spec
 
 
@@ -117,18 +165,29 @@ def suggest(word: str, choices: list[str] | tuple[str, ...] | Any) -> str:
 
 
 def _with_placeholders(spec: ModelSpec, input: Mapping[str, Any]) -> dict[str, Any]:
-    """Image references that resolve only at run time (mappings) are checked as a URL."""
+    """Image references that resolve only at run time (mappings, also in a list) are checked as a URL."""
+
+    def placeholder(value: Any) -> Any:
+        return PLACEHOLDER_URL if isinstance(value, Mapping) else value
+
     return {
-        k: PLACEHOLDER_URL if k in spec.image_inputs and isinstance(v, Mapping) else v
+        k: ([placeholder(x) for x in v] if isinstance(v, list) else placeholder(v))
+        if k in spec.image_inputs
+        else v
         for k, v in input.items()
     }
 
 
-@functools.cache
-def _validator(name: str) -> jsonschema.protocols.Validator:
-    schema = known_models()[name].schema
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+_VALIDATORS: dict[str, jsonschema.protocols.Validator] = {}
+
+
+def _validator(spec: ModelSpec) -> jsonschema.protocols.Validator:
+    key = canonical_json(spec.schema)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        cls = jsonschema.validators.validator_for(spec.schema)
+        validator = _VALIDATORS[key] = cls(spec.schema, format_checker=cls.FORMAT_CHECKER)
+    return validator
 
 
 def check_input(spec: ModelSpec, input: Mapping[str, Any]) -> list[InputProblem]:
@@ -140,7 +199,7 @@ def check_input(spec: ModelSpec, input: Mapping[str, Any]) -> list[InputProblem]
         return []
     value = _with_placeholders(spec, input)
     problems: list[InputProblem] = []
-    for error in sorted(_validator(spec.name).iter_errors(value), key=lambda e: list(e.absolute_path)):
+    for error in sorted(_validator(spec).iter_errors(value), key=lambda e: list(e.absolute_path)):
         problems.extend(_describe(spec, error))
     ratio = value.get("aspect_ratio", spec.defaults.get("aspect_ratio"))
     if "custom" in spec.inputs.get("aspect_ratio", {}).get("enum", ()) and ratio != "custom":
@@ -195,3 +254,41 @@ def _describe_one(spec: ModelSpec, error: jsonschema.ValidationError) -> InputPr
         low, high = spec.inputs.get(path, {}).get("minimum"), spec.inputs.get(path, {}).get("maximum")
         return InputProblem(path, f"{error.instance} is out of range (allowed {low} to {high})")
     return InputProblem(path, error.message)
+
+
+def near_miss(name: str, known: Any) -> str | None:
+    """The known model ``name`` is a typo of, or None: the same owner/name but for one character (left out,
+    added, changed, or two swapped), except a digit changed for another digit (``klein-4b`` and
+    ``klein-9b`` are two models, not a typo)."""
+    for other in known:
+        if other != name and _one_edit(name, other):
+            return str(other)
+    return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diff) == 1:
+            return not (a[diff[0]].isdigit() and b[diff[0]].isdigit())
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k in range(len(short)) if short[k] != long[k]), len(short))
+    return short[i:] == long[i + 1 :]
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """ValueError unless ``schema`` is a JSON Schema flux-batch can check inputs with."""
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+    if not isinstance(schema.get("properties"), Mapping):
+        raise ValueError("it has no properties")

@@ -15,19 +15,40 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_batch.expand import count_jobs_and_images, expand_stage
+from flux_batch.expand import count_jobs_and_images, expand_stage, rows
 from flux_batch.jobs import Job
-from flux_batch.manifest.model import Manifest
+from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.models import ModelSpec
 
 SAMPLES_PER_STAGE = 3
 
 
 def job_cost(job: Job, spec: ModelSpec) -> float | None:
-    """The job's price: price per image times images per prediction; None when the price is unknown."""
-    if spec.price_usd is None:
-        return None
-    return spec.price_usd * spec.images_per_prediction(job.input)
+    """The job's estimated price (per image, or by the megapixels of its output and input images);
+    None when the price is unknown."""
+    return spec.cost(job.input)
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One model's share of a stage: jobs, images, estimated cost (None: unpriced) and time."""
+
+    model: str
+    jobs: int
+    images: int
+    cost_usd: float | None
+    time_s: float
+    price: str = ""  # the price, in words
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "jobs": self.jobs,
+            "images": self.images,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            "time_s": round(self.time_s, 1),
+            "price": self.price,
+        }
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,7 @@ class StagePlan:
     needs: tuple[str, ...] = ()
     done: Mapping[str, int] | None = None
     todo: int = 0  # jobs this stage still has to run (all of them without a folder)
+    models: tuple[ModelPlan, ...] = ()  # the share of each model its jobs use
 
     @property
     def todo_cost_usd(self) -> float | None:
@@ -67,6 +89,7 @@ class StagePlan:
         }
         if self.done is not None:
             data["done"] = dict(self.done)
+        data["models"] = [m.to_json() for m in self.models]
         return data
 
 
@@ -185,20 +208,22 @@ def build_plan(
     samples: list[Job] = []
     for stage in manifest.stages:
         spec = manifest.spec_for(stage.id)
-        price = spec.price_usd
         stage_done = done(stage.id) if done else None
+        shares = model_shares(manifest, stage, jobs[stage.id], images[stage.id])
+        priced = all(m.cost_usd is not None for m in shares)
         stages.append(
             StagePlan(
                 id=stage.id,
-                model=stage.model,
+                model=", ".join(m.model for m in shares) if stage.model_varies else stage.model,
                 jobs=jobs[stage.id],
                 images=images[stage.id],
-                price_usd=price,
-                cost_usd=None if price is None else price * images[stage.id],
+                price_usd=spec.price_usd if not stage.model_varies else None,
+                cost_usd=sum(m.cost_usd or 0.0 for m in shares) if priced else None,
                 time_s=jobs[stage.id] * 60.0 / manifest.api.create_rpm,
                 needs=stage.needs,
                 done=stage_done,
                 todo=todo_count(jobs[stage.id], stage_done, retry_failed=retry_failed),
+                models=tuple(shares),
             )
         )
         samples.extend(itertools.islice(expand_stage(manifest, stage), samples_per_stage))
@@ -218,3 +243,39 @@ def build_plan(
             "token_env": None if manifest.api.simulator else manifest.api.token_env,
         },
     )
+
+
+def model_shares(manifest: Manifest, stage: Stage, jobs: int, images: int) -> list[ModelPlan]:
+    """Each model's jobs, images, estimated cost and time in ``stage``.
+
+    A stage of one model priced per image is counted by arithmetic; otherwise (a model axis, or a price
+    by megapixels) every job's input is priced, in the manifest checks' cheap mode."""
+    rpm = manifest.api.create_rpm
+    spec = manifest.spec_for(stage.id)
+    price = spec.price
+    if not stage.model_varies and (price is None or (len(price.rates) == 1 and not price.by_size)):
+        per_image = None if price is None else price.rates[0].per_image + price.rates[0].per_run
+        if price is not None and price.rates[0].per_run:
+            cost: float | None = price.rates[0].per_run * jobs + price.rates[0].per_image * images
+        else:
+            cost = None if per_image is None else per_image * images
+        return [ModelPlan(stage.model, jobs, images, cost, jobs * 60.0 / rpm, _words(spec))]
+    shares: dict[str, list[Any]] = {}  # model -> [spec, jobs, images, cost]
+    for _, combo, input, _ in rows(manifest, stage, full=False):
+        model = stage.job_model(combo)[0]
+        share = shares.get(model)
+        if share is None:
+            share = shares[model] = [manifest.spec(model), 0, 0, 0.0]
+        job_spec: ModelSpec = share[0]
+        share[1] += 1
+        share[2] += job_spec.images_per_prediction(input)
+        cost_one = job_spec.cost(input)
+        share[3] = None if cost_one is None or share[3] is None else share[3] + cost_one
+    return [
+        ModelPlan(model, n, imgs, cost, n * 60.0 / rpm, _words(model_spec))
+        for model, (model_spec, n, imgs, cost) in shares.items()
+    ]
+
+
+def _words(spec: ModelSpec) -> str:
+    return "unpriced" if spec.price is None else spec.price.describe()

@@ -1,8 +1,18 @@
-"""Session-wide hooks: the chaos suite's figures, summed up at the end of the session."""
+"""Session-wide hooks: every test has its own cache of fetched model schemas (never the user's); the chaos
+suite's figures, summed up at the end of the session."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _own_model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("FLUX_BATCH_CACHE", str(cache))
+    return cache
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -10,9 +10,9 @@ PRO = "black-forest-labs/flux-pro"
 KONTEXT = "black-forest-labs/flux-kontext-pro"
 
 
-def test_seven_known_models_with_prices_and_outputs() -> None:
+def test_known_models_with_prices_and_outputs() -> None:
     specs = known_models()
-    assert len(specs) == 7
+    assert len(specs) == 13  # seven FLUX.1, six FLUX.2
     assert specs[PRO].price_usd == 0.055 and specs[PRO].output == "url"
     assert specs["black-forest-labs/flux-schnell"].output == "list"
     assert specs[KONTEXT].image_inputs == ("input_image",)

@@ -103,9 +103,22 @@ def render_plan(plan: Plan) -> str:
     """The human plan: where it runs, a table per stage, totals, what is left to do, budget, samples."""
     rows = [("stage", "model", "jobs", "images", "cost", "time")]
     for s in plan.stages:
+        shown = s.model if len(s.models) < 2 else f"{len(s.models)} models:"
         rows.append(
-            (s.id, s.model, f"{s.jobs:,}", f"{s.images:,}", _money(s.cost_usd), format_duration(s.time_s))
+            (s.id, shown, f"{s.jobs:,}", f"{s.images:,}", _money(s.cost_usd), format_duration(s.time_s))
         )
+        if len(s.models) > 1:
+            for m in s.models:
+                rows.append(
+                    (
+                        "",
+                        f"  {m.model}",
+                        f"{m.jobs:,}",
+                        f"{m.images:,}",
+                        _money(m.cost_usd),
+                        format_duration(m.time_s),
+                    )
+                )
     total_cost = _money(plan.cost_usd) + ("" if plan.cost_complete else " + unpriced")
     rows.append(("total", "", f"{plan.jobs:,}", f"{plan.images:,}", total_cost, format_duration(plan.time_s)))
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
@@ -114,6 +127,10 @@ def render_plan(plan: Plan) -> str:
         cells = [r[i].ljust(widths[i]) if i < 2 else r[i].rjust(widths[i]) for i in range(6)]
         lines.append("  " + "  ".join(cells).rstrip())
     lines.append(f"  time is the floor at {plan.create_rpm:g} creates per minute (api.create_rpm)")
+    prices = {m.model: m.price for s in plan.stages for m in s.models if m.price}
+    by_size = {k: v for k, v in prices.items() if "MP" in v}
+    for model, price in by_size.items():
+        lines.append(f"  {model}: {price} (input images counted as 1 MP each; an estimate)")
     done = False
     for s in plan.stages:
         if s.done:

@@ -219,11 +219,14 @@ def run_command(args: argparse.Namespace) -> int:
         ),
         owner=owner_record(manifest),
     )
-    specs = {s.id: manifest.spec_for(s.id) for s in manifest.stages}
+    specs: dict[str, Any] = {}
 
     def jobs() -> Iterator[tuple[Any, float | None]]:
         for job in expand(manifest):
-            yield job, job_cost(job, specs[job.stage])
+            spec = specs.get(job.model)
+            if spec is None:
+                spec = specs[job.model] = manifest.spec(job.model)
+            yield job, job_cost(job, spec)
 
     view = ProgressView(sys.stderr, quiet=args.quiet)
     reseed = bool(args.reseed or manifest.reseed_failed)

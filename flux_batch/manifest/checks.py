@@ -21,7 +21,7 @@ from typing import Any
 from flux_batch import expand, models  # expand as a module reference: expand imports manifest.model
 from flux_batch.errors import Issue
 from flux_batch.ids import canonical_json
-from flux_batch.manifest.model import ImageSource, Manifest, Stage
+from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.sweep import matches
 from flux_batch.template import format_value
@@ -38,33 +38,52 @@ def _stands_in(spec: models.ModelSpec, name: str, expected: dict[str, Any]) -> b
 
 
 def check_inputs(manifest: Manifest, doc: Document) -> list[Issue]:
-    """Errors and warnings for every stage's job inputs (unknown models pass unchecked)."""
+    """Errors and warnings for every stage's job inputs, each job against its own model (unknown models
+    pass unchecked); with a model axis, a warning for each input left out of a model's jobs."""
     issues: list[Issue] = []
     for stage in manifest.stages:
-        spec = manifest.spec_for(stage.id)
-        if spec.known:
-            issues.extend(_check_stage(manifest, stage, spec, doc))
+        if stage.model_varies or manifest.spec_for(stage.id).known:
+            issues.extend(_check_stage(manifest, stage, doc))
     return issues
 
 
-def _check_stage(manifest: Manifest, stage: Stage, spec: models.ModelSpec, doc: Document) -> list[Issue]:
-    prompt_free = _stands_in(spec, "prompt", {"type": "string", "minLength": 1})
-    seed_free = _stands_in(spec, "seed", {"type": "integer"})
+class _ModelCheck:
+    """One model's checks within a stage: its spec and which inputs can be checked cheaply."""
+
+    def __init__(self, spec: models.ModelSpec) -> None:
+        self.spec = spec
+        self.prompt_free = _stands_in(spec, "prompt", {"type": "string", "minLength": 1})
+        self.seed_free = _stands_in(spec, "seed", {"type": "integer"})
+        self.jobs = 0
+
+
+def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]:
+    checks: dict[Any, _ModelCheck] = {}
     cache: dict[Any, list[models.InputProblem]] = {}
     found: dict[tuple[str, str, str, str], list[Any]] = {}
-    for vars, _, input, _ in expand.rows(manifest, stage, full=False):
+    for vars, combo, input, _ in expand.rows(manifest, stage, full=False):
+        ref = combo.get(MODEL_VAR) if stage.model_varies else None
+        check = checks.get(ref)
+        if check is None:
+            check = checks[ref] = _ModelCheck(manifest.spec(stage.job_model(combo)[0]))
+        check.jobs += 1
+        if not check.spec.known:
+            continue
         prompt = input.get("prompt")
-        skip_prompt = prompt_free and type(prompt) is str and prompt != ""
-        skip_seed = seed_free and type(input.get("seed")) is int
+        skip_prompt = check.prompt_free and type(prompt) is str and prompt != ""
+        skip_seed = check.seed_free and type(input.get("seed")) is int
         try:
-            key: Any = tuple(
-                (k, v.__class__, None if isinstance(v, Mapping) else v)
-                for k, v in input.items()
-                if not ((k == "prompt" and skip_prompt) or (k == "seed" and skip_seed))
+            key: Any = (
+                ref,
+                *(
+                    (k, v.__class__, None if isinstance(v, Mapping) else v)
+                    for k, v in input.items()
+                    if not ((k == "prompt" and skip_prompt) or (k == "seed" and skip_seed))
+                ),
             )
             hash(key)
         except TypeError:
-            key = repr(sorted(input.items()))
+            key = repr((ref, sorted(input.items())))
         problems = cache.get(key)
         if problems is None:
             probe = dict(input)
@@ -72,7 +91,7 @@ def _check_stage(manifest: Manifest, stage: Stage, spec: models.ModelSpec, doc: 
                 probe["prompt"] = "x"
             if skip_seed:
                 probe["seed"] = 0
-            problems = models.check_input(spec, probe)
+            problems = models.check_input(check.spec, probe)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[key] = problems
@@ -82,7 +101,29 @@ def _check_stage(manifest: Manifest, stage: Stage, spec: models.ModelSpec, doc: 
                 found[(p.path, p.message, p.hint, p.severity)] = [1, vars]
             else:
                 entry[0] += 1
-    return [_issue(doc, manifest, stage, *k, count, vars) for k, (count, vars) in found.items()]
+    issues = [_issue(doc, manifest, stage, *k, count, vars) for k, (count, vars) in found.items()]
+    if stage.model_varies:
+        issues.extend(_left_out(doc, stage, list(checks.values())))
+    return issues
+
+
+def _left_out(doc: Document, stage: Stage, checks: list[_ModelCheck]) -> Iterator[Issue]:
+    """A warning for each input the stage sets that one of its models does not take (another does):
+    it is left out of that model's jobs, never sent to be refused."""
+    taken = {n for c in checks if c.spec.known for n in c.spec.inputs}
+    for check in checks:
+        if not check.spec.known:
+            continue
+        for name in sorted((stage.own_inputs & taken) - set(check.spec.inputs)):
+            where = stage.origins.get(name, ("stages", stage.index, "input", name))
+            yield doc.issue(
+                where,
+                f"{check.spec.name} has no input {name!r}: it is left out of that model's "
+                f"{check.jobs} job(s)",
+                f"to give it to some models only, write include: [{{model: {check.spec.name}, ...}}] "
+                "or use cases",
+                severity="warning",
+            )
 
 
 def _issue(
@@ -223,7 +264,7 @@ def _requests(manifest: Manifest, stage: Stage) -> Iterator[tuple[Mapping[str, A
             yield job.vars, job.id
         return
     for vars, combo, input, ups in expand.rows(manifest, stage, full=False):
-        request = canonical_json(input)
+        request = canonical_json([stage.job_model(combo), input])
         if "seed" not in input:
             request += canonical_json([stage.id, expand.seed_key(stage, combo, ups)])
         yield vars, request

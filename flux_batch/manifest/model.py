@@ -18,6 +18,8 @@ from flux_batch.sweep import Sweep
 from flux_batch.template import Template
 
 DEFAULT_MAX_JOBS = 1_000_000
+#: The sweep variable that sets each job's model (``matrix: {model: [...]}``).
+MODEL_VAR = "model"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,12 @@ class ImageSource:
     input: str
     stage: str
     where: Mapping[str, Any] = field(default_factory=dict)
+    #: Set: all the upstream images whose variables share these values go to one job, as a list (an
+    #: empty tuple: all of them). None: one job per upstream image.
+    group_by: tuple[str, ...] | None = None
+    #: Set: the source is element ``slot`` of a list input written in the manifest; its images go where
+    #: the stage's literal list holds ``{"$slot": slot}``.
+    slot: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,9 @@ class Stage:
     """
 
     id: str
-    model: str
+    model: str  # the stage's model; with a ``model`` sweep variable, that of jobs whose values lack one
     version: str | None = None
+    models: tuple[str, ...] = ()  # every model (owner/name[:version]) its jobs use, in sweep order
     needs: tuple[str, ...] = ()
     product_axes: tuple[str, ...] = ()
     var_names: tuple[str, ...] = ()
@@ -71,6 +80,23 @@ class Stage:
     same_seed_across: frozenset[str] = frozenset()
     index: int = 0  # position in the manifest's stages list, for locating issues
     origins: Mapping[str, tuple[Any, ...]] = field(default_factory=dict, repr=False)  # variable -> JSON path
+    own_inputs: frozenset[str] = frozenset()  # inputs the stage sets itself (not from defaults)
+    list_inputs: frozenset[str] = frozenset()  # image inputs that take a list of images
+
+    @property
+    def model_varies(self) -> bool:
+        """True when ``model`` is a sweep variable: each job's model is its own."""
+        return MODEL_VAR in self.var_names
+
+    def job_model(self, combo: Mapping[str, Any]) -> tuple[str, str | None]:
+        """``(owner/name, version or None)`` of the job with sweep values ``combo``."""
+        ref = combo.get(MODEL_VAR) if self.model_varies else None
+        if not isinstance(ref, str):
+            return self.model, self.version
+        try:
+            return models.split_ref(ref)
+        except ValueError:  # refused by the parser; never reached for a loaded manifest
+            return ref, None
 
 
 @dataclass(frozen=True)
@@ -89,7 +115,8 @@ class Manifest:
     max_cost_usd: float | None = None
     retry_failed: bool = False
     reseed_failed: bool = False
-    prices: Mapping[str, float] = field(default_factory=dict)
+    prices: Mapping[str, Any] = field(default_factory=dict)
+    schemas: Mapping[str, models.ModelSpec] = field(default_factory=dict, repr=False)  # from schema files
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
     warnings: tuple[Issue, ...] = ()
 
@@ -101,6 +128,9 @@ class Manifest:
         raise KeyError(stage_id)
 
     def spec_for(self, stage_id: str) -> models.ModelSpec:
-        """The model spec of a stage, with the manifest's price override applied."""
-        model = self.stage(stage_id).model
-        return models.get_model(model, self.prices.get(model))
+        """The model spec of a stage (of its default model), with the manifest's price override applied."""
+        return self.spec(self.stage(stage_id).model)
+
+    def spec(self, model: str) -> models.ModelSpec:
+        """The spec of ``owner/name``: a manifest's schema file, built in or fetched; with its price."""
+        return models.get_model(model, self.prices.get(model), self.schemas)

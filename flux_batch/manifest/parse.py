@@ -8,18 +8,28 @@ variables, defaults that no stage's model takes. The files a sweep names are rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flux_batch import graph, models, sweep
+from flux_batch import graph, model_cache, models, sweep
 from flux_batch.api_url import BaseUrlError, check_base_url
 from flux_batch.durations import parse_duration
 from flux_batch.errors import Issue
 from flux_batch.ids import canonical_json
-from flux_batch.manifest.model import DEFAULT_MAX_JOBS, ApiSettings, ImageSource, Manifest, Stage
+from flux_batch.jobs import is_ref
+from flux_batch.manifest.model import (
+    DEFAULT_MAX_JOBS,
+    MODEL_VAR,
+    ApiSettings,
+    ImageSource,
+    Manifest,
+    Stage,
+)
+from flux_batch.manifest.schema_files import load_schema_files
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.template import TemplateError, compile_template
 
@@ -46,7 +56,9 @@ class _Parser:
         self.issues: list[Issue] = []
         self.data: dict[str, Any] = doc.data
         self.max_jobs = max_jobs or int(self.data.get("max_jobs", DEFAULT_MAX_JOBS))
-        self.prices: dict[str, float] = dict(self.data.get("prices", {}))
+        self.prices: dict[str, Any] = dict(self.data.get("prices", {}))
+        self.warned_models: set[str] = set()
+        self.schemas = load_schema_files(self, self.data.get("schemas", {}))
         self.file_hashes: dict[str, str] = {}
         self.broken: set[str] = set()  # variables whose values could not be read (no follow-on errors)
         # Stages (by index) with an error of their own: their jobs cannot be checked. None: no stage's
@@ -101,6 +113,7 @@ class _Parser:
             retry_failed=bool(retry),
             reseed_failed=bool(isinstance(retry, dict) and retry.get("reseed", False)),
             prices=self.prices,
+            schemas=self.schemas,
             document=document,
             warnings=tuple(i for i in self.issues if i.severity == "warning"),
         )
@@ -135,15 +148,6 @@ class _Parser:
 
     def stage(self, index: int, raw: Mapping[str, Any]) -> Stage:
         at: JsonPath = ("stages", index)
-        model, version = models.split_ref(raw["model"])
-        spec = models.get_model(model, self.prices.get(model))
-        if not spec.known:
-            hint = models.suggest(model, list(models.known_models()))
-            self.warn(
-                (*at, "model"),
-                f"{model} is not a known model: its inputs are not checked",
-                hint or f"set its price with prices: {{{model}: 0.01}} to estimate the cost",
-            )
         origins: dict[str, JsonPath] = {}
         factors = self.factors(at, raw, origins)
         repeat = int(raw.get("repeat", 1))
@@ -155,6 +159,9 @@ class _Parser:
         for i, rule in enumerate(raw.get("include", ())):
             for key in rule:
                 origins.setdefault(key, (*at, "include", i, key))
+        model, version, refs = self.stage_models(at, raw, built, origins)
+        specs = [self.spec(models.split_ref(r)[0] if models.MODEL_REF.match(r) else r) for r in refs]
+        spec = specs[0] if len(specs) == 1 else _union(specs)
         template = None
         if "prompt" in raw:
             try:
@@ -164,10 +171,11 @@ class _Parser:
         literal, sources = self.inputs(at, raw, spec)
         input_names = set(spec.inputs) if spec.known else None
         used = set(template.names) if template else set()
+        swept = [n for n in built.names if n != MODEL_VAR]
         if input_names is not None:
-            input_vars = frozenset(n for n in built.names if n in input_names)
+            input_vars = frozenset(n for n in swept if n in input_names)
         else:
-            input_vars = frozenset(n for n in built.names if n not in used and n != sweep.REPEAT)
+            input_vars = frozenset(n for n in swept if n not in used and n != sweep.REPEAT)
         if template and ("prompt" in input_vars or "prompt" in literal):
             where = origins.get("prompt", (*at, "input", "prompt"))
             self.error(
@@ -175,7 +183,7 @@ class _Parser:
                 "the prompt is given twice: by the stage's prompt template and here",
                 "keep one: rename the variable and use it as {name} in the template",
             )
-        for name in built.names:
+        for name in swept:
             if (
                 name not in input_vars
                 and name not in used
@@ -185,10 +193,10 @@ class _Parser:
                 hint = models.suggest(name, sorted(input_names))
                 self.warn(
                     origins.get(name, at),
-                    f"variable {name!r} is neither a {model} input nor used in the prompt",
+                    f"variable {name!r} is neither a {spec.name} input nor used in the prompt",
                     f"{hint} (an input)" if hint else "use it as {" + name + "} in the prompt, or drop it",
                 )
-        files = self.glob_files(origins, input_vars, spec, model)
+        files = self.glob_files(origins, input_vars, spec, spec.name)
         same_seed = raw.get("same_seed_across", [])
         for i, name in enumerate(same_seed):
             if name not in built.names:
@@ -197,11 +205,23 @@ class _Parser:
                     f"{name!r} is not a sweep variable of this stage",
                     models.suggest(name, built.names),
                 )
+        lists = set(spec.list_image_inputs)
+        lists.update(n for n, v in literal.items() if isinstance(v, list) and any(is_ref(x) for x in v))
+        lists.update(s.input for s in sources if s.group_by is not None or s.slot is not None)
+        for source in sources:
+            if source.group_by is not None and source.input not in lists:
+                self.error(
+                    self.source_path(at, raw, source),
+                    f"group_by gives several images, but {source.input!r} takes one",
+                    f"list inputs of {spec.name}: {', '.join(spec.list_image_inputs) or 'none'}",
+                )
         needs = tuple(dict.fromkeys([*raw.get("needs", ()), *(s.stage for s in sources)]))
+        own = set(raw.get("input", {})) | set(input_vars)
         return Stage(
             id=raw["id"],
             model=model,
             version=version,
+            models=tuple(refs),
             needs=needs,
             product_axes=tuple(n for n in raw.get("matrix", {}) if origins.get(n) == (*at, "matrix", n)),
             var_names=built.names,
@@ -214,7 +234,78 @@ class _Parser:
             same_seed_across=frozenset(same_seed),
             index=index,
             origins=origins,
+            own_inputs=frozenset(own),
+            list_inputs=frozenset(lists),
         )
+
+    def spec(self, model: str) -> models.ModelSpec:
+        return models.get_model(model, self.prices.get(model), self.schemas)
+
+    def stage_models(
+        self, at: JsonPath, raw: Mapping[str, Any], built: sweep.Sweep, origins: Mapping[str, JsonPath]
+    ) -> tuple[str, str | None, list[str]]:
+        """The stage's model and version, and every model reference its jobs use (checked)."""
+        swept: list[Any] = []
+        if MODEL_VAR in built.names:
+            seen: dict[str, None] = {}
+            for factor in built.factors:
+                if MODEL_VAR in factor.names:
+                    column = factor.names.index(MODEL_VAR)
+                    seen.update(
+                        (str(row[column]), None) for row in factor.rows if row[column] is not sweep.MISSING
+                    )
+                    swept.extend(row[column] for row in factor.rows)
+            for rule in built.include:
+                if MODEL_VAR in rule:
+                    seen[str(rule[MODEL_VAR])] = None
+                    swept.append(rule[MODEL_VAR])
+            refs = list(seen)
+        else:
+            refs = []
+        written = raw.get("model")
+        if written is None and not refs:
+            self.error(
+                at,
+                "the stage has no model",
+                "write model: owner/name, or sweep it: matrix: {model: [owner/name, ...]}",
+            )
+            written = "unknown/unknown"
+        checked: list[str] = []
+        for ref in ([written] if written is not None else []) + refs:
+            where = (*at, "model") if ref == written and written is not None else origins.get(MODEL_VAR, at)
+            if not isinstance(ref, str) or not models.MODEL_REF.match(ref):
+                self.error(
+                    where, f"{ref!r} is not a model", "write owner/name or owner/name:<64-hex version>"
+                )
+                continue
+            if ref not in checked:
+                checked.append(ref)
+                self.check_model(where, models.split_ref(ref)[0])
+        if not checked:
+            return "unknown/unknown", None, ["unknown/unknown"]
+        uses = checked if refs else checked[:1]
+        if written is not None and refs and all(v is not sweep.MISSING for v in swept):
+            uses = [r for r in checked if r in refs]  # every job names its model: the stage's is unused
+        model, version = models.split_ref(uses[0]) if uses else ("unknown/unknown", None)
+        return model, version, uses or ["unknown/unknown"]
+
+    def check_model(self, where: JsonPath, model: str) -> None:
+        spec = self.spec(model)
+        if spec.known:
+            return
+        known = [*models.known_models(), *self.schemas, *model_cache.cached_names()]
+        typo = models.near_miss(model, known)
+        if typo:
+            self.error(where, f"{model} is not a known model", f"did you mean {typo!r}?")
+            return
+        if model not in self.warned_models:
+            self.warned_models.add(model)
+            self.warn(
+                where,
+                f"{model} is not a known model: its inputs are not checked",
+                f"fetch its schema with `flux-batch models --fetch {model}` (or name a file under schemas:), "
+                f"and price it with prices: {{{model}: 0.01}}",
+            )
 
     def factors(
         self, at: JsonPath, raw: Mapping[str, Any], origins: dict[str, JsonPath]
@@ -364,18 +455,73 @@ class _Parser:
         for name, value in raw.get("input", {}).items():
             where = (*at, "input", name)
             if isinstance(value, dict) and "from" in value:
-                if spec.known and name not in spec.image_inputs:
+                self.image_input(where, name, spec)
+                sources.append(dataclasses.replace(self.source(value), input=name))
+                literal.pop(name, None)
+                continue
+            if isinstance(value, list) and any(isinstance(x, dict) for x in value):
+                if spec.known and name not in spec.list_image_inputs:
                     self.error(
                         where,
-                        f"{name!r} is not an image input of {spec.name}",
-                        f"image inputs: {', '.join(spec.image_inputs) or 'none'}",
+                        f"{name!r} is not a list image input of {spec.name}",
+                        f"list image inputs: {', '.join(spec.list_image_inputs) or 'none'}",
                         key=True,
                     )
-                sources.append(ImageSource(name, value["from"], dict(value.get("where", {}))))
-                literal.pop(name, None)
+                literal[name] = self.image_list(where, name, value, sources)
                 continue
             literal[name] = self.literal(where, value)
         return {k: v for k, v in literal.items() if v is not None}, sources
+
+    def image_input(self, where: JsonPath, name: str, spec: models.ModelSpec) -> None:
+        if spec.known and name not in spec.image_inputs:
+            self.error(
+                where,
+                f"{name!r} is not an image input of {spec.name}",
+                f"image inputs: {', '.join(spec.image_inputs) or 'none'}",
+                key=True,
+            )
+
+    def source(self, value: Mapping[str, Any], slot: int | None = None) -> ImageSource:
+        group = value.get("group_by")
+        return ImageSource(
+            "",
+            value["from"],
+            dict(value.get("where", {})),
+            None if group is None else tuple(group),
+            slot,
+        )
+
+    def image_list(
+        self, where: JsonPath, name: str, value: list[Any], sources: list[ImageSource]
+    ) -> list[Any]:
+        """A list input's elements: URLs, files and globs as they are, upstream images as slots."""
+        elements: list[Any] = []
+        for i, element in enumerate(value):
+            if isinstance(element, dict) and "from" in element:
+                source = dataclasses.replace(self.source(element, len(sources)), input=name)
+                sources.append(source)
+                elements.append({"$slot": source.slot})
+            elif isinstance(element, dict) and "glob" in element:
+                paths = sweep.glob_files(self.base, element["glob"])
+                if not paths:
+                    self.error(
+                        (*where, i, "glob"),
+                        f"no files match {element['glob']!r}",
+                        f"paths are relative to the manifest's folder, {self.base.resolve()}",
+                    )
+                for path in paths:
+                    elements.append(self.literal((*where, i, "glob"), {"file": path}))
+            else:
+                elements.append(self.literal((*where, i), element))
+        return elements
+
+    def source_path(self, at: JsonPath, raw: Mapping[str, Any], source: ImageSource) -> JsonPath:
+        value = raw.get("input", {}).get(source.input)
+        if isinstance(value, list) and source.slot is not None:
+            for i, element in enumerate(value):
+                if isinstance(element, dict) and element.get("from") == source.stage:
+                    return (*at, "input", source.input, i)
+        return (*at, "input", source.input)
 
     def literal(self, where: JsonPath, value: Any) -> Any:
         if isinstance(value, dict) and "file" in value:
@@ -502,7 +648,9 @@ class _Parser:
                     "an image from a stage cannot be a default (every stage would take it, even its own)",
                     f"write {key}: {{from: {value['from']}}} in the input of the stage that edits its images",
                 )
-        takers = [models.get_model(s.model) for s in stages]
+        takers = [
+            self.spec(models.split_ref(r)[0]) for s in stages for r in s.models if models.MODEL_REF.match(r)
+        ]
         if any(not spec.known for spec in takers):
             return
         names = sorted({n for spec in takers for n in spec.inputs})
@@ -514,6 +662,20 @@ class _Parser:
                     models.suggest(key, names) or "see `flux-batch models`",
                     key=True,
                 )
+
+
+def _union(specs: list[models.ModelSpec]) -> models.ModelSpec:
+    """One spec standing for every model of a stage with a model axis, for the checks made per stage:
+    it takes every input one of them takes (each job is then checked against its own model)."""
+    if not all(spec.known for spec in specs):
+        return models.ModelSpec(", ".join(s.name for s in specs), "", None, "any")
+    properties: dict[str, Any] = {}
+    for spec in specs:
+        for name, rule in spec.inputs.items():
+            properties.setdefault(name, rule)
+    images = tuple(dict.fromkeys(n for spec in specs for n in spec.image_inputs))
+    schema = {"properties": properties}
+    return models.ModelSpec(", ".join(s.name for s in specs), "", None, "any", images, schema)
 
 
 def parse(

@@ -57,14 +57,22 @@ class InputResolver:
         self.uploads_supported = True
 
     async def resolve(self, input: Mapping[str, Any]) -> dict[str, Any]:
-        """``input`` with every reference replaced by a URL (InvalidInputError if one cannot be)."""
+        """``input`` with every reference replaced by a URL, also in lists (``input_images``);
+        InvalidInputError if one cannot be."""
         out = dict(input)
         for key, value in input.items():
-            if isinstance(value, Mapping) and UPSTREAM_KEY in value:
-                out[key] = await self._upstream(str(value[UPSTREAM_KEY]), int(value.get("output", 0)))
-            elif isinstance(value, Mapping) and FILE_KEY in value:
-                out[key] = await self._local(str(value[FILE_KEY]), value.get("sha256"))
+            if isinstance(value, list):
+                out[key] = [await self._one(v) for v in value]
+            else:
+                out[key] = await self._one(value)
         return out
+
+    async def _one(self, value: Any) -> Any:
+        if isinstance(value, Mapping) and UPSTREAM_KEY in value:
+            return await self._upstream(str(value[UPSTREAM_KEY]), int(value.get("output", 0)))
+        if isinstance(value, Mapping) and FILE_KEY in value:
+            return await self._local(str(value[FILE_KEY]), value.get("sha256"))
+        return value
 
     async def _upstream(self, job_id: str, index: int) -> str:
         outputs = {o.idx: o for o in self._store.outputs(job_id)}

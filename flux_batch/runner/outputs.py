@@ -134,6 +134,8 @@ def table_flags(output: OutputRow, inputs: Mapping[str, Any]) -> str | None:
 
 def _input_value(value: Any, outputs: Mapping[str, list[OutputRow]]) -> Any:
     """A job's input as the tables show it: an upstream image by its file, a local file by its path."""
+    if isinstance(value, list) and any(isinstance(v, Mapping) for v in value):  # input_images: every one
+        return ";".join(str(_input_value(v, outputs)) for v in value)
     if isinstance(value, Mapping) and UPSTREAM_KEY in value:
         index = int(value.get("output", 0))
         found = [o for o in outputs.get(str(value[UPSTREAM_KEY]), []) if o.idx == index]

@@ -101,7 +101,7 @@ class Handlers:
             latency=latency,
             failed_error=CONTENT_FILTER_ERROR if first(fired, "content_filter") else None,
             deadline=None if deadline_after is None else now + deadline_after,
-            input_size=self._input_size(input) if "input_image" in spec.image_inputs else None,
+            input_size=self._input_size(input, spec.image_inputs),
         )
         ambiguous = first(fired, "ambiguous_create")
         if ambiguous:
@@ -154,9 +154,12 @@ class Handlers:
             self.store.pin_version(version, model)
         return model.spec, version
 
-    def _input_size(self, input: Mapping[str, Any]) -> tuple[int, int] | None:
-        """The size of an input image the simulator itself served (an output or an upload), else None."""
-        url = input.get("input_image")
+    def _input_size(self, input: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, int] | None:
+        """The size of the first input image (of a list too), when the simulator itself served it (an
+        output or an upload), else None."""
+        url = next((input[n] for n in names if input.get(n)), None)
+        if isinstance(url, list):
+            url = url[0] if url else None
         if not isinstance(url, str):
             return None
         path = urlsplit(url).path

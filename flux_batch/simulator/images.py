@@ -13,7 +13,6 @@ import colorsys
 import functools
 import hashlib
 import io
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,14 +21,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from flux_batch.ids import canonical_json
 from flux_batch.models import ModelSpec
+from flux_batch.sizes import SIZE_INPUTS, output_size
 
 #: Inputs that decide the size or format of an image and so are not part of its pattern.
 _LAYOUT_INPUTS = frozenset(
-    {"prompt", "seed", "aspect_ratio", "width", "height", "megapixels", "output_format", "output_quality"}
+    {"prompt", "seed", "aspect_ratio", "width", "height", "output_format", "output_quality", *SIZE_INPUTS}
 )
 _PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
-DEFAULT_SIZE = (1024, 1024)
 _BYTES_PER_PIXEL = {"png": 1.4, "jpg": 0.35, "webp": 0.25}  # typical of FLUX photos at quality 80
 _BASE = 96  # the smallest long side of the pattern that is scaled up
 _UPSCALE = 4  # the pattern is drawn at 1/_UPSCALE of the output's size
@@ -85,38 +84,6 @@ def image_spec(
         fmt,
         int(values.get("output_quality", 80)),
     )
-
-
-def output_size(values: Mapping[str, Any], input_size: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Width and height from ``aspect_ratio`` (``custom`` uses width/height; ``match_input_image`` the
-    input's size when known) and ``megapixels``; FLUX sizes are multiples of 16, about one megapixel."""
-    ratio = str(values.get("aspect_ratio", "1:1"))
-    if ratio == "custom":
-        return int(values.get("width", 1024)), int(values.get("height", 1024))
-    if ratio == "match_input_image":
-        return _bounded(input_size) if input_size else DEFAULT_SIZE
-    megapixels = float(values.get("megapixels", 1))
-    if "raw" in values or "image_prompt_strength" in values:  # flux-1.1-pro-ultra makes 4 megapixels
-        megapixels = 4.0
-    a, _, b = ratio.partition(":")
-    try:
-        aspect = float(a) / float(b)
-    except (ValueError, ZeroDivisionError):
-        aspect = 1.0
-    area = megapixels * 1024 * 1024
-    width = round(math.sqrt(area * aspect) / 16) * 16
-    height = round(math.sqrt(area / aspect) / 16) * 16
-    return width, height
-
-
-def _bounded(size: tuple[int, int], max_pixels: int = 4 * 1024 * 1024) -> tuple[int, int]:
-    """An input's size, scaled down to at most ``max_pixels`` (an upload can claim any size in its
-    header; drawing it would take the memory it claims)."""
-    width, height = max(size[0], 1), max(size[1], 1)
-    if width * height <= max_pixels:
-        return width, height
-    scale = math.sqrt(max_pixels / (width * height))
-    return max(16, round(width * scale)), max(16, round(height * scale))
 
 
 @functools.lru_cache(maxsize=256)
