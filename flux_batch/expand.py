@@ -58,11 +58,16 @@ def stage_job_ids(manifest: Manifest, stage_id: str) -> Iterator[str]:
 
 def expand_stage(manifest: Manifest, stage: Stage) -> Iterator[Job]:
     """The jobs of one stage, with ids and seeds."""
+    seeded: dict[str, bool] = {}  # model -> whether it takes a seed (a model without one gets none)
     for vars, combo, input, ups in rows(manifest, stage, full=True):
-        if "seed" not in input:
+        model, version = stage.job_model(combo)
+        takes_seed = seeded.get(model)
+        if takes_seed is None:
+            spec = manifest.spec(model)
+            takes_seed = seeded[model] = not spec.known or "seed" in spec.inputs
+        if "seed" not in input and takes_seed:
             input["seed"] = ids.derive_seed(manifest.base_seed, stage.id, seed_key(stage, combo, ups))
         needs = tuple(dict.fromkeys(u.job_id for u in ups))
-        model, version = stage.job_model(combo)
         job_id = ids.job_id(model, version, input, needs)
         slug = ids.slugify(str(input.get("prompt") or stage.id), SLUG_LENGTH)
         yield Job(job_id, stage.id, model, version, input, vars, needs, slug)

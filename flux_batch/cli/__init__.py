@@ -23,6 +23,7 @@ from flux_batch.errors import EXIT_INTERRUPTED, EXIT_INVALID, FluxBatchError, Ma
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.manifest_cmds",
+    "flux_batch.cli.models_cmd",
     "flux_batch.cli.simulate_cmd",
     "flux_batch.cli.report_cmd",
     "flux_batch.cli.run_cmds",

@@ -1,15 +1,12 @@
-"""``flux-batch validate``, ``plan`` and ``models``: thin commands over the manifest library."""
+"""``flux-batch validate`` and ``plan``: thin commands over the manifest library."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from flux_batch import models
 from flux_batch.api_url import is_loopback, is_replicate
 from flux_batch.cli.folder import read_folder
 from flux_batch.cli.run_options import whole_number
@@ -22,7 +19,7 @@ from flux_batch.template import format_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``validate``, ``plan`` and ``models`` subcommands."""
+    """Add the ``validate`` and ``plan`` subcommands."""
     p = sub.add_parser("validate", help="check manifests; print every error with file:line:column")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument(
@@ -40,10 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-jobs", type=whole_number(1), help="raise (or lower) the job limit")
     p.add_argument("--out", help="output folder to count finished jobs in (default: the manifest's)")
     p.set_defaults(func=plan_command)
-
-    p = sub.add_parser("models", help="list the known models with their inputs, defaults and prices")
-    p.add_argument("--json", action="store_true", help="print the model schemas as JSON")
-    p.set_defaults(func=models_command)
 
 
 def validate_command(args: argparse.Namespace) -> int:
@@ -189,35 +182,3 @@ def exact_money(value: float) -> str:
     """Dollars to the cent, or to the hundredth of a cent where cents would hide a difference."""
     cents = f"${value:,.2f}"
     return cents if abs(round(value, 2) - value) < 1e-9 else f"${value:,.4f}".rstrip("0")
-
-
-def models_command(args: argparse.Namespace) -> int:
-    known = models.known_models()
-    if args.json:
-        print(json.dumps({name: spec.schema for name, spec in known.items()}, indent=2))
-        return EXIT_OK
-    for spec in known.values():
-        print(
-            f"{spec.name}  ({spec.title}; {_money(spec.price_usd)} per image; output: "
-            f"{'a list of URLs' if spec.output == 'list' else 'one URL'})"
-        )
-        for name, rule in spec.inputs.items():
-            print(f"  {name:<24} {_describe_input(rule)}")
-        print()
-    print(
-        "Other owner/name models run unchecked; price them in the manifest with prices: {owner/name: 0.01}."
-    )
-    return EXIT_OK
-
-
-def _describe_input(rule: Mapping[str, Any]) -> str:
-    kind = str(rule.get("type", "any"))
-    if "enum" in rule:
-        kind = " | ".join(str(v) for v in rule["enum"])
-    elif "minimum" in rule or "maximum" in rule:
-        kind += f" {rule.get('minimum', '')}..{rule.get('maximum', '')}"
-        if "multipleOf" in rule:
-            kind += f" (x{rule['multipleOf']})"
-    if "default" in rule:
-        kind += f"  [default {format_value(rule['default'])}]"
-    return kind

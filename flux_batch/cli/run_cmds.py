@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from flux_batch import models
 from flux_batch.api_url import host_of
 from flux_batch.cli import run_options as options
 from flux_batch.cli.folder import check_owner, owner_record, read_folder
@@ -230,11 +231,27 @@ def run_command(args: argparse.Namespace) -> int:
 
     view = ProgressView(sys.stderr, quiet=args.quiet)
     reseed = bool(args.reseed or manifest.reseed_failed)
+    simulated = simulated_models(manifest) if api.simulator else ()
     result = asyncio.run(
-        _run(jobs(), settings, target, api.simulator, info, retry_failed, reseed, view, folder.fingerprint)
+        _run(jobs(), settings, target, api.simulator, info, retry_failed, reseed, view, folder.fingerprint, simulated)
     )
     view.close()
     return _finish(result, out_dir, args.quiet, view.tally, folder.spent_usd, simulated=api.simulator)
+
+
+def simulated_models(manifest: Manifest) -> tuple[Any, ...]:
+    """The models of a manifest the simulator does not have built in: from the manifest's schema files
+    or the cache of fetched ones, or, with no schema at all, taking any input."""
+    from flux_batch.simulator.catalog import permissive
+
+    names = dict.fromkeys(models.split_ref(r)[0] for s in manifest.stages for r in s.models)
+    specs = []
+    for name in names:
+        if name in models.known_models():
+            continue
+        spec = manifest.spec(name)
+        specs.append(spec if spec.known else permissive(name))
+    return tuple(specs)
 
 
 def api_line(plan: Plan) -> str:
@@ -307,6 +324,7 @@ async def _run(
     reseed: bool,
     view: ProgressView,
     fingerprint: str,
+    simulated_models: tuple[Any, ...] = (),
 ) -> SessionResult:
     loop = asyncio.get_running_loop()
     handlers: list[int] = []
@@ -320,7 +338,7 @@ async def _run(
     if simulator:
         from flux_batch.simulator import SimConfig, create_app
 
-        app = create_app(SimConfig(latency=SIMULATOR_LATENCY_S))
+        app = create_app(SimConfig(latency=SIMULATOR_LATENCY_S, models=simulated_models))
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     else:
         http = http_client(settings.max_in_flight)

@@ -481,6 +481,13 @@ class ApiClient:
             f"GET /predictions: the list had not ended after {max_pages} pages; searching no further"
         )
 
+    async def model(self, name: str) -> Mapping[str, Any]:
+        """``GET /models/{owner}/{name}``: the model, with ``latest_version.openapi_schema``."""
+        data = await self._request("model", "GET", f"/models/{name}")
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"GET /models/{name}: the answer is not a JSON object")
+        return data
+
     async def upload(self, content: bytes, filename: str, content_type: str) -> str:
         """Upload a file (``POST /files``); return the URL to pass as a model input."""
         files = {"content": (filename, content, content_type)}

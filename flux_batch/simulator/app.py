@@ -19,6 +19,7 @@ from typing import Any
 
 from flux_batch.simulator import views
 from flux_batch.simulator.asgi import PROBLEM_JSON, Receive, Request, Response, Scope, Send, send_response
+from flux_batch.simulator.catalog import catalog_with
 from flux_batch.simulator.config import FaultSpec, SimConfig
 from flux_batch.simulator.faults import FaultPlan, first
 from flux_batch.simulator.files_api import FileHandlers
@@ -75,7 +76,7 @@ class SimulatorApp:
         self.config = config
         self.clock = clock
         self.sleep: Sleep = sleep
-        self.store = Store(config.seed)
+        self.store = Store(config.seed, catalog_with(config.models))
         self.faults = FaultPlan(config.faults, config.seed)
         self.throttle = Throttle(config)
         self.handlers = Handlers(config, self.store, clock, sleep)

@@ -1,8 +1,9 @@
-"""The models the simulator serves, built from ``schemas/models/*.json`` alone.
+"""The models the simulator serves, built from ``schemas/models/*.json`` and the schemas it is given.
 
-Each schema file makes one model: its ``GET /models/{owner}/{name}`` object, one version (whose id is
-the SHA-256 of the schema's canonical JSON, so it changes exactly when the schema does, unless the file
-pins a real id under ``x-version-id``), and that version's ``openapi_schema`` in the form Cog writes it
+Each schema file (and each schema a profile names, ``SimConfig.models``) makes one model: its
+``GET /models/{owner}/{name}`` object, one version (whose id is the SHA-256 of the schema's canonical
+JSON, so it changes exactly when the schema does, unless the file pins a real id under
+``x-version-id``), and that version's ``openapi_schema`` in the form Cog writes it
 (``components.schemas.Input`` and ``Output``). Adding a schema file is all it takes to simulate another
 model; nothing here names a model.
 """
@@ -126,3 +127,17 @@ class Catalog:
 def default_catalog() -> Catalog:
     """Every model of ``schemas/models/``."""
     return Catalog(models.known_models())
+
+
+def catalog_with(specs: tuple[models.ModelSpec, ...]) -> Catalog:
+    """Every model of ``schemas/models/`` and ``specs`` (which win over a built-in of the same name)."""
+    if not specs:
+        return default_catalog()
+    return Catalog({**models.known_models(), **{spec.name: spec for spec in specs}})
+
+
+def permissive(name: str) -> models.ModelSpec:
+    """A model the simulator knows nothing of: it takes any input and makes one image (so a pipeline
+    with a model that has no schema can still be tried for free)."""
+    schema = {"type": "object", "x-model": name, "title": name, "description": f"{name} (any input)"}
+    return models.ModelSpec(name, name, None, "url", (), schema)

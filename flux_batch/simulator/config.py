@@ -8,6 +8,7 @@ on the command line in the short form parsed by :func:`parse_fault`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import yaml
 
 from flux_batch.durations import parse_duration
 from flux_batch.errors import UsageError
+from flux_batch.model_import import as_model_schema
+from flux_batch.models import ModelSpec, check_schema, spec_from_schema
 
 #: Fault kinds, with the endpoints each applies to unless the spec says otherwise (see ``docs/simulator.md``).
 FAULT_KINDS: dict[str, tuple[str, ...]] = {
@@ -113,6 +116,7 @@ class SimConfig:
     proxy_message: str = DEFAULT_PROXY_MESSAGE  # the extra ``message`` field of proxy-style responses
     proxy_next: str = "upstream"  # one of PROXY_NEXT
     max_wait: float = 60.0  # the longest ``Prefer: wait`` honoured
+    models: tuple[ModelSpec, ...] = ()  # more models to simulate (a profile names their schema files)
 
     def __post_init__(self) -> None:
         for name in ("latency", "create_rpm", "other_rpm", "retention"):
@@ -207,12 +211,34 @@ def _number(kind: str, key: str, text: str) -> float:
         raise UsageError(f"fault {kind}: {key} must be a number, not {text!r}") from exc
 
 
-def config_from_mapping(data: Mapping[str, Any], base: SimConfig | None = None) -> SimConfig:
+def model_specs(written: Any, folder: Path) -> tuple[ModelSpec, ...]:
+    """A profile's ``models: {owner/name: schema file}`` (paths relative to the profile's folder)."""
+    if not isinstance(written, Mapping):
+        raise UsageError("simulator profile: models must map owner/name to a schema file")
+    specs = []
+    for name, path in written.items():
+        try:
+            document = json.loads((folder / str(path)).read_text(encoding="utf-8"))
+            schema = as_model_schema(document, str(name))
+            check_schema(schema)
+        except OSError as exc:
+            raise UsageError(f"simulator profile: models: cannot read {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise UsageError(f"simulator profile: models: {path} is not a model schema: {exc}") from exc
+        specs.append(spec_from_schema(schema))
+    return tuple(specs)
+
+
+def config_from_mapping(
+    data: Mapping[str, Any], base: SimConfig | None = None, folder: Path = Path(".")
+) -> SimConfig:
     """Apply a profile's mapping over ``base`` (default :class:`SimConfig`'s defaults)."""
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise UsageError(f"simulator profile: unknown key {unknown[0]!r}; known keys: {', '.join(_FIELDS)}")
     values = dict(data)
+    if "models" in values:
+        values["models"] = model_specs(values["models"], folder)
     if "faults" in values:
         values["faults"] = tuple(
             f if isinstance(f, FaultSpec) else fault_from_mapping(f) for f in (values["faults"] or ())
@@ -236,7 +262,7 @@ def load_profile(path: str | Path, base: SimConfig | None = None) -> SimConfig:
         raise UsageError(f"simulator profile {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping):
         raise UsageError(f"simulator profile {path} must be a mapping of settings")
-    return config_from_mapping(data, base)
+    return config_from_mapping(data, base, Path(path).parent)
 
 
 __all__ = [
