@@ -58,12 +58,12 @@ class _Parser:
         self.max_jobs = max_jobs or int(self.data.get("max_jobs", DEFAULT_MAX_JOBS))
         self.prices: dict[str, Any] = dict(self.data.get("prices", {}))
         self.warned_models: set[str] = set()
-        self.schemas = load_schema_files(self, self.data.get("schemas", {}))
         self.file_hashes: dict[str, str] = {}
         self.broken: set[str] = set()  # variables whose values could not be read (no follow-on errors)
         # Stages (by index) with an error of their own: their jobs cannot be checked. None: no stage's
         # can (the stage graph itself is wrong).
         self.unsound: set[int] | None = set()
+        self.schemas = load_schema_files(self, self.data.get("schemas", {}))
 
     def error(self, path: JsonPath, message: str, hint: str = "", *, key: bool = False) -> None:
         self._unsound(path)
@@ -205,16 +205,16 @@ class _Parser:
                     f"{name!r} is not a sweep variable of this stage",
                     models.suggest(name, built.names),
                 )
-        lists = set(spec.list_image_inputs)
-        lists.update(n for n, v in literal.items() if isinstance(v, list) and any(is_ref(x) for x in v))
-        lists.update(s.input for s in sources if s.group_by is not None or s.slot is not None)
         for source in sources:
-            if source.group_by is not None and source.input not in lists:
+            if spec.known and source.group_by is not None and source.input not in spec.list_image_inputs:
                 self.error(
                     self.source_path(at, raw, source),
                     f"group_by gives several images, but {source.input!r} takes one",
                     f"list inputs of {spec.name}: {', '.join(spec.list_image_inputs) or 'none'}",
                 )
+        lists = set(spec.list_image_inputs)
+        lists.update(n for n, v in literal.items() if isinstance(v, list) and any(is_ref(x) for x in v))
+        lists.update(s.input for s in sources if s.group_by is not None or s.slot is not None)
         needs = tuple(dict.fromkeys([*raw.get("needs", ()), *(s.stage for s in sources)]))
         own = set(raw.get("input", {})) | set(input_vars)
         return Stage(
