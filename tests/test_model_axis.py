@@ -58,7 +58,7 @@ def test_an_input_a_model_lacks_is_left_out_of_its_jobs_with_a_warning(tmp_path:
     assert "guidance" not in by_model[f"{BFL}/flux-1.1-pro"]
     assert "guidance" not in by_model[f"{BFL}/flux-2-pro"]
     warned = [w.render() for w in manifest.warnings]
-    left_out = f"{BFL}/flux-2-pro has no input 'guidance': it is left out of that model's 2 job(s)"
+    left_out = f"{BFL}/flux-2-pro has no input 'guidance': it is left out of 2 job(s) of that model"
     assert any(left_out in w for w in warned)
     assert all("m.yaml:10:" in w for w in warned if "guidance" in w)  # at the guidance axis
 
@@ -87,7 +87,9 @@ stages:
     include:
       - {{model: {BFL}/flux-2-flex, guidance: 2.5}}
 """
-    jobs = {j.model: j.input for j in expand(_load(tmp_path, text))}
+    manifest = _load(tmp_path, text)
+    assert not manifest.warnings  # each input goes only to the jobs of a model that takes it
+    jobs = {j.model: j.input for j in expand(manifest)}
     assert jobs[f"{BFL}/flux-2-flex"]["steps"] == 20 and jobs[f"{BFL}/flux-2-flex"]["guidance"] == 2.5
     assert jobs[f"{BFL}/flux-schnell"]["num_inference_steps"] == 2
     assert "guidance" not in jobs[f"{BFL}/flux-schnell"]

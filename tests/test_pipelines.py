@@ -43,10 +43,11 @@ def test_expected_sizes() -> None:
         "cake-single": 1,
         "chain": 24,
         "dataset": 60,
+        "models": 15,
         "quickstart": 12,
         "ultra-raw": 6,
     }
-    assert set(sizes) == {"cake", "cake-single", "chain", "dataset", "quickstart", "ultra-raw"}
+    assert set(sizes) == {"cake", "cake-single", "chain", "dataset", "models", "quickstart", "ultra-raw"}
 
 
 def test_cake_single_is_exactly_the_seed_request() -> None:
@@ -62,3 +63,12 @@ def test_cake_sweep_surrounds_the_seed_request() -> None:
     assert {j.input["aspect_ratio"] for j in jobs} == {"1:1", "16:9", "2:3"}
     assert len({j.seed for j in jobs}) == 1
     assert all(j.input["steps"] == 25 and j.input["interval"] == 2 for j in jobs)
+
+
+def test_models_sweeps_four_models_and_feeds_each_subject_to_input_images() -> None:
+    jobs = list(expand(load(Path(__file__).parents[1] / "pipelines" / "models.yaml")))
+    compare = [j for j in jobs if j.stage == "compare"]
+    assert len({j.model for j in compare}) == 4
+    assert {j.model for j in compare if "guidance" in j.input} == {"black-forest-labs/flux-2-flex"}
+    blends = [j for j in jobs if j.stage == "blend"]
+    assert len(blends) == 3 and all(len(j.input["input_images"]) == 4 for j in blends)

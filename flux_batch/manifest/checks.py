@@ -54,7 +54,7 @@ class _ModelCheck:
         self.spec = spec
         self.prompt_free = _stands_in(spec, "prompt", {"type": "string", "minLength": 1})
         self.seed_free = _stands_in(spec, "seed", {"type": "integer"})
-        self.jobs = 0
+        self.left_out: dict[str, int] = {}  # input the stage set for some of its jobs -> how many
 
 
 def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]:
@@ -66,9 +66,12 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
         check = checks.get(ref)
         if check is None:
             check = checks[ref] = _ModelCheck(manifest.spec(stage.job_model(combo)[0]))
-        check.jobs += 1
         if not check.spec.known:
             continue
+        if stage.model_varies:
+            set_here = (stage.own_inputs & set(stage.input)) | {n for n in stage.input_vars if n in combo}
+            for name in set_here - set(check.spec.inputs):
+                check.left_out[name] = check.left_out.get(name, 0) + 1
         prompt = input.get("prompt")
         skip_prompt = check.prompt_free and type(prompt) is str and prompt != ""
         skip_seed = check.seed_free and type(input.get("seed")) is int
@@ -108,20 +111,19 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
 
 
 def _left_out(doc: Document, stage: Stage, checks: list[_ModelCheck]) -> Iterator[Issue]:
-    """A warning for each input the stage sets that one of its models does not take (another does):
-    it is left out of that model's jobs, never sent to be refused."""
+    """A warning for each input the stage sets for jobs of a model that does not take it (another of
+    its models does): it is left out of those jobs, never sent to be refused."""
     taken = {n for c in checks if c.spec.known for n in c.spec.inputs}
     for check in checks:
-        if not check.spec.known:
-            continue
-        for name in sorted((stage.own_inputs & taken) - set(check.spec.inputs)):
+        for name, count in sorted(check.left_out.items()):
+            if name not in taken:
+                continue  # no model takes it: check_input reports it as an error
             where = stage.origins.get(name, ("stages", stage.index, "input", name))
             yield doc.issue(
                 where,
-                f"{check.spec.name} has no input {name!r}: it is left out of that model's "
-                f"{check.jobs} job(s)",
-                f"to give it to some models only, write include: [{{model: {check.spec.name}, ...}}] "
-                "or use cases",
+                f"{check.spec.name} has no input {name!r}: it is left out of {count} job(s) of that model",
+                "to set an input for some models only, write include: [{model: owner/name, "
+                f"{name}: ...}}] or use cases",
                 severity="warning",
             )
 
