@@ -16,9 +16,9 @@ from flux_batch.manifest import load
 from flux_batch.model_import import from_model_json
 from flux_batch.models import check_input, get_model, spec_from_schema
 from flux_batch.simulator import SimConfig, create_app
-from flux_batch.simulator.catalog import openapi_schema
+from flux_batch.simulator.catalog import catalog_with, openapi_schema
 from flux_batch.simulator.config import load_profile
-from tests.cli_helpers import fast_simulator  # noqa: F401  (a fixture)
+from tests.cli_helpers import fake_api, fast_simulator  # noqa: F401  (a fixture)
 from tests.served import simulator_process
 
 LORA = "someone/my-flux-lora"
@@ -161,3 +161,25 @@ def test_models_fetch_against_the_served_simulator(
         assert main(["models", "--base-url", base_url, "--fetch", "black-forest-labs/flux-2-pro"]) == 0
     assert "black-forest-labs/flux-2-pro: schema cached" in capsys.readouterr().out
     assert main(["models"]) == 0
+
+
+def test_run_with_a_token_fetches_a_model_without_schema_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "version: 1\nname: t\nstages:\n  - id: a\n    model: black-forest-labs/flux-2-klein-9b-base\n"
+        "    prompt: x\n    input: {guidance: 20}\n",
+        encoding="utf-8",
+    )
+    # the model is built in: copy it under another name, known to the API but not to flux-batch
+    with fake_api(monkeypatch) as api:
+        spec = get_model("black-forest-labs/flux-2-klein-9b-base")
+        other = spec_from_schema({**dict(spec.schema or {}), "x-model": "someone/klein-copy"})
+        api.app.store.catalog = catalog_with((other,))
+        manifest.write_text(manifest.read_text().replace(spec.name, "someone/klein-copy"), encoding="utf-8")
+        assert main(["run", str(manifest), "--out", str(tmp_path / "out"), "--quiet", "--yes"]) == 2
+        assert api.created == 0  # refused before anything was created: guidance 20 is out of range
+    err = capsys.readouterr().err
+    assert "guidance: 20 is out of range (allowed 1 to 10)" in err
+    assert main(["validate", str(manifest)]) == 2  # offline now: the schema is in the cache

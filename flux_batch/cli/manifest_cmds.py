@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from flux_batch.api_url import is_loopback, is_replicate
 from flux_batch.cli.folder import read_folder
-from flux_batch.cli.run_options import whole_number
+from flux_batch.cli.run_options import read_token, whole_number
 from flux_batch.durations import format_duration
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
 from flux_batch.expand import count_jobs, expand
-from flux_batch.manifest import load
+from flux_batch.manifest import Manifest, load
 from flux_batch.plan import Plan, build_plan
 from flux_batch.template import format_value
 
@@ -26,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-jobs",
         type=whole_number(1),
         help="raise (or lower) the job limit (default: the manifest's, 1,000,000)",
+    )
+    p.add_argument(
+        "--fetch",
+        action="store_true",
+        help="first fetch the schema of every model without one from the manifest's API (token needed)",
     )
     p.set_defaults(func=validate_command)
 
@@ -44,6 +50,8 @@ def validate_command(args: argparse.Namespace) -> int:
     for path in args.manifests:
         try:
             manifest = load(path, max_jobs=args.max_jobs)
+            if args.fetch and _fetch_models(manifest):
+                manifest = load(path, max_jobs=args.max_jobs)
         except ManifestError as err:
             print(err.render_all(), file=sys.stderr)
             code = EXIT_INVALID
@@ -55,6 +63,18 @@ def validate_command(args: argparse.Namespace) -> int:
             f"{path}: ok: {manifest.name}, {len(manifest.stages)} stage(s), {sum(counts.values()):,} job(s)"
         )
     return code
+
+
+def _fetch_models(manifest: Manifest) -> bool:
+    import httpx
+
+    from flux_batch.model_fetch import fetch_unknown
+
+    if manifest.api.simulator:
+        return False
+    token = read_token(manifest.api.token_env, os.environ)
+    say = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    return fetch_unknown(manifest, httpx.AsyncClient(), manifest.api.base_url, token, say)
 
 
 def plan_command(args: argparse.Namespace) -> int:

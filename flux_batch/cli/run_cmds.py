@@ -145,6 +145,11 @@ def run_command(args: argparse.Namespace) -> int:
     choice = options.choose_api(args, manifest.api)
     api = choice.settings
     token = None if api.simulator else options.read_token(api.token_env, os.environ)
+    if token and not choice.token_leaves_for_another_host:
+        from flux_batch.model_fetch import fetch_unknown
+
+        if fetch_unknown(manifest, http_client(4), api.base_url, token, _teller(args.quiet)):
+            manifest = load(args.manifest, max_jobs=args.max_jobs)  # now checking those models' inputs
     max_cost = args.max_cost if args.max_cost is not None else manifest.max_cost_usd
     manifest = dataclasses.replace(manifest, api=api, max_cost_usd=max_cost)
     out_dir = Path(args.out) if args.out else manifest.output
