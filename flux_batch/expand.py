@@ -42,6 +42,16 @@ class UpstreamImage:
     vars: Mapping[str, Any]
 
 
+class MissingVariableError(ValueError):
+    """A combination has no value for a variable its prompt uses (an ``include`` entry that extends no
+    combination is a job of its own, with only its own variables)."""
+
+    def __init__(self, stage: Stage, name: str, combo: Mapping[str, Any]) -> None:
+        super().__init__(f"the combination {dict(combo)} has no value for {{{name}}} in the prompt")
+        self.stage = stage
+        self.name = name
+
+
 Row = tuple[dict[str, Any], dict[str, Any], dict[str, Any], tuple[UpstreamImage, ...]]
 
 
@@ -119,7 +129,10 @@ def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
                     value = file_ref(value, hashes[value]) if hashes else value
                     input[name] = [value] if name in lists and not isinstance(value, list) else value
             if template is not None:
-                input["prompt"] = template.render({**context, **combo} if context else combo)
+                try:
+                    input["prompt"] = template.render({**context, **combo} if context else combo)
+                except KeyError as exc:
+                    raise MissingVariableError(stage, str(exc.args[0]), combo) from exc
             if drop is not None:
                 for name in drop.get(combo.get(MODEL_VAR), ()):
                     input.pop(name, None)

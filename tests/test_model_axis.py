@@ -196,3 +196,19 @@ stages:
         text.replace("flux-kontext-pro", "flux-2-dev").replace("input_image:", "input_images:"),
     )
     assert "5 images" in errors or "too long" in errors  # flux-2-dev takes at most 4
+
+
+def test_an_include_entry_missing_a_prompt_variable_is_an_error(tmp_path: Path) -> None:
+    # an entry that extends no combination is a job of its own: it used to crash with KeyError
+    text = f"""\
+stages:
+  - id: a
+    prompt: "a {{subject}}"
+    matrix:
+      subject: [fox]
+      model: [{BFL}/flux-schnell]
+    include:
+      - {{model: {BFL}/flux-2-flex, guidance: 3.5}}
+"""
+    errors = _errors(tmp_path, text)
+    assert "has no value for {subject} in the prompt" in errors

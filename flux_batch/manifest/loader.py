@@ -46,10 +46,15 @@ def load(path: str | Path, *, max_jobs: int | None = None) -> Manifest:
     manifest, found, unsound = parse(doc, path, max_jobs=max_jobs)
     issues += found
     sound = dataclasses.replace(manifest, stages=_sound(manifest.stages, unsound))
-    limit = _limit_issue(doc, sound)
-    if limit is not None:
-        raise ManifestError(_ordered(doc, [*issues, limit]))
-    issues += check_inputs(sound, doc) + check_sources(sound, doc) + duplicate_requests(sound, doc)
+    try:
+        limit = _limit_issue(doc, sound)
+        if limit is not None:
+            raise ManifestError(_ordered(doc, [*issues, limit]))
+        issues += check_inputs(sound, doc) + check_sources(sound, doc) + duplicate_requests(sound, doc)
+    except expand.MissingVariableError as exc:
+        hint = "an include entry that extends no combination is a job of its own: give it every variable"
+        issue = doc.issue(("stages", exc.stage.index, "prompt"), str(exc), hint)
+        raise ManifestError(_ordered(doc, [*issues, issue])) from exc
     _raise_if_errors(doc, issues)
     return dataclasses.replace(manifest, warnings=tuple(_ordered(doc, issues)))
 
