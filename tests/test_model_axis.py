@@ -39,6 +39,16 @@ stages:
 """
 
 
+#: An upstream stage of two flux-schnell images, a cat and a fox.
+GEN = f"""\
+stages:
+  - id: gen
+    model: {BFL}/flux-schnell
+    prompt: "a {{animal}}"
+    matrix: {{animal: [cat, fox]}}
+"""
+
+
 def test_each_job_gets_the_model_of_its_values(tmp_path: Path) -> None:
     manifest = _load(tmp_path, SWEEP)
     jobs = list(expand(manifest))
@@ -96,18 +106,16 @@ stages:
 
 
 def test_a_later_stage_of_a_chain_sweeps_the_model(tmp_path: Path) -> None:
-    text = f"""\
-stages:
-  - id: gen
-    model: {BFL}/flux-schnell
-    prompt: "a {{animal}}"
-    matrix: {{animal: [cat, fox]}}
+    text = (
+        GEN
+        + f"""\
   - id: edit
     prompt: "make the {{animal}} gold"
     input: {{input_image: {{from: gen}}}}
     matrix:
       model: [{BFL}/flux-kontext-pro, {BFL}/flux-kontext-max]
 """
+    )
     manifest = _load(tmp_path, text)
     edits = [j for j in expand(manifest) if j.stage == "edit"]
     kontexts = [f"{BFL}/flux-kontext-pro", f"{BFL}/flux-kontext-max"]
@@ -163,17 +171,15 @@ stages:
 
 
 def test_one_upstream_image_per_job_into_a_list_input(tmp_path: Path) -> None:
-    text = f"""\
-stages:
-  - id: gen
-    model: {BFL}/flux-schnell
-    prompt: "a {{animal}}"
-    matrix: {{animal: [cat, fox]}}
+    text = (
+        GEN
+        + f"""\
   - id: edit
     model: {BFL}/flux-2-dev
     prompt: "gold"
     input: {{input_images: {{from: gen}}}}
 """
+    )
     edits = [j for j in expand(_load(tmp_path, text)) if j.stage == "edit"]
     assert len(edits) == 2 and all(len(j.input["input_images"]) == 1 for j in edits)
 

@@ -56,7 +56,7 @@ def test_wheel_ships_schemas_and_loads_them(site: Path) -> None:
     )
     schemas_dir, count, name = _probe(site, probe)
     assert schemas_dir == str(site / "flux_batch" / "_schemas")
-    assert (count, name) == ("7", "chain")
+    assert (count, name) == ("13", "chain")
 
 
 @pytest.mark.slow

@@ -460,24 +460,23 @@ class _Parser:
                 literal.pop(name, None)
                 continue
             if isinstance(value, list) and any(isinstance(x, dict) for x in value):
-                if spec.known and name not in spec.list_image_inputs:
-                    self.error(
-                        where,
-                        f"{name!r} is not a list image input of {spec.name}",
-                        f"list image inputs: {', '.join(spec.list_image_inputs) or 'none'}",
-                        key=True,
-                    )
+                self.image_input(where, name, spec, listed=True)
                 literal[name] = self.image_list(where, name, value, sources)
                 continue
             literal[name] = self.literal(where, value)
         return {k: v for k, v in literal.items() if v is not None}, sources
 
-    def image_input(self, where: JsonPath, name: str, spec: models.ModelSpec) -> None:
-        if spec.known and name not in spec.image_inputs:
+    def image_input(
+        self, where: JsonPath, name: str, spec: models.ModelSpec, *, listed: bool = False
+    ) -> None:
+        """An error unless ``name`` is an image input (``listed``: one taking a list) of the model."""
+        takers = spec.list_image_inputs if listed else spec.image_inputs
+        kind = "list image input" if listed else "image input"
+        if spec.known and name not in takers:
             self.error(
                 where,
-                f"{name!r} is not an image input of {spec.name}",
-                f"image inputs: {', '.join(spec.image_inputs) or 'none'}",
+                f"{name!r} is not {'a' if listed else 'an'} {kind} of {spec.name}",
+                f"{kind}s: {', '.join(takers) or 'none'}",
                 key=True,
             )
 
