@@ -238,7 +238,18 @@ def run_command(args: argparse.Namespace) -> int:
     reseed = bool(args.reseed or manifest.reseed_failed)
     simulated = simulated_models(manifest) if api.simulator else ()
     result = asyncio.run(
-        _run(jobs(), settings, target, api.simulator, info, retry_failed, reseed, view, folder.fingerprint, simulated)
+        _run(
+            jobs(),
+            settings,
+            target,
+            api.simulator,
+            info,
+            retry_failed,
+            reseed,
+            view,
+            folder.fingerprint,
+            simulated,
+        )
     )
     view.close()
     return _finish(result, out_dir, args.quiet, view.tally, folder.spent_usd, simulated=api.simulator)
