@@ -7,7 +7,8 @@ skipped (:func:`flux_batch.runner.session.ingest`, which also checks a sample of
 
 The hash covers what the loaded manifest's jobs come from (every field of every stage, sweep, template and
 input, with the contents of the files it read: prompt lists, cases, the sha256 of local images; the
-defaults, variables and base seed), the model prices that set each job's estimated cost, flux-batch's
+defaults, variables and base seed), the schema and price of every model its jobs use (they decide which
+inputs a job keeps and its estimated cost; a schema file's or fetched model's too), flux-batch's
 version and the source of the modules that turn a manifest into jobs. API settings, the budget and the
 output folder change no job, and are left out. A value it cannot represent stably makes the fingerprint
 differ on every run, which only means the load is never skipped.
@@ -35,7 +36,9 @@ def manifest_fingerprint(manifest: Any) -> str:
     """The fingerprint of a loaded :class:`flux_batch.manifest.model.Manifest`."""
     digest = hashlib.sha256()
     _feed(digest, {"version": __version__, "code": _code_hash()})
-    _feed(digest, {stage.id: manifest.spec_for(stage.id).price_usd for stage in manifest.stages})
+    # each model's schema and price: which inputs a job keeps and its estimated cost come from them
+    names = dict.fromkeys(ref.split(":")[0] for stage in manifest.stages for ref in stage.models or (stage.model,))
+    _feed(digest, {name: manifest.spec(name) for name in names})
     _feed(digest, {name: getattr(manifest, name) for name in MANIFEST_FIELDS})
     return digest.hexdigest()
 

@@ -4,6 +4,7 @@ manifest, same files it reads, a load that completed."""
 from __future__ import annotations
 
 import textwrap
+import json
 from pathlib import Path
 
 from flux_batch.expand import expand, stage_job_ids
@@ -88,4 +89,26 @@ def test_a_state_whose_jobs_differ_from_its_fingerprint_is_loaded(tmp_path: Path
     store._db.execute("UPDATE jobs SET seq = seq + 100")  # not where the manifest puts them
     assert load_jobs(store, manifest) is True
     assert [seq for _, seq in live(store)] != [] and min(seq for _, seq in live(store)) == 1
+    store.close()
+
+
+def test_a_changed_model_schema_file_is_loaded_again(tmp_path: Path) -> None:
+    # The schema decides which inputs a job keeps (those the model lacks are left out), so its job ids.
+    schema = {"type": "object", "properties": {"prompt": {"type": "string"}, "steps": {"type": "integer"}}}
+    (tmp_path / "lora.json").write_text(json.dumps(schema), encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(
+        "version: 1\nname: t\nschemas: {someone/lora: lora.json}\nstages:\n"
+        "  - id: a\n    prompt: x\n    input: {steps: 4}\n    matrix: {model: [someone/lora, black-forest-labs/flux-2-flex]}\n",
+        encoding="utf-8",
+    )
+    store = Store.open(tmp_path / "out")
+    before = load(tmp_path / "m.yaml")
+    assert load_jobs(store, before) is True
+    assert load_jobs(store, load(tmp_path / "m.yaml")) is False
+    del schema["properties"]["steps"]  # type: ignore[attr-defined]
+    (tmp_path / "lora.json").write_text(json.dumps(schema), encoding="utf-8")
+    manifest = load(tmp_path / "m.yaml")
+    assert manifest_fingerprint(manifest) != manifest_fingerprint(before)
+    assert load_jobs(store, manifest) is True
+    assert {j.id for j in expand(manifest)} == {i for i, _ in live(store)}
     store.close()
