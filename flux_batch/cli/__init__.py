@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.models_cmd",
     "flux_batch.cli.simulate_cmd",
     "flux_batch.cli.report_cmd",
+    "flux_batch.cli.refine_cmd",
     "flux_batch.cli.run_cmds",
     "flux_batch.cli.export_cmd",
 )
