@@ -33,7 +33,7 @@
         DATA.fields.forEach(function (field, f) { row[field] = v[f]; });
         row.prompt = row.input.prompt === undefined ? "" : row.input.prompt;
         row.seed = row.input.seed === undefined ? null : row.input.seed;
-        row.model = stageModel.get(row.stage);
+        row.model = row.vars.model || stageModel.get(row.stage);  // a model axis: each row its own
         rows[row.index] = row;
         list[part.offset + i] = row;
         if (!byJob.has(row.job_id)) byJob.set(row.job_id, row);
@@ -326,10 +326,11 @@
   }
 
   function shot(row, chain, order) {
-    const open = function () { openViewer(order, order.indexOf(row.index)); };
+    const open = function (e) { if (e.shiftKey && row.file_name) togglePick(row); else openViewer(order, order.indexOf(row.index)); };
     let main;
     if (row.status === "succeeded" && row.file_name) {
-      main = el("button", { class: "shot", "data-job": row.job_id, title: describe(row) + "\nseed " + row.seed, onclick: open },
+      main = el("button", { class: "shot" + (picks.has(pickKey(row)) ? " picked" : ""), "data-job": row.job_id, "data-index": row.index,
+        title: describe(row) + "\nseed " + row.seed + "\np or Shift+click: pick", onclick: open },
         [thumbImage(row, describe(row))]);
     } else {
       const status = statusLabel(row);
@@ -524,6 +525,8 @@
       paramRow("cost", money(row.cost_usd)), paramRow("attempts", row.attempts),
       paramRow("created", row.created_at), paramRow("completed", row.completed_at),
     ].filter(function (tr) { return tr.lastChild.textContent !== ""; })));
+    if (row.file_name) side.unshift(el("button", { class: "btn" + (picks.has(pickKey(row)) ? " primary" : ""), id: "viewer-pick",
+      text: picks.has(pickKey(row)) ? "★ Picked (p)" : "☆ Pick (p)", onclick: function () { togglePick(row); } }));
     const copied = el("span", { class: "copied", id: "viewer-copied" });
     side.push(el("h3", null, ["One-job manifest", copied,
       el("button", { class: "btn", id: "viewer-download", text: "Download", onclick: function () { download(row); } }),
@@ -547,20 +550,69 @@
     } else fallback();
   }
 
-  function download(row) {
-    const url = URL.createObjectURL(new Blob([row.manifest], { type: "application/yaml" }));
-    const a = el("a", { href: url, download: "repro-" + row.job_id + ".yaml" });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
-  }
+  function download(row) { saveFile("repro-" + row.job_id + ".yaml", row.manifest, "application/yaml"); }
 
   function step(delta) {
     const v = state.viewer;
     if (v.pos + delta < 0 || v.pos + delta >= v.list.length) return;
     v.pos += delta;
     renderViewer();
+  }
+
+  // ---- picks: images marked to make again (flux-batch refine) -----------------------------------------
+  // Kept in the page's localStorage (per report file, so a reload keeps them) when the browser allows it.
+  const PICKS_KEY = "flux-batch-picks:" + location.pathname;
+  const picks = new Map();  // job id + file -> {job_id, file_name, stage, model, seed, prompt, vars, thumb}
+  function pickKey(row) { return row.job_id + "\u0000" + (row.file_name || ""); }
+  try { (JSON.parse(localStorage.getItem(PICKS_KEY) || "[]")).forEach(function (p) { picks.set(pickKey(p), p); }); } catch (e) { /* none kept */ }
+  function savePicks() {
+    try { localStorage.setItem(PICKS_KEY, JSON.stringify(Array.from(picks.values()))); } catch (e) { /* file:// without storage */ }
+    $("picks-count").textContent = picks.size;
+  if (location.protocol === "file:") {  // the folder's own path in the refine command
+    const folder = decodeURIComponent(location.pathname).replace(/\/[^/]*$/, "") || ".";
+    $("picks-command").textContent = $("picks-command").textContent.replace(" OUT ", " " + (/\s/.test(folder) ? JSON.stringify(folder) : folder) + " ");
+  }
+  }
+  function togglePick(row) {
+    const key = pickKey(row);
+    if (picks.has(key)) picks.delete(key);
+    else picks.set(key, { job_id: row.job_id, file_name: row.file_name, stage: row.stage, model: row.model,
+      seed: row.seed, prompt: row.prompt, vars: row.vars, thumb: row.thumb });
+    savePicks();
+    document.querySelectorAll('.shot[data-index="' + row.index + '"]').forEach(function (b) { b.classList.toggle("picked", picks.has(key)); });
+    if ($("viewer").open && rows[state.viewer.list[state.viewer.pos]] === row) renderViewer();
+    if ($("picks").open) renderPicks();
+  }
+  function renderPicks() {
+    const items = Array.from(picks.values()).map(function (p) {
+      return el("li", { "data-job": p.job_id }, [
+        p.thumb || p.file_name ? el("img", { src: src(p.thumb || p.file_name), alt: "", loading: "lazy" }) : null,
+        el("span", { class: "what", text: p.stage + " · " + Object.keys(p.vars || {}).map(function (k) { return k + "=" + p.vars[k]; }).join(", ") + " · seed " + p.seed }),
+        el("button", { class: "btn", text: "Remove", onclick: function () { picks.delete(pickKey(p)); savePicks(); renderPicks(); render(); } }),
+      ]);
+    });
+    $("picks-list").replaceChildren.apply($("picks-list"), items.length ? items : [el("li", { class: "empty", text: "No picks yet." })]);
+    $("picks-export").disabled = !picks.size;
+  }
+  // A download made from a Blob: it works from file://, where the page cannot write a file itself.
+  function saveFile(name, text, type) {
+    const url = URL.createObjectURL(new Blob([text], { type: type }));
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+  }
+  function exportPicks() {
+    const list = Array.from(picks.values()).map(function (p) {
+      return { job_id: p.job_id, file_name: p.file_name, stage: p.stage, model: p.model, seed: p.seed, prompt: p.prompt, vars: p.vars };
+    });
+    saveFile("picks.json", JSON.stringify({ flux_batch_picks: 1, run: DATA.name, picks: list }, null, 1) + "\n", "application/json");
+  }
+  function focusedRow() {
+    if ($("viewer").open) return rows[state.viewer.list[state.viewer.pos]];
+    const active = document.activeElement;
+    return active && active.dataset && active.dataset.index !== undefined ? rows[Number(active.dataset.index)] : undefined;
   }
 
   // ---- wiring -----------------------------------------------------------------------------------------
@@ -571,7 +623,21 @@
   $("viewer-next").addEventListener("click", function () { step(1); });
   $("viewer-close").addEventListener("click", function () { $("viewer").close(); });
   $("viewer").addEventListener("click", function (e) { if (e.target === $("viewer")) $("viewer").close(); });
+  $("picks-open").addEventListener("click", function () { renderPicks(); $("picks").showModal(); });
+  $("picks-close").addEventListener("click", function () { $("picks").close(); });
+  $("picks-export").addEventListener("click", exportPicks);
+  $("picks-clear").addEventListener("click", function () { picks.clear(); savePicks(); renderPicks(); render(); });
+  $("picks-count").textContent = picks.size;
+  if (location.protocol === "file:") {  // the folder's own path in the refine command
+    const folder = decodeURIComponent(location.pathname).replace(/\/[^/]*$/, "") || ".";
+    $("picks-command").textContent = $("picks-command").textContent.replace(" OUT ", " " + (/\s/.test(folder) ? JSON.stringify(folder) : folder) + " ");
+  }
   document.addEventListener("keydown", function (e) {
+    if ((e.key === "p" || e.key === "P") && !e.ctrlKey && !e.metaKey && !e.altKey && !/^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) {
+      const row = focusedRow();
+      if (row && row.file_name) { togglePick(row); e.preventDefault(); }
+      return;
+    }
     if (!$("viewer").open) return;
     if (e.key === "ArrowLeft") step(-1);
     if (e.key === "ArrowRight") step(1);
