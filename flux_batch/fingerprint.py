@@ -37,8 +37,7 @@ def manifest_fingerprint(manifest: Any) -> str:
     digest = hashlib.sha256()
     _feed(digest, {"version": __version__, "code": _code_hash()})
     # each model's schema and price: which inputs a job keeps and its estimated cost come from them
-    names = dict.fromkeys(ref.split(":")[0] for stage in manifest.stages for ref in stage.models or (stage.model,))
-    _feed(digest, {name: manifest.spec(name) for name in names})
+    _feed(digest, {name: manifest.spec(name) for name in manifest.model_names()})
     _feed(digest, {name: getattr(manifest, name) for name in MANIFEST_FIELDS})
     return digest.hexdigest()
 

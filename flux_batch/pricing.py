@@ -78,6 +78,17 @@ class Price:
             + rate.per_input_mp * sum(input_mp)
         )
 
+    def billed(self, input: Mapping[str, Any], *, images: int, input_mp: float, output_mp: float) -> float:
+        """What one prediction was billed, from the megapixels the API says it counted (its ``metrics``:
+        ``image_input_megapixel_count``, ``image_output_megapixel_count``, both totals)."""
+        rate = self.rate(input)
+        return (
+            rate.per_run
+            + images * rate.per_image
+            + rate.per_input_mp * input_mp
+            + rate.per_output_mp * output_mp
+        )
+
     def describe(self) -> str:
         return "; ".join(r.describe() for r in self.rates)
 

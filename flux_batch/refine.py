@@ -177,7 +177,7 @@ def _render(
     lines = [
         f"# Refines {picks} pick(s) of {run_name}: same prompts{each}"
         + (f", on {model}." if model else ", same models."),
-        "# Each case is one picked image (its job id after it); edit any input, then `flux-batch plan` this file.",
+        "# Each case is one picked image (its job id after it): edit any input, then `flux-batch plan` it.",
         "version: 1",
         f"name: {_scalar(f'{run_name}-refined')}",
         "stages:",

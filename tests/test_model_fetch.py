@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_helpers import fake_api, fast_simulator  # noqa: F401  (a fixture)
+from served import simulator_process
 
 from flux_batch.cli import main
 from flux_batch.errors import ManifestError
@@ -18,8 +20,6 @@ from flux_batch.models import check_input, get_model, spec_from_schema
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.catalog import catalog_with, openapi_schema
 from flux_batch.simulator.config import load_profile
-from cli_helpers import fake_api, fast_simulator  # noqa: F401  (a fixture)
-from served import simulator_process
 
 LORA = "someone/my-flux-lora"
 INPUT = {

@@ -3,8 +3,8 @@ manifest, same files it reads, a load that completed."""
 
 from __future__ import annotations
 
-import textwrap
 import json
+import textwrap
 from pathlib import Path
 
 from flux_batch.expand import expand, stage_job_ids
@@ -98,7 +98,8 @@ def test_a_changed_model_schema_file_is_loaded_again(tmp_path: Path) -> None:
     (tmp_path / "lora.json").write_text(json.dumps(schema), encoding="utf-8")
     (tmp_path / "m.yaml").write_text(
         "version: 1\nname: t\nschemas: {someone/lora: lora.json}\nstages:\n"
-        "  - id: a\n    prompt: x\n    input: {steps: 4}\n    matrix: {model: [someone/lora, black-forest-labs/flux-2-flex]}\n",
+        "  - id: a\n    prompt: x\n    input: {steps: 4}\n"
+        "    matrix: {model: [someone/lora, black-forest-labs/flux-2-flex]}\n",
         encoding="utf-8",
     )
     store = Store.open(tmp_path / "out")

@@ -1,4 +1,4 @@
-"""``flux-batch refine DIR --picks FILE``: the report's picks become a new manifest (see flux_batch.refine)."""
+"""``flux-batch refine DIR --picks FILE``: the report's picks become a new manifest (flux_batch.refine)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from flux_batch.cli.manifest_cmds import budget_figures, exact_money
 from flux_batch.errors import EXIT_OK, UsageError
 from flux_batch.manifest import ApiSettings, Manifest
 from flux_batch.plan import Plan
+from flux_batch.pricing import Price
 from flux_batch.quality import describe as describe_flags
 from flux_batch.runner.executor import Executor, RunSettings
 from flux_batch.runner.http_client import http_client
@@ -198,6 +199,7 @@ def run_command(args: argparse.Namespace) -> int:
         ambiguous_create=api.ambiguous_create,
         max_cost_usd=max_cost,
         cancel_on_interrupt=args.cancel_on_interrupt,
+        prices=model_prices(manifest),
     )
     target = ApiTarget(
         base_url=SIMULATOR_URL if api.simulator else api.base_url,
@@ -255,14 +257,20 @@ def run_command(args: argparse.Namespace) -> int:
     return _finish(result, out_dir, args.quiet, view.tally, folder.spent_usd, simulated=api.simulator)
 
 
+def model_prices(manifest: Manifest) -> dict[str, Price]:
+    """The price of each model the manifest's jobs use (the manifest's own prices applied)."""
+    return {
+        name: price for name in manifest.model_names() if (price := manifest.spec(name).price) is not None
+    }
+
+
 def simulated_models(manifest: Manifest) -> tuple[Any, ...]:
     """The models of a manifest the simulator does not have built in: from the manifest's schema files
     or the cache of fetched ones, or, with no schema at all, taking any input."""
     from flux_batch.simulator.catalog import permissive
 
-    names = dict.fromkeys(models.split_ref(r)[0] for s in manifest.stages for r in s.models)
     specs = []
-    for name in names:
+    for name in manifest.model_names():
         if name in models.known_models():
             continue
         spec = manifest.spec(name)

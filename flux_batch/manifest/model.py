@@ -131,6 +131,11 @@ class Manifest:
         """The model spec of a stage (of its default model), with the manifest's price override applied."""
         return self.spec(self.stage(stage_id).model)
 
+    def model_names(self) -> tuple[str, ...]:
+        """Every model (``owner/name``) the manifest's jobs use, in stage and sweep order."""
+        refs = (ref for stage in self.stages for ref in stage.models or (stage.model,))
+        return tuple(dict.fromkeys(models.split_ref(ref)[0] for ref in refs))
+
     def spec(self, model: str) -> models.ModelSpec:
         """The spec of ``owner/name``: a manifest's schema file, built in or fetched; with its price."""
         return models.get_model(model, self.prices.get(model), self.schemas)

@@ -85,6 +85,9 @@ class Prediction:
     created_at: str | None = None
     completed_at: str | None = None
     predict_time: float | None = None
+    #: The megapixels the API billed, where it says (FLUX.2's metrics): all input images, all outputs.
+    input_mp: float | None = None
+    output_mp: float | None = None
 
     @property
     def done(self) -> bool:
@@ -129,6 +132,12 @@ def _seconds(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _count(value: Any) -> float | None:
+    """A finite number >= 0 (a negative or absurd count from a broken answer is ignored)."""
+    number = _seconds(value)
+    return number if number is not None and 0 <= number <= 10_000 else None
+
+
 def _time(value: Any) -> str | None:
     return value if isinstance(value, str) and len(value) <= 64 else None
 
@@ -153,7 +162,8 @@ def parse_prediction(body: Any, *, strict: bool = True) -> Prediction:
             )
         status = "starting"
     metrics = body.get("metrics")
-    predict_time = _seconds(metrics.get("predict_time")) if isinstance(metrics, Mapping) else None
+    metrics = metrics if isinstance(metrics, Mapping) else {}
+    predict_time = _seconds(metrics.get("predict_time"))
     inp = body.get("input")
     return Prediction(
         id=pid,
@@ -167,6 +177,8 @@ def parse_prediction(body: Any, *, strict: bool = True) -> Prediction:
         created_at=_time(body.get("created_at")),
         completed_at=_time(body.get("completed_at")),
         predict_time=predict_time,
+        input_mp=_count(metrics.get("image_input_megapixel_count")),
+        output_mp=_count(metrics.get("image_output_megapixel_count")),
     )
 
 

@@ -32,7 +32,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -58,6 +58,7 @@ from flux_batch.errors import (
     UnknownStatusError,
 )
 from flux_batch.layout import image_dir
+from flux_batch.pricing import Price
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import OffsetRange, Window, landed_by
 from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
@@ -101,6 +102,8 @@ class RunSettings:
     max_redo: int = 1  # times a run creates a job again because the API says its output is gone
     identical_404s: int = 3  # identical 404s on create, before any create worked, that stop the run
     checkpoint_every_s: float = 5.0
+    #: Each model's price (owner/name -> Price): a job priced by megapixel is charged what the API billed.
+    prices: Mapping[str, Price] = field(default_factory=dict)
 
 
 @dataclass
@@ -711,10 +714,27 @@ class Executor:
             raise _Ended
         return prediction
 
+    def _billed(self, row: JobRow, prediction: Prediction, outputs: int) -> float | None:
+        """The job's cost from the megapixels the API billed, for a model priced by megapixel (None: keep
+        the estimate, e.g. a prediction without those metrics)."""
+        price = self.settings.prices.get(row.job.model)
+        if price is None or not price.by_size or prediction.output_mp is None:
+            return None
+        return round(
+            price.billed(
+                row.send_input(),
+                images=outputs,
+                input_mp=prediction.input_mp or 0.0,
+                output_mp=prediction.output_mp,
+            ),
+            6,
+        )
+
     def _record_end(self, job: _Job, prediction: Prediction) -> None:
         row = job.row
         if prediction.status == "succeeded":
             urls = prediction.output_urls()
+            billed = self._billed(row, prediction, len(urls))
             self._store.record_terminal(
                 row.id,
                 status="succeeded",
@@ -723,8 +743,9 @@ class Executor:
                 url_until=self._wall() + self.settings.retention_s - self.settings.freshness_margin_s,
                 completed_at=prediction.completed_at,
                 predict_time=prediction.predict_time,
+                cost_usd=billed,
             )
-            self.tracker.spent_usd += job.cost
+            self.tracker.spent_usd += job.cost if billed is None else billed
             self._reserved -= job.cost
             job.cost = 0.0
             self._set(job, "downloading")

@@ -685,9 +685,11 @@ class Store:
         url_until: float,
         completed_at: str | None,
         predict_time: float | None,
+        cost_usd: float | None = None,
     ) -> dict[str, int]:
         """The job's prediction ended. On success the job moves to ``downloading`` with its output URLs;
-        otherwise its downstream jobs are skipped (returned: how many, by stage)."""
+        otherwise its downstream jobs are skipped (returned: how many, by stage). ``cost_usd``: what the
+        API billed, replacing the estimate."""
         with self._tx() as db:
             db.execute(
                 "UPDATE attempts SET outcome = ? WHERE job_id = ? AND prediction_id = (SELECT prediction_id"
@@ -702,9 +704,9 @@ class Store:
                     [(job_id, i, url, url_until) for i, url in enumerate(urls)],
                 )
                 db.execute(
-                    "UPDATE jobs SET status = 'downloading', completed_at = ?, predict_time = ?, error = NULL"
-                    " WHERE id = ?",
-                    (completed_at, predict_time, job_id),
+                    "UPDATE jobs SET status = 'downloading', completed_at = ?, predict_time = ?,"
+                    " error = NULL, cost_usd = COALESCE(?, cost_usd) WHERE id = ?",
+                    (completed_at, predict_time, cost_usd, job_id),
                 )
             else:
                 db.execute(
