@@ -64,9 +64,10 @@ def in_layout(file_name: str, stage: str, job_id: str, output_index: int) -> boo
     return PurePosixPath(parts[3]).stem == image_stem(job_id, output_index)
 
 
-def sheet_name(stage: str) -> str:
-    """The file name of a stage's contact sheet."""
-    return f"grid_{split_safe(stage)}.png"
+def sheet_name(stage: str, group: int = 0) -> str:
+    """The file name of a stage's contact sheet; ``group`` k >= 1: the sheet of the k-th value of its
+    grouping axis (``grid_=<stage>.<k>.png``: a stage id has no dot)."""
+    return f"grid_{split_safe(stage)}.{group}.png" if group else f"grid_{split_safe(stage)}.png"
 
 
 #: ``manifest.csv`` (and ``metadata.parquet``) start with these columns, then one per sweep variable, then one

@@ -74,17 +74,20 @@ def _clip(text: str, font: Font, width: int) -> str:
     return text + "…"
 
 
-def sheet_path(out_dir: Path, stage: str) -> Path:
-    return Path(out_dir) / sheet_name(stage)
+def sheet_path(out_dir: Path, stage: str, group: int = 0) -> Path:
+    return Path(out_dir) / sheet_name(stage, group)
 
 
-def write_contact_sheet(out_dir: Path, stage: StageInfo, spec: GridSpec, rows: Sequence[Row]) -> Path | None:
+def write_contact_sheet(
+    out_dir: Path, stage: StageInfo, spec: GridSpec, rows: Sequence[Row], group: int = 0
+) -> Path | None:
     """Draw the stage's sheet for grid ``spec`` from ``rows`` (the stage's rows, or just the first of each
-    cell the sheet shows: see :func:`sheet_cells`); None if there are none."""
+    cell the sheet shows: see :func:`sheet_cells`); None if there are none. ``group``: the sheet of the
+    k-th value of the grid's grouping axis (``spec`` is then that value's grid: :meth:`GridSpec.groups`)."""
     if not rows:
         return None
     image = draw_sheet(out_dir, stage, spec, rows)
-    target = sheet_path(out_dir, stage.id)
+    target = sheet_path(out_dir, stage.id, group)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         image.save(tmp, "PNG")
@@ -158,7 +161,19 @@ def draw_sheet(out_dir: Path, stage: StageInfo, spec: GridSpec, rows: Sequence[R
 
 
 def _title_lines(stage: StageInfo, spec: GridSpec, n_rows: int, n_cols: int) -> list[str]:
-    lines = [f"{stage.id} · {stage.model}"]
+    model = stage.model
+    if "model" in stage.vars:  # a model axis: the model held, else every model of the grid
+        model = spec.fixed.get("model") or (
+            "models by "
+            + (
+                "row"
+                if spec.rows and spec.rows.var == "model"
+                else "column"
+                if spec.cols and spec.cols.var == "model"
+                else "image"
+            )
+        )
+    lines = [f"{stage.id} · {model}"]
     axes = []
     if spec.rows:
         cut = f" (first {n_rows} of {len(spec.rows.values)})" if n_rows < len(spec.rows.values) else ""

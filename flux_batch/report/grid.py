@@ -23,14 +23,36 @@ class Axis:
 
 
 @dataclass(frozen=True)
+class Layout:
+    """The variables a reader asked for on rows, columns and the third, grouping axis (``flux-batch report
+    --rows A --cols B --group C``). Each stage that has a variable uses it; the others keep their default."""
+
+    rows: str | None = None
+    cols: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
 class GridSpec:
-    """Rows and columns (either may be None: a single row or column) and the value every other
-    variable is held at (``fixed``; a variable absent from it is shown at all its values)."""
+    """Rows and columns (either may be None: a single row or column), the grouping axis (one grid per
+    value: a contact sheet each), and the value every other variable is held at (``fixed``; a variable
+    absent from it is shown at all its values)."""
 
     stage: str
     rows: Axis | None
     cols: Axis | None
     fixed: Mapping[str, str]
+    group: Axis | None = None
+
+    def groups(self) -> list[tuple[str, GridSpec]]:
+        """One ``(value, grid)`` per value of the grouping axis, the grid holding it at that value (one
+        ``("", self)`` without a grouping axis)."""
+        if self.group is None:
+            return [("", self)]
+        return [
+            (v, GridSpec(self.stage, self.rows, self.cols, {**self.fixed, self.group.var: v}))
+            for v in self.group.values
+        ]
 
 
 def all_axis_values(stage: StageInfo, rows: Sequence[Row]) -> dict[str, tuple[str, ...]]:
@@ -64,15 +86,27 @@ def default_grid(stage: StageInfo, rows: Sequence[Row]) -> GridSpec:
     return grid_of(stage, all_axis_values(stage, rows))
 
 
-def grid_of(stage: StageInfo, values: Mapping[str, Sequence[str]]) -> GridSpec:
-    """The default grid of a stage whose variables take ``values`` (in display order)."""
+def grid_of(stage: StageInfo, values: Mapping[str, Sequence[str]], layout: Layout | None = None) -> GridSpec:
+    """The grid of a stage whose variables take ``values`` (in display order): the default one, with the
+    variables of ``layout`` that the stage has on its axes."""
     row_var, col_var = default_axes(stage, values)
-    fixed = {v: vals[0] for v, vals in values.items() if v not in (row_var, col_var) and vals}
+    group_var = None
+    if layout is not None:
+        mine = {v for v in (layout.rows, layout.cols, layout.group) if v in values}
+        free = [v for v in (row_var, col_var) if v and v not in mine]  # defaults the layout leaves free
+        row_var = layout.rows if layout.rows in mine else (free.pop(0) if free else None)
+        col_var = layout.cols if layout.cols in mine else (free.pop(0) if free else None)
+        group_var = layout.group if layout.group in mine else None
+    axes = (row_var, col_var, group_var)
+    # A variable some jobs lack (set by `include:` for one model only, say) is not held at a value: held
+    # at its first, it would hide every job that has another, e.g. a whole model's row.
+    fixed = {v: vals[0] for v, vals in values.items() if v not in axes and vals and "" not in vals}
     return GridSpec(
         stage=stage.id,
         rows=Axis(row_var, tuple(values[row_var])) if row_var else None,
         cols=Axis(col_var, tuple(values[col_var])) if col_var else None,
         fixed=fixed,
+        group=Axis(group_var, tuple(values[group_var])) if group_var else None,
     )
 
 

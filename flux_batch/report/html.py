@@ -50,8 +50,16 @@ def payload(folder: Folder, written: Written, grids: Mapping[str, GridSpec]) -> 
                 "values": data.axis_values(),
                 "rows": spec.rows.var if spec and spec.rows else None,
                 "cols": spec.cols.var if spec and spec.cols else None,
+                "group": spec.group.var if spec and spec.group else None,
                 "fixed": dict(spec.fixed) if spec else {},
                 "sheet": sheet.name if (sheet := sheet_path(folder.out_dir, info.id)).is_file() else None,
+                # with a grouping axis, the sheet of each of its values (None: that value has no image)
+                "sheets": [
+                    sheet.name if (sheet := sheet_path(folder.out_dir, info.id, k + 1)).is_file() else None
+                    for k in range(len(spec.group.values))
+                ]
+                if spec and spec.group
+                else [],
                 "count": data.rows,
                 "parts": data.parts,
             }

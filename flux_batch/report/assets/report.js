@@ -117,9 +117,9 @@
   stages.forEach(function (s) {
     const fixed = {};
     s.vars.forEach(function (v) {
-      if (v !== s.rows && v !== s.cols && s.values[v].length) fixed[v] = v in s.fixed ? s.fixed[v] : ALL;
+      if (v !== s.rows && v !== s.cols && v !== s.group && s.values[v].length) fixed[v] = v in s.fixed ? s.fixed[v] : ALL;
     });
-    state.grids[s.id] = { rows: s.rows, cols: s.cols, fixed: fixed, rowPage: 0, colPage: 0 };
+    state.grids[s.id] = { rows: s.rows, cols: s.cols, group: s.group, fixed: fixed, rowPage: 0, colPage: 0 };
   });
 
   // ---- small helpers ----------------------------------------------------------------------------------
@@ -177,14 +177,15 @@
   }
 
   function setAxis(g, which, value) {
-    const other = which === "rows" ? "cols" : "rows";
     const old = g[which];
-    if (value && value === g[other]) g[other] = old;  // picking the other axis's variable swaps them
+    ["rows", "cols", "group"].forEach(function (other) {  // picking another axis's variable swaps them
+      if (other !== which && value && value === g[other]) g[other] = old;
+    });
     g[which] = value;
     const s = stages.find(function (x) { return x.id === state.stage; });
     const fixed = {};
     s.vars.forEach(function (v) {
-      if (v === g.rows || v === g.cols || !s.values[v].length) return;
+      if (v === g.rows || v === g.cols || v === g.group || !s.values[v].length) return;
       fixed[v] = v in g.fixed ? g.fixed[v] : s.values[v][0];
     });
     g.fixed = fixed;
@@ -198,6 +199,7 @@
       el("button", { class: "btn", id: "swap-axes", title: "Swap rows and columns", text: "⇄",
         onclick: function () { const r = g.rows; g.rows = g.cols; g.cols = r; g.rowPage = g.colPage = 0; renderGrid(); } }),
       axisSelect("cols-axis", "Columns", g.cols, function (v) { setAxis(g, "cols", v); }),
+      axisSelect("group-axis", "Group", g.group, function (v) { setAxis(g, "group", v); }),
     ];
     const filters = Object.keys(g.fixed);
     if (filters.length) controls.push(el("span", { class: "sep" }));
@@ -213,7 +215,7 @@
     const size = el("input", { type: "range", min: 72, max: 256, step: 8, value: parseInt(getComputedStyle(document.documentElement).getPropertyValue("--thumb"), 10) || 160,
       oninput: function (e) { document.documentElement.style.setProperty("--thumb", e.target.value + "px"); } });
     controls.push(el("label", null, ["Size", size]));
-    if (s.sheet) controls.push(el("a", { class: "btn", id: "sheet-link", href: src(s.sheet), target: "_blank", text: "Contact sheet (PNG)" }));
+    if (s.sheet && !g.group) controls.push(el("a", { class: "btn", id: "sheet-link", href: src(s.sheet), target: "_blank", text: "Contact sheet (PNG)" }));
     $("grid-controls").replaceChildren.apply($("grid-controls"), controls);
   }
 
@@ -247,13 +249,17 @@
     if (state.view !== "grid") return;
     const table = $("grid");
     const g = state.grids[s.id];
-    const rowValues = g.rows ? s.values[g.rows] : [""];
+    // With a grouping axis, the rows are those of each of its values in turn, under a heading each.
+    const rowValues = [];
+    (g.group ? s.values[g.group] : [""]).forEach(function (gv) {
+      (g.rows ? s.values[g.rows] : [""]).forEach(function (rv) { rowValues.push([gv, rv]); });
+    });
     const colValues = g.cols ? s.values[g.cols] : [""];
     const cells = new Map();
     let shown = 0;
     stageRows.get(s.id).forEach(function (r) {
       if (!matchesFixed(r, g.fixed)) return;
-      const key = (g.rows ? r.vars[g.rows] : "") + "\u0000" + (g.cols ? r.vars[g.cols] : "");
+      const key = (g.group ? r.vars[g.group] : "") + "\u0000" + (g.rows ? r.vars[g.rows] : "") + "\u0000" + (g.cols ? r.vars[g.cols] : "");
       if (!cells.has(key)) cells.set(key, []);
       cells.get(key).push(r);
       shown += 1;
@@ -286,13 +292,21 @@
     } else if (g.rows) {
       head.push(el("tr", { class: "axis-row" }, [el("th", { class: "corner", text: g.rows + " ↓" }), el("th")]));
     }
-    const body = pageRows.map(function (rv) {
+    const body = [];
+    pageRows.forEach(function (entry, i) {
+      const gv = entry[0], rv = entry[1];
+      if (g.group && (i === 0 || pageRows[i - 1][0] !== gv)) {
+        const k = s.values[g.group].indexOf(gv);
+        const sheet = s.group === g.group && s.sheets[k] ? el("a", { class: "btn", href: src(s.sheets[k]), target: "_blank", text: "Contact sheet (PNG)" }) : null;
+        body.push(el("tr", { class: "group-row" }, [el("th", { class: "group-label", colspan: cols.length + (g.rows ? 1 : 0), "data-value": gv },
+          [g.group + " = " + (gv === "" ? "(none)" : gv) + " ", sheet])]));
+      }
       const label = g.rows ? el("th", { class: "row-label", "data-value": rv, text: rv === "" ? "(none)" : rv }) : null;
-      return el("tr", null, [label].concat(cols.map(function (cv) {
-        const found = cells.get(rv + "\u0000" + cv) || [];
+      body.push(el("tr", null, [label].concat(cols.map(function (cv) {
+        const found = cells.get(gv + "\u0000" + rv + "\u0000" + cv) || [];
         found.forEach(function (r) { order.push(r.index); });
         return el("td", null, [el("div", { class: "cell" }, found.map(function (r) { return shot(r, chain, order); }))]);
-      })));
+      }))));
     });
     table.replaceChildren(el("thead", null, head), el("tbody", null, body));
     table.parentNode.hidden = !shown;
