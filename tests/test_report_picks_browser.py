@@ -146,3 +146,29 @@ def test_picks_export_from_file_and_refine_into_a_manifest_that_runs(
         made = list(csv.DictReader(f))
     assert [(r["model"], r["status"]) for r in made] == [("black-forest-labs/flux-2-pro", "succeeded")] * 4
     assert [(r["prompt"], int(r["seed"])) for r in made] == expected
+
+
+def test_compare_shows_the_other_runs_image_beside_each_and_it_loads(browser: Browser, run_dir: Path) -> None:
+    other = run_dir.parent / "copy"
+    shutil.copytree(run_dir, other, dirs_exist_ok=True)
+    assert main(["report", str(other), "--compare", str(run_dir)]) == 0
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((other / "report.html").as_uri())
+    page.wait_for_selector("body[data-ready='1']")
+    pairs = page.locator("#grid .pair.compare")
+    assert pairs.count() == page.locator("#grid button.shot[data-index]").count() > 0
+    images = page.locator("#grid .pair.compare a.cmp img")
+    for i in range(images.count()):
+        images.nth(i).scroll_into_view_if_needed()
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=images.nth(i).element_handle()
+        )
+    assert "/picks" in (images.first.evaluate("img => img.src")) and "/out/" in images.first.evaluate(
+        "i => i.src"
+    )
+    page.locator("#grid button.shot[data-index]").first.click()
+    assert page.locator("#viewer-compare img").count() == 1
+    page.close()
+    assert errors == []

@@ -34,6 +34,10 @@ def register(subparsers: Any) -> None:
     layout.add_argument(
         "--default-layout", action="store_true", help="forget a kept layout: each stage's default"
     )
+    parser.add_argument(
+        "--compare", metavar="OTHER_DIR", type=Path,
+        help="show OTHER_DIR's images beside this folder's, for the same stage and variables",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
@@ -48,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     asked = args.default_layout or layout != Layout()
     if layout != Layout():
         _check_variables(out_dir, layout)
-    report = write_report(out_dir, layout=layout if asked else None, save=asked)
+    if args.compare is not None and not (args.compare / "manifest.csv").is_file():
+        raise UsageError(
+            f"--compare {args.compare}: not an output folder of `flux-batch run` (no manifest.csv)"
+        )
+    report = write_report(out_dir, layout=layout if asked else None, save=asked, compare=args.compare)
     print(f"report: {report}")
     for sheet in sorted(out_dir.glob("grid_*.png")):
         print(f"contact sheet: {sheet}")

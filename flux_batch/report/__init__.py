@@ -21,6 +21,7 @@ from pathlib import Path
 from flux_batch.errors import storage_error
 from flux_batch.layout import sheet_name
 from flux_batch.report import data
+from flux_batch.report.compare import Comparison
 from flux_batch.report.contact_sheet import sheet_cells, sheet_path, write_contact_sheet
 from flux_batch.report.grid import GridSpec, Layout, grid_of
 from flux_batch.report.html import render
@@ -38,7 +39,12 @@ def _utc_now() -> str:
 
 
 def write_report(
-    out_dir: Path, *, now: Callable[[], str] = _utc_now, layout: Layout | None = None, save: bool = False
+    out_dir: Path,
+    *,
+    now: Callable[[], str] = _utc_now,
+    layout: Layout | None = None,
+    save: bool = False,
+    compare: Path | None = None,
 ) -> Path:
     """Write ``out_dir/report.html`` (with its data parts) and the stages' contact sheets; return the
     report's path.
@@ -52,7 +58,9 @@ def write_report(
 
     ``layout``: the variables to put on rows, columns and the grouping axis of every stage that has them
     (one contact sheet per value of the grouping axis); with ``save``, it is kept in the folder and used
-    by the next reports (the runner's too). Without it, the layout kept, if any.
+    by the next reports (the runner's too). Without it, the layout kept, if any. ``compare``: another
+    output folder whose images for the same variables are shown beside this one's
+    (:mod:`flux_batch.report.compare`).
     """
     out_dir = Path(out_dir)
     folder = data.Folder(out_dir)
@@ -63,7 +71,8 @@ def write_report(
     tmp = target.with_name(f".{REPORT_HTML}.{os.getpid()}.tmp")
     try:
         sweep(out_dir, PARTS_DIR)
-        written = write_parts(folder, lambda name: ensure_thumbnail(out_dir, name))
+        other = Comparison(folder, data.Folder(compare)) if compare is not None else None
+        written = write_parts(folder, lambda name: ensure_thumbnail(out_dir, name), other)
         grids = {s.info.id: grid_of(s.info, s.axis_values(), layout) for s in written.stages.values()}
         _remove_old_sheets(out_dir, folder.stages)
         for stage_id, spec in grids.items():  # a grouped stage has a sheet per value, none of its own
@@ -72,7 +81,8 @@ def write_report(
         for (stage_id, k), (spec, rows) in _sheet_rows(folder, grids).items():
             write_contact_sheet(out_dir, folder.stage(stage_id), spec, rows, k)
         try:
-            tmp.write_text(render(folder, written, grids, generated_at=now()), encoding="utf-8")
+            page = render(folder, written, grids, generated_at=now(), compare=other.label if other else None)
+            tmp.write_text(page, encoding="utf-8")
             os.replace(tmp, target)
         finally:
             tmp.unlink(missing_ok=True)

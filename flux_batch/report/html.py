@@ -37,7 +37,9 @@ def _asset(name: str) -> str:
     return (resources.files("flux_batch.report") / "assets" / name).read_text(encoding="utf-8")
 
 
-def payload(folder: Folder, written: Written, grids: Mapping[str, GridSpec]) -> dict[str, Any]:
+def payload(
+    folder: Folder, written: Written, grids: Mapping[str, GridSpec], compare: str | None = None
+) -> dict[str, Any]:
     """The page's index, embedded in it: the stages (their values, default grid, contact sheet, parts),
     the parts' files and the row counts by status. The rows themselves are in the parts."""
     stages = []
@@ -67,7 +69,8 @@ def payload(folder: Folder, written: Written, grids: Mapping[str, GridSpec]) -> 
     return {
         "name": folder.name,
         "stages": stages,
-        "fields": FIELDS,
+        "fields": (*FIELDS, "cmp") if compare else FIELDS,
+        "compare": compare,
         "detail_fields": DETAIL_FIELDS,
         "dir": f"{PARTS_DIR}/{written.generation}/",
         "parts": written.parts,
@@ -82,7 +85,14 @@ def script_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render(folder: Folder, written: Written, grids: Mapping[str, GridSpec], *, generated_at: str) -> str:
+def render(
+    folder: Folder,
+    written: Written,
+    grids: Mapping[str, GridSpec],
+    *,
+    generated_at: str,
+    compare: str | None = None,
+) -> str:
     """The whole page as text."""
     manifest_path = folder.run.get("manifest", {}).get("path", "")
     meta = f"generated {generated_at} by flux-batch {__version__}"
@@ -95,7 +105,7 @@ def render(folder: Folder, written: Written, grids: Mapping[str, GridSpec], *, g
         "summary": summary_html(folder.summary, written),
         "css": _asset("report.css"),
         "js": _asset("report.js"),
-        "data": script_json(payload(folder, written, grids)),
+        "data": script_json(payload(folder, written, grids, compare)),
         "parts": _inline_parts(folder, written) if written.rows <= INLINE_ROWS else "",
     }
     # One pass over the template: text put in is never scanned again for placeholders.

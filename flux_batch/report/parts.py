@@ -92,9 +92,13 @@ def part_js(call: str, k: int, rows: Iterable[list[Any]]) -> str:
     return f"fluxReport.{call}({k},{body});\n"
 
 
-def write_parts(folder: Folder, thumbnail: Callable[[str], str | None]) -> Written:
+def write_parts(
+    folder: Folder, thumbnail: Callable[[str], str | None], compare: Callable[[Row], str] | None = None
+) -> Written:
     """Stream ``folder``'s rows into a new generation under ``.report/``; ``thumbnail(file_name)`` gives
-    (making it if need be) an image's thumbnail path, or None when the image cannot be read."""
+    (making it if need be) an image's thumbnail path, or None when the image cannot be read. With
+    ``compare``, each row also gets ``cmp``: the path of another run's image for the same variables
+    (:mod:`flux_batch.report.compare`), or ""."""
     root = folder.out_dir / PARTS_DIR
     staging = root / f".tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -131,7 +135,7 @@ def write_parts(folder: Folder, thumbnail: Callable[[str], str | None]) -> Writt
         written.row_counts[label] = written.row_counts.get(label, 0) + 1
         written.cost_usd += row.cost_usd or 0.0
         light, detail = pending.setdefault(row.stage, ([], []))
-        light.append(_light(row, thumb or "", labels))
+        light.append(_light(row, thumb or "", labels) + ([compare(row)] if compare else []))
         detail.append(_detail(row, folder.name))
         if len(light) >= PART_ROWS:
             flush(row.stage)

@@ -351,6 +351,11 @@
       main = el("button", { class: "shot tile " + status, "data-job": row.job_id, title: row.error || status, onclick: open },
         [el("b", { text: status }), el("span", { text: row.error || (UNFINISHED.has(status) ? "not finished yet" : "") })]);
     }
+    if (row.cmp) {  // report --compare: the other run's image for the same variables, beside this one
+      const other = el("a", { class: "shot cmp", href: src(row.cmp), target: "_blank", title: "the same variables in " + DATA.compare },
+        [el("img", { src: src(row.cmp), alt: "other run", loading: "lazy", decoding: "async" })]);
+      main = el("div", { class: "pair compare" }, [main, el("span", { class: "arrow", text: "|" }), other]);
+    }
     if (!chain) return main;
     const upstream = row.up_thumb
       ? el("button", { class: "shot up", title: "upstream image", onclick: function () { openUpstream(row); } }, [upstreamImage(row)])
@@ -509,6 +514,11 @@
         [el("img", { class: "large", id: "viewer-img", src: src(row.file_name), alt: describe(row) })]));
     } else {
       picture.push(el("div", { class: "tile " + statusLabel(row) }, [el("b", { text: statusLabel(row) }), el("span", { text: row.error || "" })]));
+    }
+    if (row.cmp) {
+      picture.push(el("div", { class: "upstream", id: "viewer-compare" }, [
+        el("img", { src: src(row.cmp), alt: "other run" }), el("span", { text: "the same variables in " + DATA.compare }),
+      ]));
     }
     if (row.upstream_job_id) {
       const up = upstreamOf(row);  // when its stage is loaded
