@@ -35,7 +35,7 @@ class Comparison:
                 continue
             k = seen[base] = seen.get(base, -1) + 1
             if row.status == "succeeded" and row.file_name:
-                self._paths[(*base, k)] = self._relative(other.out_dir, row.file_name)
+                self._paths[(base[0], base[1], k)] = self._relative(other.out_dir, row.file_name)
         self._seen: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
 
     def _base(self, row: Row) -> tuple[str, tuple[tuple[str, str], ...]] | None:
@@ -55,4 +55,4 @@ class Comparison:
         if base is None:
             return ""
         k = self._seen[base] = self._seen.get(base, -1) + 1
-        return self._paths.get((*base, k), "")
+        return self._paths.get((base[0], base[1], k), "")
