@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flux_batch.expand import count_jobs_and_images, expand_stage, rows
+from flux_batch.job_status import FAILED, JobStatus
 from flux_batch.jobs import Job
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.models import ModelSpec
@@ -176,8 +177,8 @@ class Plan:
 #: Jobs that a run leaves as they are, by public status: succeeded ones (and ``download_failed`` ones:
 #: paid for, a run only downloads them), and without ``retry_failed`` failed ones and those skipped because
 #: of them.
-LEFT_AS_THEY_ARE = ("succeeded", "download_failed")
-LEFT_UNLESS_RETRIED = ("failed", "canceled", "aborted", "skipped")
+LEFT_AS_THEY_ARE = (JobStatus.SUCCEEDED, JobStatus.DOWNLOAD_FAILED)
+LEFT_UNLESS_RETRIED = (*sorted(FAILED), JobStatus.SKIPPED)
 
 
 def todo_count(jobs: int, done: Mapping[str, int] | None, *, retry_failed: bool) -> int:

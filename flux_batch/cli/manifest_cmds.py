@@ -14,6 +14,7 @@ from flux_batch.cli.run_options import read_token, whole_number
 from flux_batch.durations import format_duration
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
 from flux_batch.expand import count_jobs, expand
+from flux_batch.job_status import FAILED
 from flux_batch.manifest import Manifest, load
 from flux_batch.plan import Plan, build_plan
 from flux_batch.template import format_value
@@ -151,7 +152,7 @@ def render_plan(plan: Plan) -> str:
             shown = ", ".join(f"{k} {v:,}" for k, v in sorted(s.done.items()))
             lines.append(f"  already in {plan.output} for {s.id}: {shown}")
     if done:
-        left = sum((s.done or {}).get(k, 0) for s in plan.stages for k in ("failed", "canceled", "aborted"))
+        left = sum((s.done or {}).get(k, 0) for s in plan.stages for k in FAILED)
         note = f" ({left:,} failed jobs left as they are: `run --retry-failed` retries them)" if left else ""
         lines.append(
             f"  to do: {plan.todo_jobs:,} of {plan.jobs:,} jobs, {_money(plan.todo_cost_usd)}, "

@@ -25,6 +25,7 @@ from flux_batch.cli import run_options as options
 from flux_batch.cli.folder import check_owner, owner_record, read_folder
 from flux_batch.cli.manifest_cmds import budget_figures, exact_money
 from flux_batch.errors import EXIT_OK, UsageError
+from flux_batch.job_status import DONE, FAILED
 from flux_batch.manifest import ApiSettings, Manifest
 from flux_batch.plan import Plan
 from flux_batch.pricing import Price
@@ -296,7 +297,7 @@ def budget_refusal(plan: Plan) -> str:
 
 
 def _left_failed(plan: Plan) -> int:
-    return sum((s.done or {}).get(k, 0) for s in plan.stages for k in ("failed", "canceled", "aborted"))
+    return sum((s.done or {}).get(k, 0) for s in plan.stages for k in FAILED)
 
 
 def _confirm_host(api: ApiSettings, yes: bool) -> bool:
@@ -436,7 +437,7 @@ def _finish(
             f"(see `flux-batch status {out_dir}`)",
             file=sys.stderr,
         )
-    failed = sum(session.counts.get(s, 0) for s in ("failed", "canceled", "aborted"))
+    failed = sum(session.counts.get(s, 0) for s in FAILED)
     if failed and not result.interrupted:
         print(
             f"flux-batch: {failed:,} jobs failed (see `flux-batch status {out_dir}`): run again with "
@@ -460,7 +461,7 @@ class ProgressView:
         self._last_throttle_note = 0.0
 
     def on_event(self, event: Event, tracker: Tracker) -> None:
-        if event.kind == "job" and event.status in _DONE:
+        if event.kind == "job" and event.status in DONE:
             self.tally[event.status] += 1
         if self._quiet:
             return
@@ -501,7 +502,7 @@ class ProgressView:
             if name == "all" and len(rows) == 2:
                 continue
             total = sum(sum(by.values()) for by in counts.values())
-            done = sum(by.get(s, 0) for by in counts.values() for s in _DONE)
+            done = sum(by.get(s, 0) for by in counts.values() for s in DONE)
             bar = self._bars.get(name)
             if bar is None:
                 bar = self._bars[name] = tqdm(
@@ -527,9 +528,6 @@ class ProgressView:
         for bar in self._bars.values():
             with contextlib.suppress(OSError):
                 bar.close()
-
-
-_DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped", "download_failed")
 
 
 def _line(tracker: Tracker) -> str:

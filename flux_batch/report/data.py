@@ -20,6 +20,7 @@ from typing import Any
 
 from flux_batch import models
 from flux_batch.errors import UsageError
+from flux_batch.job_status import UNSUCCESSFUL
 from flux_batch.layout import (
     HEAD_COLUMNS,
     IMAGES_DIR,
@@ -31,9 +32,6 @@ from flux_batch.layout import (
 )
 from flux_batch.report.thumbnails import thumb_path_for
 from flux_batch.safepath import inside
-
-#: Statuses that end a job without an image: what "failures" means in the report.
-FAILED_STATUSES = frozenset({"failed", "canceled", "aborted", "expired", "skipped", "download_failed"})
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class Row:
 
     @property
     def failed(self) -> bool:
-        return self.status in FAILED_STATUSES
+        return self.status in UNSUCCESSFUL
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from flux_batch import __version__
+from flux_batch import __version__, durations
+from flux_batch.job_status import UNSUCCESSFUL
 from flux_batch.quality import Tally, describe
 from flux_batch.report.contact_sheet import sheet_path
-from flux_batch.report.data import FAILED_STATUSES, Folder
+from flux_batch.report.data import Folder
 from flux_batch.report.grid import GridSpec
 from flux_batch.report.parts import DETAIL_FIELDS, FIELDS, INLINE_ROWS, PARTS_DIR, StageData, Written
 
@@ -127,7 +128,7 @@ def summary_html(summary: Mapping[str, Any], written: Written) -> str:
     the spend, times and calls come from run.json's summary."""
     counts = written.status_counts()
     jobs = len(written.job_status)
-    failed = sum(n for status, n in counts.items() if status in FAILED_STATUSES)
+    failed = sum(n for status, n in counts.items() if status in UNSUCCESSFUL)
     cost = summary.get("cost_usd")
     if cost is None:
         cost = written.cost_usd
@@ -221,13 +222,4 @@ def _parse_time(value: Any) -> datetime | None:
 
 def format_duration(seconds: Any) -> str:
     """``83.4`` -> ``"1 min 23 s"``; ``3725`` -> ``"1 h 2 min"``; ``None`` -> ``"–"``."""
-    if not isinstance(seconds, (int, float)):
-        return "–"
-    total = round(seconds)
-    if total < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{total} s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    return durations.format_duration(seconds, words=True, unknown="–")

@@ -44,10 +44,11 @@ from flux_batch.errors import (
     TransportError,
     UnknownStatusError,
 )
+from flux_batch.job_status import PREDICTION_TERMINAL
 from flux_batch.runner.deadline import within
 
 RUNNING = frozenset({"starting", "processing"})
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+TERMINAL = PREDICTION_TERMINAL
 #: The most output files a prediction may have (FLUX makes at most 4).
 MAX_OUTPUTS = 64
 _RESETS_IN = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")

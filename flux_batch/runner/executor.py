@@ -57,6 +57,7 @@ from flux_batch.errors import (
     TransportError,
     UnknownStatusError,
 )
+from flux_batch.job_status import JobStatus
 from flux_batch.layout import image_dir
 from flux_batch.pricing import Price
 from flux_batch.runner.client import ApiClient, Prediction
@@ -69,7 +70,7 @@ from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
 from flux_batch.runner.queue import RunQueue
 from flux_batch.runner.reconcile import Found, epoch_of, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF, retry_call
-from flux_batch.runner.state import DOWNLOAD_FAILED, JobRow, Store
+from flux_batch.runner.state import JobRow, Store
 from flux_batch.safepath import inside
 
 T = TypeVar("T")
@@ -444,10 +445,14 @@ class Executor:
                 self._set(job, "pending")
                 continue
             except DownloadError as err:
-                self._fail(job, DOWNLOAD_FAILED, f"{err} (the prediction is kept: run again to download it)")
+                self._fail(
+                    job,
+                    JobStatus.DOWNLOAD_FAILED,
+                    f"{err} (the prediction is kept: run again to download it)",
+                )
                 return
             released = self._store.mark_succeeded(row.id)
-            self._set(job, "succeeded")
+            self._set(job, JobStatus.SUCCEEDED)
             self._queue.release(released)
             return
 

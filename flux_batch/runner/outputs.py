@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flux_batch.job_status import PAID, public
 from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
 from flux_batch.layout import (
     HEAD_COLUMNS,
@@ -30,10 +31,7 @@ from flux_batch.layout import (
 )
 from flux_batch.models import get_model
 from flux_batch.quality import FLAGS, WRONG_SIZE, Tally, parse_flags, requested_size, wrong_size
-from flux_batch.runner.state import DOWNLOAD_FAILED, PUBLIC_STATUS, JobRow, OutputRow, Store
-
-#: Statuses of a job whose prediction succeeded (and was paid for): its rows carry their outputs and cost.
-PAID = ("succeeded", "downloading", DOWNLOAD_FAILED)
+from flux_batch.runner.state import JobRow, OutputRow, Store
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[s
             "job_id": job.id,
             "stage": job.stage,
             "model": job.model,
-            "status": PUBLIC_STATUS.get(row.status, row.status),
+            "status": public(row.status),
             "prompt": job.prompt,
             "seed": row.seed,
             "prediction_id": row.prediction_id,

@@ -12,9 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from flux_batch.runner.state import IN_PROGRESS, PUBLIC_STATUS
-
-DONE = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped", "download_failed")
+from flux_batch.job_status import DONE, IN_PROGRESS, JobStatus, fold_counts, public
 
 
 @dataclass(frozen=True)
@@ -59,19 +57,16 @@ class Tracker:
     ) -> None:
         self._clock = clock
         self.started = clock()
-        self.counts: dict[str, dict[str, int]] = {}
-        for stage, by_status in counts.items():
-            for status, n in by_status.items():
-                public = PUBLIC_STATUS.get(status, status)
-                bucket = self.counts.setdefault(stage, {})
-                bucket[public] = bucket.get(public, 0) + n
+        self.counts: dict[str, dict[str, int]] = {
+            stage: fold_counts(dict(by_status)) for stage, by_status in counts.items()
+        }
         self.spent_usd = spent_usd
         self.throttled = 0
         self._finished: deque[float] = deque()
         self._window = window_s
 
     def move(self, stage: str, old: str, new: str, n: int = 1) -> None:
-        old, new = PUBLIC_STATUS.get(old, old), PUBLIC_STATUS.get(new, new)
+        old, new = public(old), public(new)
         if old == new:
             return
         bucket = self.counts.setdefault(stage, {})
@@ -87,7 +82,7 @@ class Tracker:
             self._finished.popleft()
         total = sum(sum(v for v in by.values()) for by in self.counts.values())
         done = sum(by.get(s, 0) for by in self.counts.values() for s in DONE)
-        busy = {PUBLIC_STATUS.get(s, s) for s in IN_PROGRESS}
+        busy = {public(s) for s in IN_PROGRESS}
         in_flight = sum(by.get(s, 0) for by in self.counts.values() for s in busy)
         span = min(self._window, now - self.started)
         rate = len(self._finished) / span if span > 0.5 else 0.0
@@ -96,8 +91,8 @@ class Tracker:
             counts={k: dict(v) for k, v in self.counts.items()},
             total=total,
             done=done,
-            succeeded=sum(by.get("succeeded", 0) for by in self.counts.values()),
-            failed=sum(by.get(s, 0) for by in self.counts.values() for s in DONE if s != "succeeded"),
+            succeeded=sum(by.get(JobStatus.SUCCEEDED, 0) for by in self.counts.values()),
+            failed=sum(by.get(s, 0) for by in self.counts.values() for s in DONE if s != JobStatus.SUCCEEDED),
             in_flight=in_flight,
             spent_usd=self.spent_usd,
             elapsed_s=now - self.started,

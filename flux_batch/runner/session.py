@@ -31,6 +31,7 @@ from flux_batch.errors import (
     UsageError,
     storage_error,
 )
+from flux_batch.job_status import JobStatus, fold_counts
 from flux_batch.jobs import Job
 from flux_batch.quality import Tally
 from flux_batch.report.leftovers import sweep_locked
@@ -42,7 +43,7 @@ from flux_batch.runner.lock import FolderLock
 from flux_batch.runner.outputs import write_run_json, write_tables
 from flux_batch.runner.progress import OnEvent, ignore
 from flux_batch.runner.relayout import relayout
-from flux_batch.runner.state import PUBLIC_STATUS, Store
+from flux_batch.runner.state import Store
 
 INGEST_BATCH = 2000
 #: The state's ``meta`` key naming the manifest whose run the folder holds (``{"name": ..., "path": ...}``).
@@ -162,7 +163,7 @@ def exit_code(result: RunResult, counts: Mapping[str, int]) -> int:
         return result.fatal.exit_code
     if result.interrupted:
         return EXIT_INTERRUPTED
-    if any(n for status, n in counts.items() if status != "succeeded"):
+    if any(n for status, n in counts.items() if status != JobStatus.SUCCEEDED):
         return EXIT_JOBS_FAILED
     return EXIT_OK
 
@@ -268,12 +269,7 @@ def on_event_notice(on_event: OnEvent, executor: Executor, message: str) -> None
 
 
 def _public_counts(store: Store) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for by_status in store.counts().values():
-        for status, n in by_status.items():
-            public = PUBLIC_STATUS.get(status, status)
-            counts[public] = counts.get(public, 0) + n
-    return counts
+    return fold_counts(*store.counts().values())
 
 
 def _summary(

@@ -47,19 +47,16 @@ from urllib.parse import quote
 
 from flux_batch.errors import DiskFullError, FluxBatchError, StateError, StorageError, storage_error
 from flux_batch.ids import canonical_json, derive_seed
+from flux_batch.job_status import FAILED, IN_PROGRESS, JobStatus, fold_counts
 from flux_batch.jobs import Job
 from flux_batch.runner.client import valid_id
 from flux_batch.runner.migrations import current_version, migrate
 from flux_batch.safepath import inside
 
 STATE_FILE = "state.db"
-IN_PROGRESS = ("submitting", "submitted", "running", "downloading")
-FAILED = ("failed", "canceled", "aborted")
-#: Paid for, output still with the API, not downloaded in this run: the next run downloads it again.
-DOWNLOAD_FAILED = "download_failed"
-TERMINAL = ("succeeded", *FAILED, "expired", "skipped", DOWNLOAD_FAILED)
-#: How internal statuses appear in manifest.csv and ``status``.
-PUBLIC_STATUS = {"submitting": "submitted", "downloading": "running"}
+#: The statuses as SQL parameters, in a fixed order.
+_FAILED = tuple(sorted(FAILED))
+_IN_PROGRESS = tuple(sorted(IN_PROGRESS))
 
 #: Estimated spend: every prediction that succeeded, at its job's price (all runs on the folder).
 SPENT_SQL = (
@@ -458,13 +455,13 @@ class Store:
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('columns', ?)",
                     (json.dumps({"vars": list(self._var_names), "inputs": list(self._input_names)}),),
                 )
-            revive = ["expired", "skipped", *(FAILED if retry_failed else ())]
+            revive = [JobStatus.EXPIRED, JobStatus.SKIPPED, *(_FAILED if retry_failed else ())]
             marks = ",".join("?" * len(revive))
             if reseed and retry_failed:
                 rows = db.execute(
                     "SELECT id, stage, seed, attempts FROM jobs WHERE live = 1 AND status IN"
-                    f" ({','.join('?' * 3)})",
-                    FAILED,
+                    f" ({','.join('?' * len(_FAILED))})",
+                    _FAILED,
                 ).fetchall()
                 db.executemany(
                     "UPDATE jobs SET seed = ? WHERE id = ?",
@@ -480,7 +477,7 @@ class Store:
             )
             db.execute(
                 "UPDATE jobs SET status = 'downloading', finished_at = NULL WHERE live = 1 AND status = ?",
-                (DOWNLOAD_FAILED,),
+                (JobStatus.DOWNLOAD_FAILED,),
             )
             db.execute(
                 "UPDATE jobs SET waiting = (SELECT COUNT(*) FROM deps d JOIN jobs u ON u.id = d.needs_id"
@@ -527,7 +524,7 @@ class Store:
         """Jobs an earlier run left between intent and download, to resume first."""
         rows = self._db.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE live = 1 AND status IN (?, ?, ?, ?) ORDER BY seq",
-            IN_PROGRESS,
+            _IN_PROGRESS,
         ).fetchall()
         return [_row_to_job(r) for r in rows]
 
@@ -910,11 +907,10 @@ def done_counts(
                 return {}  # a first setup that never finished (an older flux-batch, a full disk)
             for chunk in _chunks(job_ids_of(stage), batch):
                 marks = ",".join("?" * len(chunk))
-                for status, n in db.execute(
+                found = db.execute(
                     f"SELECT status, COUNT(*) FROM jobs WHERE id IN ({marks}) GROUP BY status", chunk
-                ):
-                    public = PUBLIC_STATUS.get(status, status)
-                    counts[public] = counts.get(public, 0) + n
+                )
+                counts = fold_counts(counts, dict(found))
         except sqlite3.Error as exc:
             raise state_error(exc, Path(out_dir) / STATE_FILE) from exc
         finally:
@@ -935,9 +931,7 @@ def _live_counts(out_dir: Path) -> tuple[str | None, dict[str, dict[str, int]]] 
         for stage, status, n in db.execute(
             "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
         ):
-            public = PUBLIC_STATUS.get(status, status)
-            counts = by_stage.setdefault(stage, {})
-            counts[public] = counts.get(public, 0) + n
+            by_stage[stage] = fold_counts(by_stage.get(stage), {status: n})
     except sqlite3.Error:
         return None  # counted the slow way, which reports the problem
     finally:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flux_batch.durations import format_duration
 from flux_batch.errors import StateError, UsageError
+from flux_batch.job_status import DONE, PUBLIC_ORDER, fold_counts
 from flux_batch.runner.lock import LOCK_FILE, pid_alive, read_holder
 from flux_batch.runner.outputs import read_run_json
-from flux_batch.runner.progress import DONE
-from flux_batch.runner.state import PUBLIC_STATUS, SPENT_SQL, STATE_FILE, open_readonly
+from flux_batch.runner.state import SPENT_SQL, STATE_FILE, open_readonly
 
 #: The rate is over the last two minutes, or since the run's first create if that is more recent (but
 #: never over less than a second, where one job would make a wild rate).
@@ -56,8 +57,7 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
         for stage, status, n in db.execute(
             "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status ORDER BY MIN(seq)"
         ):
-            public = PUBLIC_STATUS.get(status, status)
-            stages.setdefault(stage, {})[public] = stages.get(stage, {}).get(public, 0) + n
+            stages[stage] = fold_counts(stages.get(stage), {status: n})
         spent = db.execute(SPENT_SQL).fetchone()[0]
         since = now - RATE_WINDOW_S
         if holder is not None and running is not None:
@@ -113,37 +113,16 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
     )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
 def render(status: FolderStatus) -> str:
     """The human-readable summary, a few lines."""
     state = f"running (pid {status.running_pid})" if status.running_pid else "not running"
     lines = [f"{status.out_dir}: {status.done}/{status.jobs} jobs done, {state}"]
-    order = (
-        "succeeded",
-        "failed",
-        "canceled",
-        "aborted",
-        "expired",
-        "download_failed",
-        "skipped",
-        "running",
-        "submitted",
-        "pending",
-    )
     for stage, counts in status.stages.items():
-        parts = [f"{counts[s]} {s}" for s in order if counts.get(s)]
+        parts = [f"{counts[s]} {s}" for s in PUBLIC_ORDER if counts.get(s)]
         lines.append(f"  {stage}: " + ", ".join(parts))
     spent = f"spent ${status.spent_usd:.2f} (estimated at model prices)"
     if status.running_pid:
-        eta = _duration(status.eta_s)
+        eta = "unknown" if status.eta_s is None else format_duration(status.eta_s)
         lines.append(f"  {spent}; rate {status.rate_per_min:.1f} jobs/min; ETA {eta}")
     else:
         left = status.jobs - status.done

@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from flux_batch.ids import canonical_json
+from flux_batch.job_status import PREDICTION_TERMINAL
 from flux_batch.models import ModelSpec
 from flux_batch.simulator.catalog import Catalog, SimulatedModel, default_catalog
 from flux_batch.simulator.images import ImageSpec, image_spec
@@ -28,7 +29,7 @@ FILE_LIFETIME = 24 * 3600.0
 CONTENT_FILTER_ERROR = (
     "The input or output was flagged as sensitive. Please try again with different inputs. (E005)"
 )
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+TERMINAL = PREDICTION_TERMINAL
 
 
 @dataclass
