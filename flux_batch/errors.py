@@ -30,6 +30,11 @@
 
 Lower libraries' exceptions (httpx, yaml, sqlite3, jsonschema) are translated at the boundary with
 ``raise ... from exc`` so that callers handle only these.
+
+Exit codes: 0 all done, 1 some jobs failed or are left, 2 invalid input, 3 auth or billing, 4 folder in
+use, 5 folder cannot be written, 70 a bug in flux-batch (an exception it did not mean to raise: EX_SOFTWARE
+of sysexits.h), 130 interrupted, 141 output cut short by its reader (``| head``: as if killed by SIGPIPE,
+as other Unix tools end).
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ EXIT_INVALID = 2
 EXIT_AUTH = 3
 EXIT_LOCKED = 4
 EXIT_STORAGE = 5
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 @dataclass(frozen=True)

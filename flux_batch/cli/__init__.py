@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from flux_batch import __version__
-from flux_batch.errors import EXIT_INTERRUPTED, EXIT_INVALID, FluxBatchError, ManifestError
+from flux_batch.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    FluxBatchError,
+    ManifestError,
+)
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -30,10 +37,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "flux_batch.cli.run_cmds",
     "flux_batch.cli.export_cmd",
 )
-#: A command whose reader went away (``| head``) ends as if killed by SIGPIPE, as other Unix tools do.
-EXIT_BROKEN_PIPE = 128 + 13
-#: A bug in flux-batch itself (an exception it did not mean to raise): EX_SOFTWARE of sysexits.h.
-EXIT_INTERNAL = 70
 
 
 class _Parser(argparse.ArgumentParser):
