@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from flux_batch import models
+from flux_batch import defaults, models
 from flux_batch.api_url import host_of
 from flux_batch.cli import run_options as options
 from flux_batch.cli.folder import check_owner, owner_record, read_folder
@@ -63,20 +63,26 @@ def register(sub: Any) -> None:
         help="run on the API even if the manifest says simulator: true",
     )
     run.add_argument(
-        "--create-rpm", type=options.positive_number, help="create requests per minute (default 600)"
+        "--create-rpm",
+        type=options.positive_number,
+        help=f"create requests per minute (default {defaults.CREATE_RPM})",
     )
     run.add_argument(
-        "--other-rpm", type=options.positive_number, help="other API requests per minute (default 3000)"
+        "--other-rpm",
+        type=options.positive_number,
+        help=f"other API requests per minute (default {defaults.OTHER_RPM})",
     )
     run.add_argument(
         "--max-in-flight",
         type=options.whole_number(1),
-        help="the most predictions in flight at once (default 500; the run keeps what the rate needs)",
+        help=f"the most predictions in flight at once (default {defaults.MAX_IN_FLIGHT}; the run keeps what "
+        "the rate needs)",
     )
     run.add_argument(
         "--wait",
         type=options.wait_seconds,
-        help="seconds a create holds for the result, 0-60 (default 60; 0: do not hold, poll)",
+        help=f"seconds a create holds for the result, 0-{defaults.MAX_WAIT_S} (default {defaults.WAIT_S}; "
+        "0: do not hold, poll)",
     )
     run.add_argument(
         "--max-cost",
@@ -89,7 +95,9 @@ def register(sub: Any) -> None:
         help="with a cost cap: run what fits under it instead of refusing, then stop taking new jobs",
     )
     run.add_argument(
-        "--max-jobs", type=options.whole_number(1), help="raise (or lower) the job limit (default 1,000,000)"
+        "--max-jobs",
+        type=options.whole_number(1),
+        help=f"raise (or lower) the job limit (default {defaults.MAX_JOBS:,})",
     )
     run.add_argument(
         "--yes",

@@ -13,12 +13,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from flux_batch import defaults
 from flux_batch.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url, is_loopback, is_replicate
 from flux_batch.errors import InputError, MissingTokenError, UsageError
 from flux_batch.manifest import ApiSettings
 
-#: The longest ``Prefer: wait`` the API honours (seconds); 0 sends no ``Prefer`` header at all.
-MAX_WAIT_S = 60
+MAX_WAIT_S = defaults.MAX_WAIT_S
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flux_batch import models
+from flux_batch import defaults, models
 from flux_batch.api_url import DEFAULT_BASE_URL
 from flux_batch.errors import Issue
 from flux_batch.sweep import Sweep
 from flux_batch.template import Template
 
-DEFAULT_MAX_JOBS = 1_000_000
+DEFAULT_MAX_JOBS = defaults.MAX_JOBS
 #: The sweep variable that sets each job's model (``matrix: {model: [...]}``).
 MODEL_VAR = "model"
 
@@ -27,16 +27,18 @@ class ApiSettings:
     """How to reach the API and how hard to push it."""
 
     base_url: str = DEFAULT_BASE_URL
-    token_env: str = "REPLICATE_API_TOKEN"
-    create_rpm: float = 600
-    other_rpm: float = 3000
-    burst: int = 10
-    max_in_flight: int = 500  # a ceiling: the run keeps what the rate needs (runner/in_flight.py)
-    wait: int = 60
-    deadline_s: float = 600.0
+    token_env: str = defaults.TOKEN_ENV
+    create_rpm: float = defaults.CREATE_RPM
+    other_rpm: float = defaults.OTHER_RPM
+    burst: int = defaults.BURST
+    max_in_flight: int = (
+        defaults.MAX_IN_FLIGHT
+    )  # a ceiling: the run keeps what the rate needs (runner/in_flight.py)
+    wait: int = defaults.WAIT_S
+    deadline_s: float = defaults.DEADLINE_S
     simulator: bool = False
     ambiguous_create: str = "create"
-    confirm_above_usd: float = 5.0
+    confirm_above_usd: float = defaults.CONFIRM_ABOVE_USD
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 
-from flux_batch import __version__
+from flux_batch import __version__, defaults
 from flux_batch.errors import (
     ApiError,
     AuthError,
@@ -408,7 +408,7 @@ class ApiClient:
         version: str | None,
         input: Mapping[str, Any],
         *,
-        wait: int = 60,
+        wait: int = defaults.WAIT_S,
         cancel_after_s: float | None = None,
     ) -> Prediction:
         """Create a prediction, holding the connection up to ``wait`` seconds (``Prefer: wait=N``; with 0,
@@ -418,7 +418,7 @@ class ApiClient:
         An answer is never ambiguous: one with a usable id is the prediction, whatever else it says (an
         undocumented or null status reads as ``starting``); one without (not JSON, empty, not an object,
         no id or an unusable one) is a ProtocolError carrying the answer's HTTP status."""
-        wait = max(0, min(60, int(wait)))
+        wait = max(0, min(defaults.MAX_WAIT_S, int(wait)))
         headers = {"Prefer": f"wait={wait}"} if wait > 0 else {}
         if cancel_after_s:
             headers["Cancel-After"] = f"{max(5, int(cancel_after_s))}s"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from flux_batch import defaults
 from flux_batch.errors import (
     AuthError,
     BillingError,
@@ -63,7 +64,7 @@ from flux_batch.pricing import Price
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import OffsetRange, Window, landed_by
 from flux_batch.runner.download import DEFAULT_MAX_BYTES, download
-from flux_batch.runner.in_flight import DEFAULT_CEILING, HoldTimes, Slots, in_flight_cap
+from flux_batch.runner.in_flight import HoldTimes, Slots, in_flight_cap
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker, ignore
@@ -88,9 +89,9 @@ class RunSettings:
 
     out_dir: Path
     base_dir: Path = Path(".")
-    max_in_flight: int = DEFAULT_CEILING  # the ceiling of the in-flight cap
-    wait: int = 60
-    deadline_s: float = 600.0
+    max_in_flight: int = defaults.MAX_IN_FLIGHT  # the ceiling of the in-flight cap
+    wait: int = defaults.WAIT_S
+    deadline_s: float = defaults.DEADLINE_S
     deadline_grace_s: float = 30.0
     ambiguous_create: str = "create"
     max_cost_usd: float | None = None

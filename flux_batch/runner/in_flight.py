@@ -25,11 +25,14 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from flux_batch import defaults
+
 Sleep = Callable[[float], Awaitable[None]]
 
-#: The ceiling when the user sets none (``max_in_flight``): room for 25-s predictions at 10 creates a
-#: second, within the 1,024 open files a process is commonly allowed (each in-flight create holds a socket).
-DEFAULT_CEILING = 500
+#: The ceiling when the user sets none (``max_in_flight``, defined in flux_batch.defaults): room for 25-s
+#: predictions at 10 creates a second, within the 1,024 open files a process is commonly allowed (each
+#: in-flight create holds a socket).
+DEFAULT_CEILING = defaults.MAX_IN_FLIGHT
 #: Spread of hold times covered above the mean (Little's law holds for the mean).
 MARGIN = 1.5
 #: Never fewer slots than this, whatever the arithmetic says.

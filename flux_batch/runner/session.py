@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from flux_batch import __version__
+from flux_batch import __version__, defaults
 from flux_batch.errors import (
     EXIT_INTERRUPTED,
     EXIT_JOBS_FAILED,
@@ -58,9 +58,9 @@ class ApiTarget:
 
     base_url: str
     token: str | None
-    create_rpm: float | None = 600
-    other_rpm: float | None = 3000
-    burst: int = 10
+    create_rpm: float | None = defaults.CREATE_RPM
+    other_rpm: float | None = defaults.OTHER_RPM
+    burst: int = defaults.BURST
 
 
 @dataclass(frozen=True)

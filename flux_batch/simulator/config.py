@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from flux_batch import defaults
 from flux_batch.durations import parse_duration
 from flux_batch.errors import UsageError
 from flux_batch.model_import import as_model_schema
@@ -100,9 +101,11 @@ class SimConfig:
     """Everything that shapes the simulator's behaviour. The defaults mimic the real API's limits."""
 
     latency: float = 2.0  # mean seconds from create to done (gamma-distributed around it)
-    create_rpm: int = 600  # 0: no limit
-    other_rpm: int = 3000  # 0: no limit
-    burst: int = 10  # create bucket size; the other bucket gets the same seconds of burst unless other_burst
+    create_rpm: int = defaults.CREATE_RPM  # 0: no limit
+    other_rpm: int = defaults.OTHER_RPM  # 0: no limit
+    burst: int = (
+        defaults.BURST
+    )  # create bucket size; the other bucket gets the same seconds of burst unless other_burst
     other_burst: int | None = None
     retention: float = 3600.0  # seconds outputs live after completion
     token: str | None = None  # None: any non-empty bearer token
@@ -115,7 +118,7 @@ class SimConfig:
     files_base_url: str | None = None  # absolute base of output file URLs; default: the request's own
     proxy_message: str = DEFAULT_PROXY_MESSAGE  # the extra ``message`` field of proxy-style responses
     proxy_next: str = "upstream"  # one of PROXY_NEXT
-    max_wait: float = 60.0  # the longest ``Prefer: wait`` honoured
+    max_wait: float = defaults.MAX_WAIT_S  # the longest ``Prefer: wait`` honoured
     models: tuple[ModelSpec, ...] = ()  # more models to simulate (a profile names their schema files)
 
     def __post_init__(self) -> None:
