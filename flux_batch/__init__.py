@@ -1,16 +1,46 @@
 """flux-batch: declarative batch pipelines for FLUX image generation over the Replicate API.
 
-The data flow, one module (or subpackage) a step:
+The library in five calls (see ``docs/library.md``)::
 
-    manifest (YAML)  ->  flux_batch.manifest   load, validate against JSON Schema, parse
-                     ->  flux_batch.expand      sweep expansion into a stream of Jobs (ids, seeds)
-                     ->  flux_batch.plan        counts, cost and time estimates
-                     ->  flux_batch.runner      client, limits, state, downloads, outputs
-                     ->  flux_batch.report      report.html and contact sheets
+    import flux_batch
+    manifest = flux_batch.load("pipelines/quickstart.yaml")   # or flux_batch.loads({...}) built in code
+    print(flux_batch.plan(manifest).cost_usd)                  # jobs, cost and time, before anything runs
+    result = flux_batch.run(manifest, simulator=True)          # or: await flux_batch.arun(...) in Jupyter
+    df = flux_batch.results(result.out_dir).to_pandas()        # one row per image
+    flux_batch.status(result.out_dir)                          # where a folder stands, even mid-run
 
-``flux_batch.simulator`` is a Replicate-compatible backend used by the quickstart and the tests.
+Every error is a :class:`flux_batch.errors.FluxBatchError`; ``flux_batch.testing`` helps users' own tests.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from flux_batch.api import (
+    Declined,
+    Results,
+    RunResult,
+    arun,
+    load,
+    loads,
+    plan,
+    results,
+    run,
+    status,
+)
+from flux_batch.job_status import JobStatus
+
+__all__ = [
+    "Declined",
+    "JobStatus",
+    "Results",
+    "RunResult",
+    "__version__",
+    "arun",
+    "load",
+    "loads",
+    "plan",
+    "results",
+    "run",
+    "status",
+]

@@ -11,11 +11,11 @@ what the budget (``max_cost_usd``) is checked against: the folder's spend plus t
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_batch.expand import count_jobs_and_images, expand_stage, rows
+from flux_batch.expand import count_jobs_and_images, expand, expand_stage, rows
 from flux_batch.job_status import FAILED, JobStatus
 from flux_batch.jobs import Job
 from flux_batch.manifest.model import Manifest, Stage
@@ -108,6 +108,11 @@ class Plan:
     warnings: tuple[str, ...] = field(default=())
     spent_usd: float = 0.0  # already spent in the output folder (every run, every manifest)
     api: Mapping[str, Any] = field(default_factory=dict)  # base_url, simulator, token_env
+    job_source: Callable[[], Iterator[Job]] | None = field(default=None, repr=False, compare=False)
+
+    def iter_jobs(self) -> Iterator[Job]:
+        """Every job of the plan, in manifest order, expanded as they are read (never all in memory)."""
+        return iter(()) if self.job_source is None else self.job_source()
 
     @property
     def jobs(self) -> int:
@@ -243,6 +248,7 @@ def build_plan(
             "simulator": manifest.api.simulator,
             "token_env": None if manifest.api.simulator else manifest.api.token_env,
         },
+        job_source=lambda: expand(manifest),
     )
 
 

@@ -62,7 +62,7 @@ def fake_api(monkeypatch: pytest.MonkeyPatch, *faults: str) -> Iterator[FakeApi]
     def client(max_in_flight: int) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), event_hooks={"request": [record]})
 
-    monkeypatch.setattr("flux_batch.cli.run_cmds.http_client", client)
+    monkeypatch.setattr("flux_batch.api.http_client", client)
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
     yield api
 
@@ -70,4 +70,4 @@ def fake_api(monkeypatch: pytest.MonkeyPatch, *faults: str) -> Iterator[FakeApi]
 @pytest.fixture
 def fast_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     """``run --simulator`` with near-instant predictions (the quickstart's half second is for people)."""
-    monkeypatch.setattr("flux_batch.cli.run_cmds.SIMULATOR_LATENCY_S", 0.01)
+    monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)

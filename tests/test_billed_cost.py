@@ -56,7 +56,7 @@ def run(
 ) -> list[dict[str, str]]:
     app = create_app(SimConfig(latency=0.01, seed=3))
     monkeypatch.setattr(
-        "flux_batch.cli.run_cmds.http_client", lambda n: httpx.AsyncClient(transport=Billing(app, metrics))
+        "flux_batch.api.http_client", lambda n: httpx.AsyncClient(transport=Billing(app, metrics))
     )
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
     (tmp_path / "m.yaml").write_text(MANIFEST, encoding="utf-8")

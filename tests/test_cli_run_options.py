@@ -70,7 +70,7 @@ def test_simulator_contradicts_base_url(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_every_flag_wins_over_the_manifest_and_zero_is_a_value() -> None:
-    from flux_batch.cli.run_options import choose_api
+    from flux_batch.runner.prepare import choose_api
 
     api = ApiSettings(
         base_url="https://proxy.example/v1",

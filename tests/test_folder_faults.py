@@ -48,7 +48,7 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The quickstart run once (on the built-in simulator) for the module; copy it with :func:`done_run`."""
     out = tmp_path_factory.mktemp("quickstart") / "out"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("flux_batch.cli.run_cmds.SIMULATOR_LATENCY_S", 0.01)
+        patch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
         assert main(["run", QUICKSTART, "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
     return out
 

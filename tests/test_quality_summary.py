@@ -77,7 +77,7 @@ def test_a_run_counts_its_flagged_images_in_run_json_and_its_last_line(
         return Quality(found.phash, ("blank",)) if first else found
 
     monkeypatch.setattr("flux_batch.runner.download.inspect_image", two_blank)
-    monkeypatch.setattr("flux_batch.cli.run_cmds.SIMULATOR_LATENCY_S", 0.01)
+    monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
     out = tmp_path / "o"
     assert main(["run", str(write_manifest(tmp_path / "m.yaml")), "--simulator", "--out", str(out)]) == 0
     last = capsys.readouterr().err.strip().splitlines()[-1]

@@ -50,7 +50,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("picks")
     (root / "explore.yaml").write_text(EXPLORE, encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("flux_batch.cli.run_cmds.SIMULATOR_LATENCY_S", 0.01)
+        mp.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
         assert main(["run", str(root / "explore.yaml"), "--out", str(root / "out"), "--quiet"]) == 0
     return root / "out"
 

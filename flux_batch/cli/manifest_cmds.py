@@ -9,14 +9,15 @@ import sys
 from pathlib import Path
 
 from flux_batch.api_url import is_loopback, is_replicate
-from flux_batch.cli.folder import read_folder
-from flux_batch.cli.run_options import read_token, whole_number
+from flux_batch.cli.run_options import whole_number
 from flux_batch.durations import format_duration
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
 from flux_batch.expand import count_jobs, expand
 from flux_batch.job_status import FAILED
 from flux_batch.manifest import Manifest, load
 from flux_batch.plan import Plan, build_plan
+from flux_batch.runner.folder import read_folder
+from flux_batch.runner.prepare import budget_figures, exact_money, read_token
 from flux_batch.template import format_value
 
 
@@ -188,18 +189,3 @@ def _budget(plan: Plan) -> str:
             "limit, or run until it with --up-to-budget)"
         )
     return f"max_cost_usd {cap}: {budget_figures(plan)}, within the limit"
-
-
-def budget_figures(plan: Plan) -> str:
-    """What the budget is checked against: the folder's spend so far plus the work still to do."""
-    todo = f"{exact_money(plan.todo_cost_usd)} estimated for the {plan.todo_jobs:,} jobs to do"
-    if not plan.spent_usd:
-        return todo
-    total = exact_money(plan.spent_usd + plan.todo_cost_usd)
-    return f"{exact_money(plan.spent_usd)} already spent in {plan.output} + {todo} = {total}"
-
-
-def exact_money(value: float) -> str:
-    """Dollars to the cent, or to the hundredth of a cent where cents would hide a difference."""
-    cents = f"${value:,.2f}"
-    return cents if abs(round(value, 2) - value) < 1e-9 else f"${value:,.4f}".rstrip("0")

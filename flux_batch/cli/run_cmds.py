@@ -1,45 +1,28 @@
-"""``flux-batch run MANIFEST`` and ``flux-batch status DIR``: thin commands over :mod:`flux_batch.runner`."""
+"""``flux-batch run MANIFEST`` and ``flux-batch status DIR``: thin commands over :mod:`flux_batch.api`.
+
+The library decides; this module reads flags, asks the questions a run has (on a terminal), and draws
+progress (tqdm bars on a terminal, a plain line every few seconds otherwise) and the last lines."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import json
-import os
-import signal
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
-import httpx
-
-from flux_batch import defaults, models
-from flux_batch.api_url import host_of
+from flux_batch import api, defaults
 from flux_batch.cli import run_options as options
-from flux_batch.cli.folder import check_owner, owner_record, read_folder
-from flux_batch.cli.manifest_cmds import budget_figures, exact_money
-from flux_batch.errors import EXIT_OK, UsageError
-from flux_batch.job_status import DONE, FAILED
-from flux_batch.manifest import ApiSettings, Manifest
-from flux_batch.plan import Plan
-from flux_batch.pricing import Price
+from flux_batch.errors import EXIT_OK
+from flux_batch.job_status import DONE
 from flux_batch.quality import describe as describe_flags
-from flux_batch.runner.executor import Executor, RunSettings
-from flux_batch.runner.http_client import http_client
+from flux_batch.runner.prepare import host_question
 from flux_batch.runner.progress import Event, Tracker
-from flux_batch.runner.session import ApiTarget, RunInfo, SessionResult, run_jobs
-from flux_batch.runner.state import STATE_FILE
-from flux_batch.runner.status import folder_status, render
+from flux_batch.runner.status import render
 
-SIMULATOR_URL = "http://simulator.local/v1"
-#: The in-process simulator's mean prediction time: long enough to look real, short enough for a quickstart.
-SIMULATOR_LATENCY_S = 0.5
 PLAIN_EVERY_S = 5.0
 
 
@@ -135,208 +118,53 @@ written (disk full, read-only): free space and run again, 130 interrupted."""
 
 
 def status_command(args: argparse.Namespace) -> int:
-    status = folder_status(Path(args.dir))
+    status = api.status(args.dir)
     print(json.dumps(status.to_json(), indent=2) if args.json else render(status))
     return EXIT_OK
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from flux_batch.expand import expand
-    from flux_batch.manifest import load
-    from flux_batch.plan import build_plan, job_cost
-
-    manifest = load(args.manifest, max_jobs=args.max_jobs)
-    retry_failed = bool(args.retry_failed or manifest.retry_failed)
-    if args.reseed and not retry_failed:
-        raise UsageError(
-            "--reseed only applies to retried jobs: add --retry-failed (or set retry_failed: true in "
-            "the manifest)"
-        )
-    choice = options.choose_api(args, manifest.api)
-    api = choice.settings
-    token = None if api.simulator else options.read_token(api.token_env, os.environ)
-    if token and not choice.token_leaves_for_another_host:
-        from flux_batch.model_fetch import fetch_unknown
-
-        if fetch_unknown(manifest, http_client(4), api.base_url, token, _teller(args.quiet)):
-            manifest = load(args.manifest, max_jobs=args.max_jobs)  # now checking those models' inputs
-    max_cost = args.max_cost if args.max_cost is not None else manifest.max_cost_usd
-    manifest = dataclasses.replace(manifest, api=api, max_cost_usd=max_cost)
-    out_dir = Path(args.out) if args.out else manifest.output
-    if not args.out:
-        _refuse_moved_output(manifest)
-    folder = read_folder(out_dir, manifest)
-    check_owner(folder, manifest, switch=args.switch_manifest)
-    plan = build_plan(
-        manifest, done=folder.done, spent_usd=folder.spent_usd, retry_failed=retry_failed, output=str(out_dir)
-    )
-    if plan.over_budget and not args.up_to_budget:
-        raise UsageError(budget_refusal(plan))
+    manifest = api.load(args.manifest, max_jobs=args.max_jobs)
+    choices = {k: getattr(args, k) for k in CHOICES}
+    prepared = api.prepare_run(manifest, **choices, simulator=True if args.simulator else None)
     say = _teller(args.quiet)
-    for warning in manifest.warnings:
-        say(warning.render())
-    say(f"flux-batch: {api_line(plan)}")
-    left = _left_failed(plan) if not retry_failed else 0
-    if left:
-        say(
-            f"flux-batch: {left:,} jobs failed in an earlier run and are left as they are: add "
-            "--retry-failed to run them again (with --reseed under new seeds)"
-        )
-    if choice.token_leaves_for_another_host and not _confirm_host(api, args.yes):
+    for note in prepared.notes:
+        say(note)
+    if args.yes and any(kind == "host" for kind, _ in prepared.questions):
+        print(f"flux-batch: {host_question(prepared.manifest.api)} (--yes)", file=sys.stderr)
+    try:
+        api.confirm(prepared, yes=args.yes, ask=_ask if sys.stdin.isatty() else None)
+    except api.Declined:
         print("flux-batch: nothing submitted", file=sys.stderr)
         return EXIT_OK
-    if (
-        plan.todo_cost_usd > api.confirm_above_usd
-        and not args.yes
-        and sys.stdin.isatty()
-        and not api.simulator
-    ):
-        succeeded = sum((s.done or {}).get("succeeded", 0) for s in plan.stages)
-        answer = input(
-            f"{plan.todo_jobs:,} jobs to do ({succeeded:,} already done), estimated "
-            f"${plan.todo_cost_usd:,.2f} for them. Run? [y/N] "
-        )
-        if answer.strip().lower() not in ("y", "yes"):
-            print("flux-batch: nothing submitted", file=sys.stderr)
-            return EXIT_OK
-    settings = RunSettings(
-        out_dir=out_dir,
-        base_dir=manifest.path.parent,
-        max_in_flight=api.max_in_flight,
-        wait=api.wait,
-        deadline_s=api.deadline_s,
-        ambiguous_create=api.ambiguous_create,
-        max_cost_usd=max_cost,
-        cancel_on_interrupt=args.cancel_on_interrupt,
-        prices=model_prices(manifest),
-    )
-    target = ApiTarget(
-        base_url=SIMULATOR_URL if api.simulator else api.base_url,
-        token="simulator" if api.simulator else token,
-        create_rpm=api.create_rpm,
-        other_rpm=api.other_rpm,
-        burst=api.burst,
-    )
-    info = RunInfo(
-        manifest={
-            "path": str(manifest.path.resolve()),
-            "sha256": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
-            "document": manifest.document,
-        },
-        plan=plan.to_json(),
-        stages=tuple(
-            {
-                "id": s.id,
-                "model": s.model,
-                "needs": list(s.needs),
-                "vars": list(s.var_names),
-                "product_axes": list(s.product_axes),
-            }
-            for s in manifest.stages
-        ),
-        owner=owner_record(manifest),
-    )
-    specs: dict[str, Any] = {}
-
-    def jobs() -> Iterator[tuple[Any, float | None]]:
-        for job in expand(manifest):
-            spec = specs.get(job.model)
-            if spec is None:
-                spec = specs[job.model] = manifest.spec(job.model)
-            yield job, job_cost(job, spec)
-
     view = ProgressView(sys.stderr, quiet=args.quiet)
-    reseed = bool(args.reseed or manifest.reseed_failed)
-    simulated = simulated_models(manifest) if api.simulator else ()
-    result = asyncio.run(
-        _run(
-            jobs(),
-            settings,
-            target,
-            api.simulator,
-            info,
-            retry_failed,
-            reseed,
-            view,
-            folder.fingerprint,
-            simulated,
-        )
-    )
+    result = asyncio.run(api.execute(prepared, on_event=view.on_event, handle_signals=True))
     view.close()
-    return _finish(result, out_dir, args.quiet, view.tally, folder.spent_usd, simulated=api.simulator)
+    return _finish(result, args.quiet)
 
 
-def model_prices(manifest: Manifest) -> dict[str, Price]:
-    """The price of each model the manifest's jobs use (the manifest's own prices applied)."""
-    return {
-        name: price for name in manifest.model_names() if (price := manifest.spec(name).price) is not None
-    }
+#: ``run``'s flags that are :class:`flux_batch.runner.prepare.RunChoices` fields.
+CHOICES = (
+    "out",
+    "no_simulator",
+    "base_url",
+    "create_rpm",
+    "other_rpm",
+    "max_in_flight",
+    "wait",
+    "max_cost",
+    "up_to_budget",
+    "retry_failed",
+    "reseed",
+    "switch_manifest",
+    "cancel_on_interrupt",
+)
 
 
-def simulated_models(manifest: Manifest) -> tuple[Any, ...]:
-    """The models of a manifest the simulator does not have built in: from the manifest's schema files
-    or the cache of fetched ones, or, with no schema at all, taking any input."""
-    from flux_batch.simulator.catalog import permissive
-
-    specs = []
-    for name in manifest.model_names():
-        if name in models.known_models():
-            continue
-        spec = manifest.spec(name)
-        specs.append(spec if spec.known else permissive(name))
-    return tuple(specs)
-
-
-def api_line(plan: Plan) -> str:
-    """Where the requests go and which token goes with them (never the token itself)."""
-    api = plan.api
-    if api.get("simulator"):
-        return "API: the built-in simulator (free: no token, nothing billed)"
-    return f"API: {api['base_url']} (token from ${api['token_env']})"
-
-
-def budget_refusal(plan: Plan) -> str:
-    """Why ``run`` refuses to start over the cost cap, and the ways on."""
-    return (
-        f"over the budget: {budget_figures(plan)} is more than the {exact_money(plan.max_cost_usd or 0.0)} "
-        "cap (max_cost_usd or --max-cost); nothing submitted: raise the cap, shrink the sweep, or add "
-        "--up-to-budget to run jobs until the cap"
-    )
-
-
-def _left_failed(plan: Plan) -> int:
-    return sum((s.done or {}).get(k, 0) for s in plan.stages for k in FAILED)
-
-
-def _confirm_host(api: ApiSettings, yes: bool) -> bool:
-    """Ask before the token leaves for a host the manifest chose; refuse when nobody can be asked."""
-    host = host_of(api.base_url)
-    what = f"the manifest sends the API token in ${api.token_env} to {host}, which is not Replicate's API"
-    if yes:
-        print(f"flux-batch: {what} (--yes)", file=sys.stderr)
-        return True
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"{what}: if you trust that host, run again with --yes (or name it yourself with --base-url); "
-            "nothing submitted"
-        )
-    answer = input(f"flux-batch: {what}. Send it there? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _refuse_moved_output(manifest: Manifest) -> None:
-    """A relative ``output:`` used to be taken from the working directory: rather than start afresh (and
-    pay again) beside a folder that an earlier run left there, say where it is."""
-    written = Path(str(manifest.document.get("output", "")))
-    new = manifest.output
-    if written.is_absolute() or not written.parts or (new / STATE_FILE).exists():
-        return
-    if (written / STATE_FILE).exists() and written.resolve() != new.resolve():
-        raise UsageError(
-            f"{written} holds an earlier run of this manifest, but its output folder is now {new} "
-            "(a relative output: is taken from the manifest's folder, not the working directory): "
-            f"resume it with --out {written}, or move it to {new}; nothing submitted"
-        )
+def _ask(question: str) -> bool:
+    if question.startswith("the manifest sends"):
+        question = f"flux-batch: {question}. Send it there?"
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _teller(quiet: bool) -> Callable[[str], None]:
@@ -347,89 +175,33 @@ def _teller(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-async def _run(
-    jobs: Iterator[tuple[Any, float | None]],
-    settings: RunSettings,
-    target: ApiTarget,
-    simulator: bool,
-    info: RunInfo,
-    retry_failed: bool,
-    reseed: bool,
-    view: ProgressView,
-    fingerprint: str,
-    simulated_models: tuple[Any, ...] = (),
-) -> SessionResult:
-    loop = asyncio.get_running_loop()
-    handlers: list[int] = []
-
-    def on_executor(executor: Executor) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, executor.interrupt)
-                handlers.append(sig)
-
-    if simulator:
-        from flux_batch.simulator import SimConfig, create_app
-
-        app = create_app(SimConfig(latency=SIMULATOR_LATENCY_S, models=simulated_models))
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    else:
-        http = http_client(settings.max_in_flight)
-    try:
-        async with http:
-            return await run_jobs(
-                jobs,
-                settings,
-                target,
-                http,
-                info=info,
-                retry_failed=retry_failed,
-                reseed=reseed,
-                on_event=view.on_event,
-                on_executor=on_executor,
-                fingerprint=fingerprint,
-            )
-    finally:
-        for sig in handlers:
-            loop.remove_signal_handler(sig)
-
-
-def _finish(
-    session: SessionResult,
-    out_dir: Path,
-    quiet: bool,
-    tally: Mapping[str, int],
-    spent_before: float,
-    *,
-    simulated: bool,
-) -> int:
+def _finish(result: api.RunResult, quiet: bool) -> int:
     """The last lines: what this run did and cost, then where the folder stands (all runs)."""
-    result = session.result
-    spent = float(session.summary.get("cost_usd", 0.0))
-    wall = session.summary.get("wall_time_s", 0.0)
-    this_run = ", ".join(f"{n:,} {status}" for status, n in sorted(tally.items()) if n) or "no job ended"
-    prices = " at API prices (simulator: nothing billed)" if simulated else ""
-    recreated = session.summary.get("recreated", 0)
+    out_dir = result.out_dir
+    this_run = ", ".join(f"{n:,} {status}" for status, n in sorted(result.this_run.items()) if n)
+    this_run = this_run or "no job ended"
+    prices = " at API prices (simulator: nothing billed)" if result.simulated else ""
+    recreated = result.recreated
     again = f"; {recreated} created again as the API no longer had their output" if recreated else ""
-    total = sum(session.counts.values())
-    folder = ", ".join(f"{n:,} {status}" for status, n in sorted(session.counts.items()))
-    flagged = describe_flags(session.summary)
+    total = sum(result.counts.values())
+    folder = ", ".join(f"{n:,} {status}" for status, n in sorted(result.counts.items()))
+    flagged = describe_flags(result.summary)
     flagged = f" ({flagged})" if flagged else ""
     folder_line = (
-        f"flux-batch: {out_dir}: {folder} of {total:,} jobs, {session.images:,} images{flagged}; "
-        f"${spent:,.2f}{prices} spent there in all (manifest.csv, report.html)"
+        f"flux-batch: {out_dir}: {folder} of {total:,} jobs, {result.images:,} images{flagged}; "
+        f"${result.spent_usd:,.2f}{prices} spent there in all (manifest.csv, report.html)"
     )
-    if result.fatal is not None:
-        print(f"flux-batch: error: {result.fatal}", file=sys.stderr)
+    if result.error is not None:
+        print(f"flux-batch: error: {result.error}", file=sys.stderr)
         stopped = f"flux-batch: stopped; this run: {this_run}{again}; fix that and run again to resume"
         print(stopped, file=sys.stderr)
         print(folder_line, file=sys.stderr)
-        return session.exit_code
-    if not quiet or session.exit_code:
+        return result.exit_code
+    if not quiet or result.exit_code:
         what = "interrupted" if result.interrupted else "finished"
-        cost = max(0.0, spent - spent_before)
         print(
-            f"flux-batch: {what} in {wall:.1f} s; this run: {this_run}, ${cost:,.2f}{prices}{again}",
+            f"flux-batch: {what} in {result.wall_time_s:.1f} s; this run: {this_run}, "
+            f"${result.cost_usd:,.2f}{prices}{again}",
             file=sys.stderr,
         )
         print(folder_line, file=sys.stderr)
@@ -439,20 +211,19 @@ def _finish(
             "run again to continue",
             file=sys.stderr,
         )
-    if result.stats.unfinished:
+    if result.unfinished:
         print(
-            f"flux-batch: {result.stats.unfinished} jobs hit repeated errors and are left for the next run "
+            f"flux-batch: {result.unfinished} jobs hit repeated errors and are left for the next run "
             f"(see `flux-batch status {out_dir}`)",
             file=sys.stderr,
         )
-    failed = sum(session.counts.get(s, 0) for s in FAILED)
-    if failed and not result.interrupted:
+    if result.failed and not result.interrupted:
         print(
-            f"flux-batch: {failed:,} jobs failed (see `flux-batch status {out_dir}`): run again with "
+            f"flux-batch: {result.failed:,} jobs failed (see `flux-batch status {out_dir}`): run again with "
             "--retry-failed to retry them",
             file=sys.stderr,
         )
-    return session.exit_code
+    return result.exit_code
 
 
 class ProgressView:
@@ -462,15 +233,12 @@ class ProgressView:
     def __init__(self, stream: TextIO, *, quiet: bool) -> None:
         self._stream = stream
         self._quiet = quiet
-        self.tally: Counter[str] = Counter()  # jobs that ended in this run, by status
         self._tty = stream.isatty()
         self._bars: dict[str, Any] = {}
         self._last = 0.0
         self._last_throttle_note = 0.0
 
     def on_event(self, event: Event, tracker: Tracker) -> None:
-        if event.kind == "job" and event.status in DONE:
-            self.tally[event.status] += 1
         if self._quiet:
             return
         try:

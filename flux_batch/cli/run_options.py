@@ -1,22 +1,18 @@
-"""``run``'s command line: each value checked as it is parsed, and what the flags and the manifest decide
-together (a flag given on the command line always wins over the manifest's ``api:`` setting).
+"""``run``'s command line: each value checked as it is parsed (argparse types).
 
-Pure apart from reading the token's environment variable. Errors are one line naming the flag, the value
-and what is allowed; a token is never repeated in a message.
+What the flags and the manifest decide together is the library's (:mod:`flux_batch.runner.prepare`): a
+flag given on the command line always wins over the manifest's ``api:`` setting. Errors are one line
+naming the flag, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from flux_batch import defaults
-from flux_batch.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url, is_loopback, is_replicate
-from flux_batch.errors import InputError, MissingTokenError, UsageError
-from flux_batch.manifest import ApiSettings
+from flux_batch.api_url import BaseUrlError, check_base_url
 
 MAX_WAIT_S = defaults.MAX_WAIT_S
 
@@ -77,77 +73,3 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-@dataclass(frozen=True)
-class ApiChoice:
-    """The manifest's ``api:`` settings with the command line's flags put over them (``settings``), and
-    where the base URL came from (``base_url_from``: ``"command line"``, ``"manifest"`` or ``"default"``)."""
-
-    settings: ApiSettings
-    base_url_from: str
-
-    @property
-    def token_leaves_for_another_host(self) -> bool:
-        """True when the manifest, not the user's own command line, sends the token to a host that is
-        neither Replicate's API nor this machine: that needs the user's confirmation (or ``--yes``)."""
-        api = self.settings
-        return (
-            not api.simulator
-            and self.base_url_from == "manifest"
-            and not is_replicate(api.base_url)
-            and not is_loopback(api.base_url)
-        )
-
-
-def choose_api(args: argparse.Namespace, api: ApiSettings) -> ApiChoice:
-    """The manifest's ``api:`` settings with every flag given on the command line put over them.
-
-    ``--base-url`` and ``--no-simulator`` mean the real API (or a proxy) even when the manifest says
-    ``simulator: true``; ``--simulator`` means the simulator whatever the manifest says. A flag of 0 is a
-    value, not "unset" (``--wait 0`` does not hold the create call).
-    """
-    if args.simulator and (args.base_url or args.no_simulator):
-        other = "--base-url" if args.base_url else "--no-simulator"
-        raise UsageError(f"--simulator and {other} contradict each other: give one of them")
-    if args.base_url:
-        url_from = "command line"
-    elif api.base_url != DEFAULT_BASE_URL:
-        url_from = "manifest"
-    else:
-        url_from = "default"
-    given = {
-        "base_url": args.base_url,
-        "create_rpm": args.create_rpm,
-        "other_rpm": args.other_rpm,
-        "max_in_flight": args.max_in_flight,
-        "wait": args.wait,
-    }
-    settings = dataclasses.replace(
-        api,
-        simulator=bool(args.simulator or (api.simulator and not (args.base_url or args.no_simulator))),
-        **{name: value for name, value in given.items() if value is not None},
-    )
-    return ApiChoice(settings, url_from)
-
-
-def read_token(env_var: str, environ: Mapping[str, str]) -> str:
-    """The API token from ``environ[env_var]``, stripped; a clear error when it is unset, or holds a
-    character an HTTP header cannot carry. The message never contains the token."""
-    token = environ.get(env_var, "").strip()
-    if not token:
-        raise MissingTokenError(env_var)
-    for position, char in enumerate(token, start=1):
-        if not 0x21 <= ord(char) <= 0x7E:
-            what = (
-                "a line break"
-                if char in "\r\n"
-                else "a space or control character"
-                if ord(char) < 0x80
-                else "a non-ASCII character"
-            )
-            raise InputError(
-                f"the API token in {env_var} has {what} at character {position}, which cannot be sent in "
-                f"a request header: set {env_var} to the token alone (export {env_var}=r8_...)"
-            )
-    return token

@@ -10,7 +10,7 @@ values), ``loader`` (the steps in order).
 
 from __future__ import annotations
 
-from flux_batch.manifest.loader import load
+from flux_batch.manifest.loader import load, loads
 from flux_batch.manifest.model import ApiSettings, ImageSource, Manifest, Stage
 
-__all__ = ["ApiSettings", "ImageSource", "Manifest", "Stage", "load"]
+__all__ = ["ApiSettings", "ImageSource", "Manifest", "Stage", "load", "loads"]

@@ -26,7 +26,7 @@ from flux_batch.manifest.checks import check_inputs, check_sources, duplicate_re
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.manifest.parse import parse
 from flux_batch.manifest.validate import repaired, schema_issues
-from flux_batch.manifest.yaml_loader import Document, load_yaml
+from flux_batch.manifest.yaml_loader import Document, load_yaml, parse_yaml
 
 
 def load(path: str | Path, *, max_jobs: int | None = None) -> Manifest:
@@ -36,7 +36,18 @@ def load(path: str | Path, *, max_jobs: int | None = None) -> Manifest:
     issue found; non-fatal warnings are kept in ``Manifest.warnings``.
     """
     path = Path(path)
-    doc = load_yaml(path)
+    return load_document(load_yaml(path), path, max_jobs=max_jobs)
+
+
+def loads(text: str | bytes, path: str | Path, *, max_jobs: int | None = None) -> Manifest:
+    """Validate a manifest given as YAML (or JSON) text, as if it were the file ``path``: relative paths
+    in it (output, data files, images) are taken from ``path``'s folder, and issues name ``path``."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return load_document(parse_yaml(raw, str(path)), Path(path), max_jobs=max_jobs)
+
+
+def load_document(doc: Document, path: Path, *, max_jobs: int | None = None) -> Manifest:
+    """The steps after YAML: the schema, the semantic checks, the job limit, every job's input."""
     issues = schema_issues(doc)
     if issues:
         fixed = repaired(doc)
