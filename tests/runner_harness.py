@@ -4,10 +4,8 @@ clock that yields to the event loop on every sleep (so time never really passes)
 from __future__ import annotations
 
 import asyncio
-import heapq
-import math
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +19,7 @@ from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.session import ApiTarget, SessionResult, run_jobs
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.app import SimulatorApp
+from flux_batch.testing import FakeClock
 
 T = TypeVar("T")
 SCHNELL = "black-forest-labs/flux-schnell"
@@ -28,60 +27,9 @@ KONTEXT = "black-forest-labs/flux-kontext-pro"
 PRO = "black-forest-labs/flux-pro"
 
 
-class VirtualClock:
-    """Virtual time: epoch seconds that move only when every task is waiting, then straight to the earliest
-    sleeper's wake-up. Concurrent sleeps overlap as they would in real time (a :class:`YieldingClock`
-    adds them up), so timings measured with it are exact. Run the code under test with :meth:`drive`; work
-    handed to threads must run inline (the clock cannot see it)."""
-
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._count = 0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._count += 1
-        heapq.heappush(self._timers, (self.now + max(0.0, seconds), self._count, wake))
-        await wake
-
-    async def drive(self, main: Awaitable[T]) -> T:
-        loop = asyncio.get_running_loop()
-        task = asyncio.ensure_future(main)
-        while not task.done():
-            await asyncio.sleep(0)
-            if loop._ready:  # type: ignore[attr-defined]  # something can still run at this instant
-                continue
-            while self._timers and self._timers[0][2].done():  # cancelled sleepers
-                heapq.heappop(self._timers)
-            if not self._timers:
-                continue
-            self.now = max(self.now, self._timers[0][0])
-            while self._timers and self._timers[0][0] <= self.now:
-                _, _, wake = heapq.heappop(self._timers)
-                if not wake.done():
-                    wake.set_result(None)
-        return task.result()
-
-
-class YieldingClock:
-    """Epoch seconds that move only when something sleeps; each sleep yields to the loop."""
-
-    def __init__(self, now: float = 1_750_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            # At least one step of the float: a wait shorter than the clock's resolution (a token bucket
-            # a hair short of a token) would otherwise leave the time where it was, forever.
-            self.now = max(self.now + seconds, math.nextafter(self.now, math.inf))
-        await asyncio.sleep(0)
+#: One fake clock for every test (flux_batch.testing.FakeClock): inside ``clock.drive(...)`` time is
+#: virtual (concurrent sleeps overlap, so timings are exact); elsewhere a sleep moves time and yields.
+VirtualClock = YieldingClock = FakeClock
 
 
 def make_job(model: str, stage: str, prompt: str, seed: int, needs: Sequence[str] = (), **inputs: Any) -> Job:

@@ -8,17 +8,11 @@ import itertools
 
 from flux_batch.ratelimit import TokenBucket
 from flux_batch.runner.limiter import Limiter
+from flux_batch.testing import FakeClock
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(0.0, seconds)
+def FakeTime() -> FakeClock:  # a clock starting at 0, as the figures below read
+    return FakeClock(now=0.0)
 
 
 class VirtualTime:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from flux_batch.simulator import SimConfig
-from flux_batch.simulator.testing import START, in_process
+from flux_batch.testing import START, in_process
 
 FLUX_PRO = "/models/black-forest-labs/flux-pro/predictions"
 SCHNELL = "/models/black-forest-labs/flux-schnell/predictions"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from flux_batch.simulator import FaultSpec, SimConfig
 from flux_batch.simulator.faults import FaultPlan
-from flux_batch.simulator.testing import in_process
+from flux_batch.testing import in_process
 
 FLUX_PRO = "/models/black-forest-labs/flux-pro/predictions"
 BODY = {"input": {"prompt": "x"}}

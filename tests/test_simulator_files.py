@@ -10,7 +10,7 @@ import pytest
 
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.server import serve_in_thread
-from flux_batch.simulator.testing import in_process
+from flux_batch.testing import in_process
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 

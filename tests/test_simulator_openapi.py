@@ -14,7 +14,7 @@ import jsonschema
 from openapi_spec import json_schema
 
 from flux_batch.simulator import FaultSpec, SimConfig
-from flux_batch.simulator.testing import in_process
+from flux_batch.testing import in_process
 
 FLUX_PRO = "/models/black-forest-labs/flux-pro/predictions"
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")

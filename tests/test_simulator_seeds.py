@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch.simulator import SimConfig
-from flux_batch.simulator.testing import in_process
+from flux_batch.testing import in_process
 
 SEEDS = Path(__file__).resolve().parent / "fixtures" / "seeds"
 PROXY = "http://simulator.local/replicate/v1"
