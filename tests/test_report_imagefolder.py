@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import datasets
+import pytest
 from report_fixtures import build_output_folder
 
 from flux_batch.report import write_report
 
+pytestmark = pytest.mark.slow  # loading Hugging Face datasets takes seconds
+
 
 def test_imagefolder_loads_one_row_per_succeeded_image(tmp_path: Path) -> None:
+    import datasets  # here, not at the top: importing it costs the quick suite's collection 1.6 s
+
     out = tmp_path / "out"
     syn = build_output_folder(out)
     write_report(out)

@@ -90,6 +90,7 @@ async def test_unsupported_listing_and_policy() -> None:
     assert should_create_again(Found(None, listed=True), "fail")
 
 
+@pytest.mark.slow  # 12,000 predictions in the simulator (3-7 s each)
 @pytest.mark.parametrize("skew", [90.0, -90.0])
 async def test_a_busy_account_with_a_skewed_clock_reattaches_with_few_list_calls(
     tmp_path: Path, skew: float
