@@ -70,7 +70,7 @@ def test_write_ahead_lifecycle_and_downstream_release(store: Store) -> None:
     assert [r.id for r in store.runnable(10)] == [base.id]
     n = store.begin_attempt(base.id, {"prompt": "cat", "seed": 1}, intent_at=999.0)
     assert n == 1 and store.job(base.id).status == "submitting"
-    assert store.attempts(base.id)[0][3] is None  # intent recorded before any id
+    assert store.attempts(base.id)[0].prediction_id is None  # intent recorded before any id
     store.attach(base.id, "p1", "starting", "2024-01-01T00:00:00Z")
     assert store.job(base.id).prediction_id == "p1" and store.known_prediction("p1")
     store.record_terminal(

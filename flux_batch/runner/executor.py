@@ -459,7 +459,7 @@ class Executor:
 
     def _last_intent(self, job_id: str) -> float | None:
         attempts = self._store.attempts(job_id)
-        return attempts[-1][1] if attempts else None
+        return attempts[-1].intent_at if attempts else None
 
     async def _create(self, job: _Job) -> Prediction:
         row = job.row
@@ -672,14 +672,16 @@ class Executor:
     async def _resume_submitting(self, job: _Job) -> Prediction:
         """An earlier run recorded the intent to create but no prediction id: find it or create again."""
         attempts = self._store.attempts(job.row.id)
-        if attempts and attempts[-1][4] is None:
-            _, intent, sent_json, _, _ = attempts[-1]
-            job.intent_at = intent
+        if attempts and attempts[-1].outcome is None:
+            last = attempts[-1]
+            intent = job.intent_at = last.intent_at
             # Sent by an earlier run, maybe under another clock setting: the blind allowance, not this run's
             # measurements (see clock_offset). That run had ended when this one started, but its request
             # may still be on its way.
             window = OffsetRange().window(intent, self._started)
-            found = await self._find(job, json.loads(sent_json), window, landed_by(intent, self._started))
+            found = await self._find(
+                job, json.loads(last.sent_input), window, landed_by(intent, self._started)
+            )
             if found is not None:
                 return found
             self._store.abandon_attempt(job.row.id, "not created")

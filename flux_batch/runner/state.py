@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from flux_batch.errors import DiskFullError, FluxBatchError, StateError, StorageError, storage_error
@@ -94,6 +94,17 @@ class JobRow:
         if self.seed is not None:
             data["seed"] = self.seed
         return data
+
+
+class Attempt(NamedTuple):
+    """One create of a job: its number, when its intent was recorded, the input sent (JSON), then the
+    prediction id once the create was answered and the outcome once known (None: not yet)."""
+
+    n: int
+    intent_at: float
+    sent_input: str
+    prediction_id: str | None
+    outcome: str | None
 
 
 @dataclass(frozen=True)
@@ -564,13 +575,14 @@ class Store:
                 found.setdefault(r[0], []).append(OutputRow(*r))
         return found
 
-    def attempts(self, job_id: str) -> list[tuple[int, float, str, str | None, str | None]]:
-        """``(n, intent_at, sent_input JSON, prediction_id, outcome)`` of each create, oldest first."""
-        return self._db.execute(
+    def attempts(self, job_id: str) -> list[Attempt]:
+        """Each create of the job, oldest first."""
+        rows = self._db.execute(
             "SELECT n, intent_at, sent_input, prediction_id, outcome FROM attempts WHERE job_id = ? ORDER"
             " BY n",
             (job_id,),
         ).fetchall()
+        return [Attempt(*row) for row in rows]
 
     def paid_before(self, job_id: str) -> bool:
         """Whether one of the job's predictions already succeeded (and was paid for)."""
