@@ -21,8 +21,8 @@ from flux_batch.safepath import inside
 THUMB_SIZE = 256
 THUMB_QUALITY = 80
 #: libwebp's fastest encoder setting. A thumbnail is made for every image as it is downloaded, and method 4
-#: (the default) cost 5 ms more per 512 px image than the whole rest of the thumbnail (bench/runner.py);
-#: at 256 px the files are a little larger and look the same.
+#: (the default) cost more than the whole rest of the thumbnail (figures: docs/benchmarks.md); at 256 px
+#: the files are a little larger and look the same.
 THUMB_WEBP_METHOD = 0
 
 

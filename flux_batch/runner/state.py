@@ -352,7 +352,7 @@ class Store:
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """A write transaction; ``durable`` fsyncs its commit (about 0.3 ms here) before returning."""
+        """A write transaction; ``durable`` fsyncs its commit before returning (once per create)."""
         if durable:
             self._db.execute("PRAGMA synchronous=FULL")
         try:
