@@ -23,6 +23,7 @@ from runner_harness import base_jobs, chain_jobs, run, simulator
 
 from flux_batch.cli import main
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, EXIT_STORAGE
+from flux_batch.runner import download as download_files
 from flux_batch.runner import executor as executor_module
 from flux_batch.runner import state as state_module
 from flux_batch.simulator import SimConfig
@@ -434,13 +435,13 @@ async def test_an_image_overwritten_after_it_was_recorded_is_fetched_again(
     assert_files_match(tmp_path)  # was: the garbage kept, under the old sha256
 
     hashed: list[Path] = []
-    real = state_module._sha256_of
+    real = download_files._sha256_of
 
     def counting(path: Path) -> str | None:
         hashed.append(path)
         return real(path)
 
-    monkeypatch.setattr(state_module, "_sha256_of", counting)
+    monkeypatch.setattr(download_files, "_sha256_of", counting)
     await run(sim, jobs, tmp_path)
     assert hashed == []  # unchanged files: size and mtime only, nothing read
     touched = tmp_path / table[2]["file_name"]

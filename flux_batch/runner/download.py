@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,7 +35,8 @@ from flux_batch.errors import BadOutputError, DownloadError, storage_error
 from flux_batch.layout import IMAGES_DIR
 from flux_batch.quality import inspect_image
 from flux_batch.runner.deadline import within
-from flux_batch.runner.state import FileInfo
+from flux_batch.runner.state import FileInfo, Store
+from flux_batch.safepath import inside
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: The most pixels an output image may have. FLUX makes at most about 4 megapixels; more than this is a
@@ -218,3 +220,49 @@ def remove_partials(out_dir: Path) -> int:
             part.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def reopen_missing_files(store: Store, out_dir: Path) -> int:
+    """Succeeded jobs whose files are gone or changed go back to ``downloading`` (fetched again, or
+    created again if the API no longer has the output). Returns how many jobs were reopened.
+
+    Cheap: a file whose size and modification time are as recorded is trusted; only one that differs
+    (or was recorded before times were) is hashed, and then its time is recorded if the hash matches.
+    A recorded name that does not resolve inside the folder (a tampered state) counts as missing.
+    """
+    reopen: set[str] = set()
+    confirmed: list[tuple[int, str, int]] = []
+    for job_id, idx, file_name, sha256, size, mtime_ns in store.downloaded_files():
+        path = inside(out_dir, file_name)
+        st = _regular_file(path)
+        if st is None or st.st_size != size:
+            reopen.add(job_id)
+        elif st.st_mtime_ns != mtime_ns:
+            if path is not None and _sha256_of(path) == sha256:
+                confirmed.append((st.st_mtime_ns, job_id, idx))
+            else:
+                reopen.add(job_id)
+    if confirmed or reopen:
+        store.reopen_files(reopen, confirmed)
+    return len(reopen)
+
+
+def _regular_file(path: Path | None) -> os.stat_result | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def _sha256_of(path: Path) -> str | None:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -36,7 +36,7 @@ from flux_batch.jobs import Job
 from flux_batch.quality import Tally
 from flux_batch.report.leftovers import sweep_locked
 from flux_batch.runner.client import ApiClient
-from flux_batch.runner.download import remove_partials
+from flux_batch.runner.download import remove_partials, reopen_missing_files
 from flux_batch.runner.executor import Executor, RunResult, RunSettings, Thumbnailer
 from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.lock import FolderLock
@@ -199,7 +199,7 @@ async def run_jobs(
                 store.set_meta(OWNER_META_KEY, dict(info.owner))
             ingest(store, jobs, retry_failed=retry_failed, reseed=reseed, fingerprint=fingerprint)
             relayout(store, out_dir)  # before missing files are looked for: it moves them
-            store.reopen_missing_files(out_dir)
+            reopen_missing_files(store, out_dir)
             try:
                 remove_partials(out_dir)
                 sweep_locked(out_dir)

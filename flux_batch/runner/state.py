@@ -31,12 +31,10 @@ first setup never leaves a half-written ``state.db`` that every later run would 
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -51,7 +49,6 @@ from flux_batch.job_status import FAILED, IN_PROGRESS, JobStatus, fold_counts
 from flux_batch.jobs import Job
 from flux_batch.runner.client import valid_id
 from flux_batch.runner.migrations import current_version, migrate
-from flux_batch.safepath import inside
 
 STATE_FILE = "state.db"
 #: The statuses as SQL parameters, in a fixed order.
@@ -799,46 +796,33 @@ class Store:
             )
         return {stage: int(n) for stage, n in found}
 
-    def reopen_missing_files(self, out_dir: Path) -> int:
-        """Succeeded jobs whose files are gone or changed go back to ``downloading`` (fetched again, or
-        created again if the API no longer has the output). Returns how many jobs were reopened.
-
-        Cheap: a file whose size and modification time are as recorded is trusted; only one that differs
-        (or was recorded before times were) is hashed, and then its time is recorded if the hash matches.
-        A recorded name that does not resolve inside the folder (a tampered state) counts as missing.
-        """
-        reopen: set[str] = set()
-        confirmed: list[tuple[int, str, int]] = []
-        for job_id, idx, file_name, sha256, size, mtime_ns in self._db.execute(
+    def downloaded_files(self) -> list[tuple[str, int, str, str, int, int | None]]:
+        """``(job_id, idx, file_name, sha256, bytes, mtime_ns)`` of every file of a succeeded live job, as
+        recorded (whether they are still there is the caller's to check: the store reads no files)."""
+        return self._db.execute(
             "SELECT o.job_id, o.idx, o.file_name, o.sha256, o.bytes, o.mtime_ns FROM outputs o"
             " JOIN jobs j ON j.id = o.job_id"
             " WHERE j.status = 'succeeded' AND j.live = 1 AND o.file_name IS NOT NULL"
-        ):
-            path = inside(out_dir, file_name)
-            st = _regular_file(path)
-            if st is None or st.st_size != size:
-                reopen.add(job_id)
-            elif st.st_mtime_ns != mtime_ns:
-                if path is not None and _sha256_of(path) == sha256:
-                    confirmed.append((st.st_mtime_ns, job_id, idx))
-                else:
-                    reopen.add(job_id)
-        if confirmed or reopen:
-            with self._tx() as db:
-                db.executemany("UPDATE outputs SET mtime_ns = ? WHERE job_id = ? AND idx = ?", confirmed)
-                for job_id in reopen:
-                    db.execute(
-                        "UPDATE outputs SET file_name = NULL WHERE job_id = ? AND file_name IS NOT NULL",
-                        (job_id,),
-                    )
-                    db.execute("UPDATE jobs SET status = 'downloading' WHERE id = ?", (job_id,))
-                    # Its pending downstream jobs wait for it again (they need its file, or a new one).
-                    db.execute(
-                        "UPDATE jobs SET waiting = waiting + 1 WHERE status = 'pending' AND id IN"
-                        " (SELECT job_id FROM deps WHERE needs_id = ?)",
-                        (job_id,),
-                    )
-        return len(reopen)
+        ).fetchall()
+
+    def reopen_files(self, reopen: Iterable[str], confirmed: Iterable[tuple[int, str, int]] = ()) -> None:
+        """Jobs whose files are gone or changed go back to ``downloading`` (fetched again, or created again
+        if the API no longer has the output); ``confirmed`` ``(mtime_ns, job_id, idx)`` records the new
+        time of files found unchanged by their hash."""
+        with self._tx() as db:
+            db.executemany("UPDATE outputs SET mtime_ns = ? WHERE job_id = ? AND idx = ?", list(confirmed))
+            for job_id in reopen:
+                db.execute(
+                    "UPDATE outputs SET file_name = NULL WHERE job_id = ? AND file_name IS NOT NULL",
+                    (job_id,),
+                )
+                db.execute("UPDATE jobs SET status = 'downloading' WHERE id = ?", (job_id,))
+                # Its pending downstream jobs wait for it again (they need its file, or a new one).
+                db.execute(
+                    "UPDATE jobs SET waiting = waiting + 1 WHERE status = 'pending' AND id IN"
+                    " (SELECT job_id FROM deps WHERE needs_id = ?)",
+                    (job_id,),
+                )
 
     def log_error(self, job_id: str | None, message: str) -> None:
         with self._tx() as db:
@@ -854,33 +838,13 @@ class Store:
             )
 
 
-def _regular_file(path: Path | None) -> os.stat_result | None:
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st if stat.S_ISREG(st.st_mode) else None
-
-
-def _sha256_of(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
 def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
     """A read-only connection to a folder's state (None if there is none), safe beside a running run.
 
     A WAL database that no connection has open has no ``-wal`` file; a read-only connection would create
     ``-wal`` and ``-shm`` files beside it and leave them there. So when there is none, the file is read
-    as immutable, which creates nothing: reading must leave the folder as it was."""
+    as immutable, which creates nothing: reading must leave the folder as it was. The one way to read a
+    state without owning it (:meth:`Store.reader` wraps it)."""
     path = Path(out_dir) / STATE_FILE
     if not path.exists():
         return None
