@@ -19,8 +19,9 @@ from flux_batch.errors import StateError, UsageError
 from flux_batch.expand import stage_job_ids
 from flux_batch.fingerprint import manifest_fingerprint
 from flux_batch.manifest import Manifest
+from flux_batch.runner import queries
 from flux_batch.runner.session import OWNER_META_KEY
-from flux_batch.runner.state import SPENT_SQL, STATE_FILE, done_counts, open_readonly
+from flux_batch.runner.state import STATE_FILE, done_counts, open_readonly
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,13 @@ def read_folder(out_dir: Path, manifest: Manifest) -> Folder:
     if db is None:  # removed in between
         return Folder(out_dir, None, 0.0, None, fingerprint)
     try:
-        spent = float(db.execute(SPENT_SQL).fetchone()[0] or 0.0)
-        row = db.execute("SELECT value FROM meta WHERE key = ?", (OWNER_META_KEY,)).fetchone()
+        spent = queries.spent_usd(db)
+        recorded = queries.meta(db, OWNER_META_KEY)
     except sqlite3.Error as exc:
         raise StateError(f"{out_dir / STATE_FILE}: cannot read the state ({exc})") from exc
     finally:
         db.close()
-    owner = _json_object(row[0]) if row else None
+    owner = recorded if isinstance(recorded, dict) else None
     return Folder(out_dir, done, spent, owner or _owner_from_run_json(out_dir), fingerprint)
 
 
@@ -86,11 +87,3 @@ def _owner_from_run_json(out_dir: Path) -> dict[str, Any] | None:
         return {"name": manifest["document"]["name"], "path": manifest.get("path")}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

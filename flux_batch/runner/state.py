@@ -23,7 +23,8 @@ could not be downloaded in this run; the next run downloads it again, creating n
 Nothing read back is trusted: a SQLite failure leaves as :class:`~flux_batch.errors.DiskFullError` or
 :class:`~flux_batch.errors.StorageError` (the run stops, resumable) or :class:`~flux_batch.errors.StateError`
 (the database is damaged), a row that does not decode (bad JSON, an unusable prediction id) as a
-StateError, and file names are resolved inside the folder by :func:`flux_batch.safepath.inside`. A new
+StateError. The store reads no files (runner.download checks the folder's files against it)
+and answers no questions beyond a run's own (those are :mod:`flux_batch.runner.queries`'). A new
 folder's database is built under a temporary name and renamed into place, so a disk that fills during the
 first setup never leaves a half-written ``state.db`` that every later run would refuse.
 """
@@ -47,18 +48,15 @@ from flux_batch.errors import DiskFullError, FluxBatchError, StateError, Storage
 from flux_batch.ids import canonical_json, derive_seed
 from flux_batch.job_status import FAILED, IN_PROGRESS, JobStatus, fold_counts
 from flux_batch.jobs import Job
+from flux_batch.runner import queries
 from flux_batch.runner.client import valid_id
-from flux_batch.runner.migrations import current_version, migrate
+from flux_batch.runner.migrations import migrate
 
 STATE_FILE = "state.db"
 #: The statuses as SQL parameters, in a fixed order.
 _FAILED = tuple(sorted(FAILED))
 _IN_PROGRESS = tuple(sorted(IN_PROGRESS))
 
-#: Estimated spend: every prediction that succeeded, at its job's price (all runs on the folder).
-SPENT_SQL = (
-    "SELECT SUM(j.cost_usd) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.outcome = 'succeeded'"
-)
 _JOB_COLUMNS = (
     "id, seq, stage, model, version, input, vars, needs, slug, cost_usd, status, prediction_id, seed, "
     "attempts, error, created_at, completed_at, predict_time"
@@ -610,20 +608,11 @@ class Store:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Live jobs by stage and (internal) status."""
-        out: dict[str, dict[str, int]] = {}
-        for stage, status, n in self._db.execute(
-            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
-        ):
-            out.setdefault(stage, {})[status] = n
-        return out
+        return queries.counts(self._db)
 
     def spent_usd(self) -> float:
         """Estimated spend so far: every prediction that succeeded, at its job's price (all runs)."""
-        row = self._db.execute(
-            "SELECT SUM(j.cost_usd) FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.outcome ="
-            " 'succeeded'"
-        ).fetchone()
-        return float(row[0] or 0.0)
+        return queries.spent_usd(self._db)
 
     def upload_for(self, sha256: str, newer_than: float) -> str | None:
         row = self._db.execute(
@@ -843,8 +832,8 @@ def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
 
     A WAL database that no connection has open has no ``-wal`` file; a read-only connection would create
     ``-wal`` and ``-shm`` files beside it and leave them there. So when there is none, the file is read
-    as immutable, which creates nothing: reading must leave the folder as it was. The one way to read a
-    state without owning it (:meth:`Store.reader` wraps it)."""
+    as immutable, which creates nothing: reading must leave the folder as it was. ``status``, ``plan`` and
+    the folder reader open it this way; :mod:`flux_batch.runner.queries` answers their questions."""
     path = Path(out_dir) / STATE_FILE
     if not path.exists():
         return None
@@ -877,21 +866,12 @@ def done_counts(
         db = open_readonly(out_dir)
         if db is None:
             return {}
-        counts: dict[str, int] = {}
         try:
-            if current_version(db) == 0:
-                return {}  # a first setup that never finished (an older flux-batch, a full disk)
-            for chunk in _chunks(job_ids_of(stage), batch):
-                marks = ",".join("?" * len(chunk))
-                found = db.execute(
-                    f"SELECT status, COUNT(*) FROM jobs WHERE id IN ({marks}) GROUP BY status", chunk
-                )
-                counts = fold_counts(counts, dict(found))
+            return queries.done_in(db, job_ids_of(stage), batch=batch)
         except sqlite3.Error as exc:
             raise state_error(exc, Path(out_dir) / STATE_FILE) from exc
         finally:
             db.close()
-        return counts
 
     return count
 
@@ -902,25 +882,10 @@ def _live_counts(out_dir: Path) -> tuple[str | None, dict[str, dict[str, int]]] 
     if db is None:
         return None
     try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'ingested'").fetchone()
-        by_stage: dict[str, dict[str, int]] = {}
-        for stage, status, n in db.execute(
-            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status"
-        ):
-            by_stage[stage] = fold_counts(by_stage.get(stage), {status: n})
+        ingested = queries.meta(db, "ingested")
+        by_stage = {stage: fold_counts(by) for stage, by in queries.counts(db).items()}
     except sqlite3.Error:
         return None  # counted the slow way, which reports the problem
     finally:
         db.close()
-    return (json.loads(row[0]) if row else None), by_stage
-
-
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    chunk: list[str] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    return ingested, by_stage

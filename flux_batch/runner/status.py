@@ -16,9 +16,10 @@ from typing import Any
 from flux_batch.durations import format_duration
 from flux_batch.errors import StateError, UsageError
 from flux_batch.job_status import DONE, PUBLIC_ORDER, fold_counts
+from flux_batch.runner import queries
 from flux_batch.runner.lock import LOCK_FILE, pid_alive, read_holder
 from flux_batch.runner.outputs import read_run_json
-from flux_batch.runner.state import SPENT_SQL, STATE_FILE, open_readonly
+from flux_batch.runner.state import STATE_FILE, open_readonly
 
 #: The rate is over the last two minutes, or since the run's first create if that is more recent (but
 #: never over less than a second, where one job would make a wild rate).
@@ -53,12 +54,8 @@ def folder_status(out_dir: Path, *, wall_clock: Callable[[], float] = time.time)
     holder = read_holder(out_dir / LOCK_FILE)
     running = holder.pid if holder is not None and pid_alive(holder.pid) else None
     try:
-        stages: dict[str, dict[str, int]] = {}
-        for stage, status, n in db.execute(
-            "SELECT stage, status, COUNT(*) FROM jobs WHERE live = 1 GROUP BY stage, status ORDER BY MIN(seq)"
-        ):
-            stages[stage] = fold_counts(stages.get(stage), {status: n})
-        spent = db.execute(SPENT_SQL).fetchone()[0]
+        stages = {stage: fold_counts(by) for stage, by in queries.counts(db).items()}
+        spent = queries.spent_usd(db)
         since = now - RATE_WINDOW_S
         if holder is not None and running is not None:
             # In a run's first minutes the window is the time since its first create, not 120 s.
