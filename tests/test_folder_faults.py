@@ -24,7 +24,7 @@ from runner_harness import base_jobs, chain_jobs, run, simulator
 from flux_batch.cli import main
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, EXIT_STORAGE
 from flux_batch.runner import download as download_files
-from flux_batch.runner import executor as executor_module
+from flux_batch.runner import job_flow as job_flow_module
 from flux_batch.runner import state as state_module
 from flux_batch.simulator import SimConfig
 
@@ -159,7 +159,7 @@ async def test_a_full_disk_while_writing_an_image_stops_the_run_and_it_resumes(
 async def test_an_unexpected_exception_leaves_the_job_recorded_and_the_run_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = executor_module.Executor._record_end
+    real = job_flow_module.JobFlow._record_end
     calls = [0]
 
     def record_end(self: Any, job: Any, prediction: Any) -> None:
@@ -168,7 +168,7 @@ async def test_an_unexpected_exception_leaves_the_job_recorded_and_the_run_goes_
             raise KeyError("a defect")
         real(self, job, prediction)
 
-    monkeypatch.setattr(executor_module.Executor, "_record_end", record_end)
+    monkeypatch.setattr(job_flow_module.JobFlow, "_record_end", record_end)
     sim = simulator()
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         result = await run(sim, base_jobs(6), tmp_path, max_in_flight=2)
@@ -180,7 +180,7 @@ async def test_an_unexpected_exception_leaves_the_job_recorded_and_the_run_goes_
         assert any("KeyError" in message for _, _, message in store.recent_errors())
     finally:
         store.close()
-    monkeypatch.setattr(executor_module.Executor, "_record_end", real)
+    monkeypatch.setattr(job_flow_module.JobFlow, "_record_end", real)
     again = await run(sim, base_jobs(6), tmp_path)
     assert again.counts == {"succeeded": 6} and sim.stats()["predictions_created"] == 6
 

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import hashlib
-import threading
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import httpx
 import pyarrow.parquet as pq
 import pytest
 from runner_harness import PRO, base_jobs, chain_jobs, make_job, run, simulator
 
 from flux_batch.errors import EXIT_AUTH, EXIT_JOBS_FAILED, EXIT_OK, AuthError
-from flux_batch.runner.client import ApiClient
-from flux_batch.runner.executor import CHECKPOINT_SPACING, Executor, RunSettings
-from flux_batch.runner.limiter import Limiter
-from flux_batch.runner.progress import Event, OnEvent, ignore
+from flux_batch.runner.executor import Executor
+from flux_batch.runner.progress import Event
 from flux_batch.runner.state import Store
 from flux_batch.simulator import FaultSpec, SimConfig
 
@@ -275,79 +268,3 @@ async def test_cancel_on_interrupt_cancels_and_requeues(tmp_path: Path) -> None:
     assert result.result.interrupted
     assert result.counts == {"pending": 3}
     assert sim.stats()["predictions_by_status"].get("canceled", 0) >= 1
-
-
-@contextlib.asynccontextmanager
-async def bare_executor(
-    out: Path, now: list[float], checkpoint: Callable[[], None], on_event: OnEvent = ignore
-) -> AsyncIterator[Executor]:
-    """An executor with no jobs and no API behind it, on the clock ``now[0]``, to drive its checkpoints."""
-    store = Store.open(out)
-    try:
-        async with httpx.AsyncClient() as http:
-            yield Executor(
-                store,
-                ApiClient(http, "http://api.test/v1", "t"),
-                RunSettings(out_dir=out, checkpoint_every_s=5.0),
-                create_limiter=Limiter(None),
-                other_limiter=Limiter(None),
-                clock=lambda: now[0],
-                on_event=on_event,
-                checkpoint=checkpoint,
-            )
-    finally:
-        store.close()
-
-
-async def test_checkpoints_run_beside_the_event_loop_one_at_a_time_spaced_by_their_duration(
-    tmp_path: Path,
-) -> None:
-    now = [0.0]
-    done: list[float] = []
-    release = threading.Event()
-
-    def checkpoint() -> None:  # rewriting the tables of a big folder: 2 s
-        done.append(now[0])
-        assert release.wait(10), "the checkpoint blocked the event loop"
-        now[0] += 2.0
-
-    async with bare_executor(tmp_path, now, checkpoint) as executor:
-        now[0] = 5.0
-        executor._maybe_checkpoint()
-        executor._maybe_checkpoint()  # one is running: no second writer
-        await asyncio.sleep(0.05)  # the event loop runs while the checkpoint is in its thread
-        release.set()
-        running = executor._checkpointing
-        assert running is not None
-        await running
-        for t in range(8, 2 * CHECKPOINT_SPACING + 20):
-            now[0] = float(t)
-            executor._maybe_checkpoint()
-            if executor._checkpointing is not None:
-                await executor._checkpointing
-    assert done == [5.0, 7.0 + 2.0 * CHECKPOINT_SPACING]
-
-
-async def test_a_failed_checkpoint_is_a_notice_and_the_next_one_is_tried(tmp_path: Path) -> None:
-    now = [0.0]
-    calls: list[float] = []
-    notices: list[str] = []
-
-    def checkpoint() -> None:
-        calls.append(now[0])
-        if len(calls) == 1:
-            raise OSError(28, "No space left on device")
-
-    def on_event(event: Event, _tracker: object) -> None:
-        if event.kind == "notice":
-            notices.append(event.message)
-
-    async with bare_executor(tmp_path, now, checkpoint, on_event) as executor:
-        for t in (5.0, 10.0):
-            now[0] = t
-            executor._maybe_checkpoint()
-            running = executor._checkpointing
-            assert running is not None
-            await running
-    assert calls == [5.0, 10.0]
-    assert notices == ["could not rewrite the run's tables this time: [Errno 28] No space left on device"]

@@ -1,0 +1,102 @@
+"""A succeeded job's outputs brought home: every file not yet on disk downloaded (retried), its thumbnail
+made, each recorded only once it is safely in place.
+
+Before downloading from a URL past its freshness, and after a download that keeps failing, the API is
+asked whether the output is gone (``data_removed``, or past the retention by the prediction's own
+``completed_at``, in the API's time): only that is :class:`~flux_batch.errors.OutputGoneError`, after
+which the job flow may create the prediction again. A file host's 404 is not the API saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from flux_batch.errors import DownloadError, OutputGoneError
+from flux_batch.layout import image_dir
+from flux_batch.runner.context import RunContext
+from flux_batch.runner.download import download
+from flux_batch.runner.reconcile import epoch_of
+from flux_batch.runner.retry import retry_call
+from flux_batch.runner.settings import Thumbnailer
+from flux_batch.runner.state import JobRow
+from flux_batch.safepath import inside
+
+
+class Fetcher:
+    """Downloads and thumbnails for the jobs of one run."""
+
+    def __init__(self, ctx: RunContext, thumbnail: Thumbnailer | None) -> None:
+        self._ctx = ctx
+        self._thumbnail = thumbnail
+
+    async def download_all(self, row: JobRow) -> None:
+        """Fetch every output not yet on disk (retried). OutputGoneError if the API says an output is gone;
+        DownloadError if one could not be fetched although the API still has it."""
+        ctx = self._ctx
+        settings = ctx.settings
+        outputs = ctx.store.outputs(row.id)
+        if not outputs:
+            if ctx.store.job(row.id).status == "downloading":
+                await self.check_gone(row.id)  # succeeded without outputs: removed, or none were made
+            return
+        for output in outputs:
+            if output.file_name:
+                path = inside(settings.out_dir, output.file_name)
+                if path is not None and path.is_file():
+                    continue
+            if not output.url or (output.url_until is not None and output.url_until <= ctx.wall()):
+                await self.check_gone(row.id)  # a URL past its freshness: ask before downloading
+            if not output.url:
+                raise DownloadError(f"output {output.idx} of job {row.id} has no URL recorded")
+            url = output.url
+
+            async def fetch(url: str = url, idx: int = output.idx) -> Any:
+                ctx.client.calls["download"] += 1
+                return await download(
+                    ctx.client.http,
+                    url,
+                    settings.out_dir,
+                    image_dir(row.job.stage, row.seq),
+                    row.job.file_stem(idx),
+                    headers=ctx.client.auth_headers(url),
+                    max_bytes=settings.max_download_bytes,
+                    deadline_s=settings.download_deadline_s,
+                )
+
+            try:
+                info = await retry_call(fetch, sleep=ctx.sleep, rng=ctx.rng, on_retry=ctx.on_retry)
+            except DownloadError:
+                await self.check_gone(row.id)  # a file host's 404 is not the API saying it is gone
+                raise
+            thumb = await self._make_thumbnail(info.file_name)
+            ctx.store.record_download(row.id, output.idx, info, thumb)
+
+    async def check_gone(self, job_id: str) -> None:
+        """OutputGoneError if the API says the job's prediction has lost its output: ``data_removed``, or
+        past the retention by the prediction's own ``completed_at`` (in the API's time, as measured)."""
+        ctx = self._ctx
+        prediction_id = ctx.store.job(job_id).prediction_id
+        if prediction_id is None:
+            return
+        prediction = await ctx.other(partial(ctx.client.get, prediction_id))
+        completed = epoch_of(prediction.completed_at)
+        api_now = ctx.wall() + (ctx.offsets.low if ctx.offsets.samples else 0.0)
+        retention = ctx.settings.retention_s
+        if prediction.data_removed:
+            raise OutputGoneError(f"the API removed the output of prediction {prediction_id}")
+        if completed is not None and api_now >= completed + retention:
+            raise OutputGoneError(
+                f"prediction {prediction_id} completed {api_now - completed:.0f} s ago, past the API's "
+                f"{retention:.0f}-s retention of outputs"
+            )
+
+    async def _make_thumbnail(self, rel_path: str) -> str | None:
+        if self._thumbnail is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._thumbnail, self._ctx.settings.out_dir, rel_path)
+        except Exception as exc:  # a thumbnail is a convenience: never fail a job over it
+            self._ctx.store.log_error(None, f"thumbnail for {rel_path} failed: {exc}")
+            return None
