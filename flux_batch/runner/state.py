@@ -61,6 +61,7 @@ _JOB_COLUMNS = (
     "id, seq, stage, model, version, input, vars, needs, slug, cost_usd, status, prediction_id, seed, "
     "attempts, error, created_at, completed_at, predict_time"
 )
+_JOB_FIELDS = tuple(name.strip() for name in _JOB_COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -214,24 +215,40 @@ def _decoded(text: Any, kind: type, job_id: str, column: str) -> Any:
 
 
 def _row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> JobRow:
-    job_id = str(r[0])
-    needs = _decoded(r[7], list, job_id, "needs")
+    """A ``jobs`` row read with :data:`_JOB_COLUMNS`, by column name; every stored value is checked."""
+    c = dict(zip(_JOB_FIELDS, r, strict=True))
+    job_id = str(c["id"])
+    needs = _decoded(c["needs"], list, job_id, "needs")
     job = Job(
         id=job_id,
-        stage=r[2],
-        model=r[3],
-        version=r[4],
-        input=_decoded(r[5], dict, job_id, "input"),
-        vars=_decoded(r[6], dict, job_id, "vars"),
+        stage=c["stage"],
+        model=c["model"],
+        version=c["version"],
+        input=_decoded(c["input"], dict, job_id, "input"),
+        vars=_decoded(c["vars"], dict, job_id, "vars"),
         needs=tuple(str(n) for n in needs),
-        slug=r[8],
+        slug=c["slug"],
     )
-    if r[11] is not None and valid_id(r[11]) is None:
+    prediction_id = c["prediction_id"]
+    if prediction_id is not None and valid_id(prediction_id) is None:
+        shown = str(prediction_id)[:40]
         raise StateError(
-            f"job {job_id}: its prediction id in the state database is not one ({str(r[11])[:40]!r}); the "
-            "state is damaged: restore it from a backup, or move it away to start afresh"
+            f"job {job_id}: its prediction id in the state database is not one ({shown!r}); the state is "
+            "damaged: restore it from a backup, or move it away to start afresh"
         )
-    return JobRow(job, r[1], r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17])
+    return JobRow(
+        job,
+        seq=c["seq"],
+        cost_usd=c["cost_usd"],
+        status=c["status"],
+        prediction_id=prediction_id,
+        seed=c["seed"],
+        attempts=c["attempts"],
+        error=c["error"],
+        created_at=c["created_at"],
+        completed_at=c["completed_at"],
+        predict_time=c["predict_time"],
+    )
 
 
 def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
