@@ -23,6 +23,7 @@ stages:
   - id: a
     model: black-forest-labs/flux-schnell
     prompt: "a {{x}}"
+    input: {{megapixels: "0.25"}}
     matrix: {{x: [{xs}]}}
 """
 

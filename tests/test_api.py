@@ -26,6 +26,7 @@ def sweep(**extra: Any) -> dict[str, Any]:
                 "id": "cat",
                 "model": "black-forest-labs/flux-schnell",
                 "prompt": "a {color} cat",
+                "input": {"megapixels": "0.25"},
                 "matrix": {"color": ["red", "blue", "green"]},
             }
         ],

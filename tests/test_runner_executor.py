@@ -161,7 +161,8 @@ async def test_invalid_input_fails_only_that_job(tmp_path: Path) -> None:
 
 # Repeated: the stop cancels jobs admitted but not yet started, a race that hung about one run in three
 # before their clean-up moved to a done-callback (pytest-timeout turns a hang into a failure).
-@pytest.mark.parametrize("attempt", range(8))
+# Two repetitions in the quick suite, the other six with the slow tests.
+@pytest.mark.parametrize("attempt", [0, 1, *(pytest.param(n, marks=pytest.mark.slow) for n in range(2, 8))])
 async def test_401_mid_run_stops_and_resume_finishes_without_duplicates(tmp_path: Path, attempt: int) -> None:
     sim = simulator(SimConfig(latency=1.0, faults=(FaultSpec("unauthorized", after=8),)))
     jobs = base_jobs(15)
