@@ -1,7 +1,9 @@
-"""Token-bucket arithmetic shared by the runner's limiters and the simulator's throttling.
+"""Rate limits, one idea on both sides of the API: a token bucket, here as pure arithmetic.
 
-Pure: the caller passes the time (any monotonic clock, in seconds), so tests move time by hand.
-A bucket holds at most ``burst`` tokens and refills at ``rate`` tokens a second.
+The runner paces its requests with it (``runner/ratelimit.py``: the async limiter, adaptive on 429s) and
+the simulator meters them with it (``simulator/ratelimit.py``: per-token buckets answering 429s), so the
+two count alike. Pure: the caller passes the time (any monotonic clock, in seconds), so tests move time by
+hand. A bucket holds at most ``burst`` tokens and refills at ``rate`` tokens a second.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Async rate limiters over :class:`flux_batch.ratelimit.TokenBucket`, with an adaptive slow-down on 429.
+"""The runner's side of rate limits (:mod:`flux_batch.ratelimit`): async limiters over its token bucket,
+with an adaptive slow-down on 429.
 
 Callers queue in arrival order (those that ask to go ``first``, in a line of their own ahead of the others:
 the runner's downstream jobs, so that a chain's stages overlap). Only the one at the head waits on the

@@ -1,4 +1,5 @@
-"""Per-token rate limits for the simulator, on :class:`flux_batch.ratelimit.TokenBucket`.
+"""The simulator's side of rate limits (:mod:`flux_batch.ratelimit`): per-token buckets, and the 429s and
+rate-limit headers they answer with.
 
 Two buckets per token, as on Replicate: one for creating predictions, one for every other endpoint. The
 low-credit mode replaces the create bucket by 6 a minute with a burst of 1 and answers with the longer
