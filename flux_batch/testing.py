@@ -138,9 +138,10 @@ async def asimulate(
     ``choices`` are :func:`flux_batch.run`'s (``out``, ``create_rpm``, ``retry_failed``...). The report
     is not written (``report=True`` writes it)."""
     clock = clock or FakeClock()
-    app = create_app(config or SimConfig(latency=1.0, seed=seed), clock=clock, sleep=clock.sleep)
     report = bool(choices.pop("report", False))
     prepared = api.prepare_run(manifest, simulator=True, **choices)
+    config = config or SimConfig(latency=1.0, seed=seed, models=prepared.simulated_models())
+    app = create_app(config, clock=clock, sleep=clock.sleep)
     return await api.execute(
         prepared,
         http=httpx.AsyncClient(transport=httpx.ASGITransport(app=app)),
