@@ -3,7 +3,8 @@ download's other per-image work.
 
     python bench/quality.py [--repeat 20]
 
-``flux_batch.quality.inspect_image`` runs once per downloaded file (runner/download.py ``finish_file``):
+``flux_batch.outputs.quality.inspect_image`` runs once per downloaded file
+(runner/download.py ``finish_file``):
 it decodes the whole image, converts it to RGB, measures a 64 x 64 grey copy (blank) and takes
 ``imagehash.phash``. This prints its CPU time per image (``time.process_time``, the median of
 ``--repeat`` calls) on the simulator's images (flux-schnell's default 1:1 WebP and its PNG and JPEG, 1 MP)
@@ -28,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from flux_batch.models import get_model
-from flux_batch.quality import inspect_image
+from flux_batch.outputs.quality import inspect_image
 from flux_batch.report.thumbnails import make_thumbnail
 from flux_batch.simulator.images import image_spec, render
 

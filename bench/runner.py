@@ -338,7 +338,7 @@ def over_the_bucket(out: Path, spec: dict[str, Any]) -> int:
     import sqlite3
 
     from flux_batch.ratelimit import TokenBucket
-    from flux_batch.runner.state import STATE_FILE
+    from flux_batch.runner.state.store import STATE_FILE
 
     db = sqlite3.connect(out / STATE_FILE)
     try:

@@ -293,7 +293,7 @@ def main() -> None:
 
 
 def _expand(manifest: Path) -> Any:
-    from flux_batch.expand import expand
+    from flux_batch.jobs.expand import expand
 
     return expand(load(manifest))
 

@@ -28,7 +28,7 @@ from flux_batch.api import (
     run,
     status,
 )
-from flux_batch.job_status import JobStatus
+from flux_batch.jobs.status import JobStatus
 
 __all__ = [
     "Declined",

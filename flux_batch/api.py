@@ -33,9 +33,9 @@ import yaml
 
 from flux_batch import manifest as _manifest
 from flux_batch.errors import EXIT_OK, FluxBatchError, UsageError
-from flux_batch.job_status import DONE, FAILED
+from flux_batch.jobs.plan import Plan, build_plan
+from flux_batch.jobs.status import DONE, FAILED
 from flux_batch.manifest import Manifest
-from flux_batch.plan import Plan, build_plan
 from flux_batch.report.data import Row, RunData
 from flux_batch.report.data import load as _load_rows
 from flux_batch.runner.executor import Executor

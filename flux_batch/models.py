@@ -141,7 +141,7 @@ def get_model(
     """The spec for ``owner/name``: from ``extra`` (a manifest's schema files), the built-in schemas, or
     the cache of fetched schemas; else an unchecked spec. ``price_override`` is a manifest's ``prices``
     entry (a number per image, or rates)."""
-    from flux_batch import model_cache  # the cache reads files: imported where it is needed
+    from flux_batch import model_cache
 
     spec = (extra or {}).get(name) or known_models().get(name) or model_cache.cached_spec(name)
     price = parse_price(price_override) if price_override is not None else None

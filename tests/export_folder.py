@@ -15,10 +15,10 @@ from pathlib import Path
 from PIL import Image
 from runner_harness import SCHNELL, make_job
 
-from flux_batch.layout import image_dir, image_stem
-from flux_batch.quality import inspect_image
-from flux_batch.runner.outputs import write_tables
-from flux_batch.runner.state import STATE_FILE, Store
+from flux_batch.outputs.layout import image_dir, image_stem
+from flux_batch.outputs.quality import inspect_image
+from flux_batch.outputs.tables import write_tables
+from flux_batch.runner.state.store import STATE_FILE, Store
 
 SIZE = (64, 64)
 

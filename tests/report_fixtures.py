@@ -20,9 +20,9 @@ from PIL import Image, ImageDraw
 
 from flux_batch import ids
 from flux_batch.jobs import Job
-from flux_batch.layout import image_dir
+from flux_batch.outputs.layout import image_dir
+from flux_batch.outputs.metadata import MetadataWriter
 from flux_batch.report.thumbnails import make_thumbnail
-from flux_batch.runner.metadata import MetadataWriter
 
 DEV = "black-forest-labs/flux-dev"
 KONTEXT = "black-forest-labs/flux-kontext-pro"

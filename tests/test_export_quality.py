@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from flux_batch.export import ExportOptions, export
 from flux_batch.export.dedupe import NearDuplicates
-from flux_batch.quality import (
+from flux_batch.outputs.quality import (
     BLANK,
     DEDUPE_DISTANCE_DEFAULT,
     UNDECODABLE,
@@ -25,8 +25,8 @@ from flux_batch.quality import (
     requested_size,
     wrong_size,
 )
-from flux_batch.runner.outputs import write_tables
-from flux_batch.runner.state import STATE_FILE, Store
+from flux_batch.outputs.tables import write_tables
+from flux_batch.runner.state.store import STATE_FILE, Store
 
 
 def picture(seed: int, size: tuple[int, int] = (256, 256), fmt: str = "WEBP", quality: int = 90) -> bytes:

@@ -25,7 +25,7 @@ from flux_batch.cli import main
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, EXIT_STORAGE
 from flux_batch.runner import download as download_files
 from flux_batch.runner import job_flow as job_flow_module
-from flux_batch.runner import state as state_module
+from flux_batch.runner.state import store as state_module
 from flux_batch.simulator import SimConfig
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
@@ -188,7 +188,7 @@ async def test_an_unexpected_exception_leaves_the_job_recorded_and_the_run_goes_
 async def test_a_full_disk_during_the_first_setup_leaves_nothing_a_later_run_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flux_batch.runner import migrations
+    from flux_batch.runner.state import migrations
 
     def full(db: sqlite3.Connection) -> None:
         raise sqlite3.OperationalError("database or disk is full")

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from flux_batch.errors import ManifestError
-from flux_batch.expand import expand
+from flux_batch.jobs.expand import expand
+from flux_batch.jobs.plan import build_plan
 from flux_batch.manifest import load
-from flux_batch.plan import build_plan
 
 BFL = "black-forest-labs"
 

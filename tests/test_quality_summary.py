@@ -12,12 +12,12 @@ import pytest
 from cli_helpers import write_manifest
 from export_folder import build_folder
 
-from flux_batch import quality
 from flux_batch.cli import main
-from flux_batch.quality import NEAR_DUPLICATE, Quality, Tally, describe
+from flux_batch.outputs import quality
+from flux_batch.outputs.quality import NEAR_DUPLICATE, Quality, Tally, describe
+from flux_batch.outputs.tables import write_tables
 from flux_batch.report import write_report
-from flux_batch.runner.outputs import write_tables
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 
 
 def test_the_tally_counts_what_an_export_leaves_out() -> None:

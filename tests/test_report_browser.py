@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from flux_batch import manifest
 from flux_batch.cli import main
-from flux_batch.expand import expand
+from flux_batch.jobs.expand import expand
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.config import parse_fault
 from flux_batch.simulator.server import serve_in_thread

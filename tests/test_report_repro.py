@@ -10,7 +10,7 @@ import yaml
 from report_fixtures import build_output_folder
 
 from flux_batch import manifest
-from flux_batch.expand import expand
+from flux_batch.jobs.expand import expand
 from flux_batch.report import data
 from flux_batch.report.repro import one_job_manifest
 

@@ -23,8 +23,8 @@ from runner_harness import KONTEXT, SCHNELL, make_job, simulator
 
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.executor import Executor, RunSettings
-from flux_batch.runner.limiter import Limiter
-from flux_batch.runner.state import Store
+from flux_batch.runner.ratelimit import Limiter
+from flux_batch.runner.state.store import Store
 from flux_batch.simulator import SimConfig
 
 

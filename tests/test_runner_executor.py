@@ -13,7 +13,7 @@ from runner_harness import PRO, base_jobs, chain_jobs, make_job, run, simulator
 from flux_batch.errors import EXIT_AUTH, EXIT_JOBS_FAILED, EXIT_OK, AuthError
 from flux_batch.runner.executor import Executor
 from flux_batch.runner.progress import Event
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 from flux_batch.simulator import FaultSpec, SimConfig
 
 

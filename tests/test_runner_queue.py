@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_runner_tables import _job, succeed_all
+from test_outputs_tables_at_scale import _job, succeed_all
 
 from flux_batch.runner.queue import RunQueue
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 
 
 def test_a_job_that_ended_after_its_batch_was_read_is_not_started_again(tmp_path: Path) -> None:

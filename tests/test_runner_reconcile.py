@@ -17,7 +17,7 @@ from flux_batch.runner.clock_offset import Window
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.reconcile import Found, find_created, iso_utc, matches, should_create_again
 from flux_batch.runner.session import ApiTarget, run_jobs
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.config import FaultSpec
 

@@ -10,7 +10,7 @@ import pytest
 from runner_harness import SCHNELL, make_job
 
 from flux_batch.runner.lock import LOCK_FILE
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 from flux_batch.runner.status import FolderStatus, folder_status, render
 
 

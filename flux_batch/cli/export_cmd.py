@@ -9,7 +9,7 @@ from typing import Any
 
 from flux_batch.errors import UsageError
 from flux_batch.export.shards import FORMATS
-from flux_batch.quality import DEDUPE_DISTANCE_DEFAULT
+from flux_batch.outputs.quality import DEDUPE_DISTANCE_DEFAULT
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9}
 
@@ -95,7 +95,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flux_batch.export import ExportOptions, export  # pyarrow and Pillow: only for this command
+    from flux_batch.export import ExportOptions, export
 
     if not args.out_dir.is_dir():
         raise UsageError(f"{args.out_dir} is not a folder: give the output folder of a `flux-batch run`")

@@ -13,13 +13,13 @@ from flux_batch.api_url import is_loopback, is_replicate
 from flux_batch.cli.run_options import whole_number
 from flux_batch.durations import format_duration
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
-from flux_batch.expand import count_jobs, expand
-from flux_batch.job_status import FAILED
+from flux_batch.jobs.expand import count_jobs, expand
+from flux_batch.jobs.plan import Plan, build_plan
+from flux_batch.jobs.status import FAILED
 from flux_batch.manifest import Manifest
-from flux_batch.plan import Plan, build_plan
+from flux_batch.manifest.template import format_value
 from flux_batch.runner.folder import read_folder
 from flux_batch.runner.prepare import budget_figures, exact_money, read_token
-from flux_batch.template import format_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,9 +14,9 @@ import httpx
 from flux_batch import model_cache, models
 from flux_batch.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url
 from flux_batch.errors import EXIT_OK, UsageError
+from flux_batch.manifest.template import format_value
 from flux_batch.model_fetch import fetch_schemas
 from flux_batch.runner.prepare import read_token
-from flux_batch.template import format_value
 
 SIMULATOR_URL = "http://simulator.invalid/v1"
 

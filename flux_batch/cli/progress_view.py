@@ -10,7 +10,7 @@ import contextlib
 import time
 from typing import Any, TextIO
 
-from flux_batch.job_status import DONE
+from flux_batch.jobs.status import DONE
 from flux_batch.runner.progress import Event, Tracker
 
 PLAIN_EVERY_S = 5.0

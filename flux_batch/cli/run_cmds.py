@@ -16,7 +16,7 @@ from flux_batch import api, defaults
 from flux_batch.cli import run_options as options
 from flux_batch.cli.progress_view import ProgressView
 from flux_batch.errors import EXIT_OK
-from flux_batch.quality import describe as describe_flags
+from flux_batch.outputs.quality import describe as describe_flags
 from flux_batch.runner.prepare import host_question
 from flux_batch.runner.status import render
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 
-from flux_batch.quality import DEDUPE_DISTANCE_DEFAULT as DEDUPE_DISTANCE
+from flux_batch.outputs.quality import DEDUPE_DISTANCE_DEFAULT as DEDUPE_DISTANCE
 
 BITS = 64
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flux_batch import quality
 from flux_batch.errors import UsageError
 from flux_batch.export.card import CardFacts, card_text
 from flux_batch.export.dedupe import NearDuplicates
@@ -27,6 +26,7 @@ from flux_batch.export.keys import KeySet, extension, sample_key
 from flux_batch.export.record import RECORD, Record, ShardEntry, load
 from flux_batch.export.shards import FORMATS, MAX_IMAGES, limits_for, plan
 from flux_batch.export.source import SOURCE_PATH, Source, open_source
+from flux_batch.outputs import quality
 from flux_batch.safepath import inside
 
 CARD = "README.md"

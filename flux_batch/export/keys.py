@@ -1,7 +1,8 @@
 """Sample keys, and the set of keys an export already holds.
 
 A sample's key is its image's file stem in the output folder: the job id (16 hex digits), and ``-<n>``
-for a job's n-th image (:func:`flux_batch.layout.image_stem`). It is stable across runs and machines, holds
+for a job's n-th image (:func:`flux_batch.outputs.layout.image_stem`). It is stable across runs and
+machines, holds
 no dot (WebDataset splits a member name at its first dot: ``<key>.<ext>``), and no letter beyond ``a``-``f``
 (so no split name such as ``train`` or ``test`` can appear in a file name made from it).
 """

@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 
 from flux_batch.errors import UsageError
-from flux_batch.runner.metadata import column_kinds, typed
-from flux_batch.runner.outputs import columns, input_kinds, read_run_json, table_rows
-from flux_batch.runner.state import STATE_FILE, Store
+from flux_batch.outputs.metadata import column_kinds, typed
+from flux_batch.outputs.tables import columns, input_kinds, read_run_json, table_rows
+from flux_batch.runner.state.store import STATE_FILE, Store
 
 #: The table's ``file_name`` (where the image is in the output folder) is written under this name: in an
 #: imagefolder export ``file_name`` is the image's name beside its metadata.

@@ -20,9 +20,9 @@ import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 
-from flux_batch import expand  # a module reference: expand imports manifest.model
 from flux_batch.errors import Issue, ManifestError
-from flux_batch.manifest.checks import check_inputs, check_sources, duplicate_requests
+from flux_batch.jobs import expand
+from flux_batch.jobs.checks import check_inputs, check_sources, duplicate_requests
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.manifest.parse import parse
 from flux_batch.manifest.validate import repaired, schema_issues

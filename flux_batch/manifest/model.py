@@ -14,8 +14,8 @@ from typing import Any
 from flux_batch import defaults, models
 from flux_batch.api_url import DEFAULT_BASE_URL
 from flux_batch.errors import Issue
-from flux_batch.sweep import Sweep
-from flux_batch.template import Template
+from flux_batch.manifest.sweep import Sweep
+from flux_batch.manifest.template import Template
 
 DEFAULT_MAX_JOBS = defaults.MAX_JOBS
 #: The sweep variable that sets each job's model (``matrix: {model: [...]}``).

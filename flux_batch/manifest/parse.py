@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flux_batch import graph, model_cache, models, sweep
+from flux_batch import model_cache, models
 from flux_batch.api_url import BaseUrlError, check_base_url
 from flux_batch.durations import parse_duration
 from flux_batch.errors import Issue
 from flux_batch.ids import canonical_json
 from flux_batch.jobs import is_ref
+from flux_batch.manifest import graph, sweep
 from flux_batch.manifest.model import (
     DEFAULT_MAX_JOBS,
     MODEL_VAR,
@@ -30,8 +31,8 @@ from flux_batch.manifest.model import (
     Stage,
 )
 from flux_batch.manifest.schema_files import load_schema_files
+from flux_batch.manifest.template import TemplateError, compile_template
 from flux_batch.manifest.yaml_loader import Document, JsonPath
-from flux_batch.template import TemplateError, compile_template
 
 
 def file_sha256(path: Path, shown: str = "") -> str:

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from flux_batch import models, sweep
+from flux_batch import models
+from flux_batch.manifest import sweep
 from flux_batch.model_import import SchemaImportError, as_model_schema
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from flux_batch.errors import storage_error
-from flux_batch.layout import sheet_name
+from flux_batch.outputs.layout import sheet_name
 from flux_batch.report import data
 from flux_batch.report.compare import Comparison
 from flux_batch.report.contact_sheet import sheet_cells, sheet_path, write_contact_sheet
@@ -129,7 +129,7 @@ def _sheet_rows(
 def _remove_old_sheets(out_dir: Path, stages: tuple[data.StageInfo, ...]) -> None:
     """The sheets of an earlier layout's grouping axis (``grid_=<stage>.<k>.png``), and older versions'
     ``grid_<stage>.png``: a stage id with a split word in it made the folder a split dataset (see
-    :mod:`flux_batch.layout`)."""
+    :mod:`flux_batch.outputs.layout`)."""
     for stage in stages:
         old = out_dir / f"grid_{stage.id}.png"
         if old.name != sheet_name(stage.id):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from flux_batch.layout import IMAGES_DIR, sheet_name
+from flux_batch.outputs.layout import IMAGES_DIR, sheet_name
 from flux_batch.report.data import Row, StageInfo
 from flux_batch.report.grid import GridSpec, cells
 from flux_batch.report.thumbnails import thumb_path_for

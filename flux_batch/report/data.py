@@ -20,8 +20,8 @@ from typing import Any
 
 from flux_batch import models
 from flux_batch.errors import UsageError
-from flux_batch.job_status import UNSUCCESSFUL
-from flux_batch.layout import (
+from flux_batch.jobs.status import UNSUCCESSFUL
+from flux_batch.outputs.layout import (
     HEAD_COLUMNS,
     IMAGES_DIR,
     INPUT_PREFIX,

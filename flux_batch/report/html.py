@@ -21,8 +21,8 @@ from importlib import resources
 from typing import Any
 
 from flux_batch import __version__, durations
-from flux_batch.job_status import UNSUCCESSFUL
-from flux_batch.quality import Tally, describe
+from flux_batch.jobs.status import UNSUCCESSFUL
+from flux_batch.outputs.quality import Tally, describe
 from flux_batch.report.contact_sheet import sheet_path
 from flux_batch.report.data import Folder
 from flux_batch.report.grid import GridSpec

@@ -15,7 +15,7 @@ import re
 import shutil
 from pathlib import Path
 
-from flux_batch.layout import THUMBS_DIR
+from flux_batch.outputs.layout import THUMBS_DIR
 from flux_batch.runner.lock import pid_alive
 
 _PID_TMP = re.compile(r"^\..+\.(\d+)(?:-\d+)?\.tmp$")

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flux_batch.layout import IMAGES_DIR
-from flux_batch.quality import Tally
+from flux_batch.outputs.layout import IMAGES_DIR
+from flux_batch.outputs.quality import Tally
 from flux_batch.report.data import Folder, Row, StageInfo, in_display_order
 from flux_batch.report.repro import one_job_manifest
 from flux_batch.report.thumbnails import thumb_path_for
@@ -39,7 +39,8 @@ PART_ROWS = 2000
 INLINE_ROWS = 5000
 #: The per-row fields of a ``p<k>.js`` part, in the order of each row's values. Prompt and seed are read
 #: from ``input``, the model from the stage; ``up_thumb`` is the thumbnail of a chain job's upstream image;
-#: ``flags`` an image's bad-sample flags, or ``near_duplicate`` (see :class:`flux_batch.quality.Tally`).
+#: ``flags`` an image's bad-sample flags, or ``near_duplicate``
+#: (see :class:`flux_batch.outputs.quality.Tally`).
 FIELDS = (
     "job_id", "stage", "status", "vars", "input", "image_inputs", "upstream_job_id", "up_thumb",
     "file_name", "thumb", "width", "height", "predict_time", "cost_usd", "attempts", "error", "flags",

@@ -44,7 +44,7 @@ from flux_batch.errors import (
     TransportError,
     UnknownStatusError,
 )
-from flux_batch.job_status import PREDICTION_TERMINAL
+from flux_batch.jobs.status import PREDICTION_TERMINAL
 from flux_batch.runner.deadline import within
 
 RUNNING = frozenset({"starting", "processing"})

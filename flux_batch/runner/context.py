@@ -16,11 +16,11 @@ from typing import TypeVar
 from flux_batch.errors import FluxBatchError, RateLimitedError
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.clock_offset import OffsetRange
-from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import Event, OnEvent, Tracker
+from flux_batch.runner.ratelimit import Limiter
 from flux_batch.runner.retry import retry_call
 from flux_batch.runner.settings import RunSettings, RunStats
-from flux_batch.runner.state import JobRow, Store
+from flux_batch.runner.state.store import JobRow, Store
 
 T = TypeVar("T")
 

@@ -32,10 +32,10 @@ import httpx
 from PIL import Image, UnidentifiedImageError
 
 from flux_batch.errors import BadOutputError, DownloadError, storage_error
-from flux_batch.layout import IMAGES_DIR
-from flux_batch.quality import inspect_image
+from flux_batch.outputs.layout import IMAGES_DIR
+from flux_batch.outputs.quality import inspect_image
 from flux_batch.runner.deadline import within
-from flux_batch.runner.state import FileInfo, Store
+from flux_batch.runner.state.store import FileInfo, Store
 from flux_batch.safepath import inside
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

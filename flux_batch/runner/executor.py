@@ -31,12 +31,12 @@ from flux_batch.runner.fetch import Fetcher
 from flux_batch.runner.in_flight import HoldTimes, Slots, in_flight_cap
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.job_flow import JobFlow, JobOutcome, Outcome
-from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.progress import OnEvent, Tracker, ignore
 from flux_batch.runner.queue import RunQueue
+from flux_batch.runner.ratelimit import Limiter
 from flux_batch.runner.reconcile import find_created
 from flux_batch.runner.settings import RunResult, RunSettings, RunStats, Thumbnailer
-from flux_batch.runner.state import JobRow, Store
+from flux_batch.runner.state.store import JobRow, Store
 
 __all__ = [
     "CHECKPOINT_SPACING",

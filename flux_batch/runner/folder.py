@@ -1,6 +1,6 @@
 """What an output folder already holds, read without changing it: for ``plan`` and before a ``run``.
 
-The state is read through :mod:`flux_batch.runner.state`'s read-only connection (safe beside a running
+The state is read through :mod:`flux_batch.runner.state.store`'s read-only connection (safe beside a running
 run): the counts by status of the manifest's jobs, the spend so far, and which manifest the folder
 belongs to (recorded by each run in the state's ``meta`` table; folders from before that record are
 read from their ``run.json``).
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from flux_batch.errors import StateError, UsageError
-from flux_batch.expand import stage_job_ids
-from flux_batch.fingerprint import manifest_fingerprint
+from flux_batch.jobs.expand import stage_job_ids
+from flux_batch.jobs.fingerprint import manifest_fingerprint
 from flux_batch.manifest import Manifest
-from flux_batch.runner import queries
 from flux_batch.runner.session import OWNER_META_KEY
-from flux_batch.runner.state import STATE_FILE, done_counts, open_readonly
+from flux_batch.runner.state import queries
+from flux_batch.runner.state.store import STATE_FILE, done_counts, open_readonly
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Folder:
     done: Callable[[str], dict[str, int]] | None
     spent_usd: float
     owner: Mapping[str, Any] | None
-    fingerprint: str = ""  # the manifest's (flux_batch.fingerprint): what its jobs depend on
+    fingerprint: str = ""  # the manifest's (flux_batch.jobs.fingerprint): what its jobs depend on
 
     @property
     def has_state(self) -> bool:

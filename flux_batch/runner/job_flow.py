@@ -1,6 +1,6 @@
 """One job's way from the state store to its files, as a state machine that ends in an :class:`Outcome`.
 
-Each job is driven through the write-ahead steps of :mod:`flux_batch.runner.state`:
+Each job is driven through the write-ahead steps of :mod:`flux_batch.runner.state.store`:
 
     create (Prefer: wait, Cancel-After) -> [poll with backoff until done] -> download -> succeeded
 
@@ -49,7 +49,7 @@ from flux_batch.errors import (
     TransportError,
     UnknownStatusError,
 )
-from flux_batch.job_status import JobStatus
+from flux_batch.jobs.status import JobStatus
 from flux_batch.runner.client import Prediction
 from flux_batch.runner.clock_offset import OffsetRange, Window, landed_by
 from flux_batch.runner.context import Job, RunContext
@@ -58,7 +58,7 @@ from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.progress import Event
 from flux_batch.runner.reconcile import Found, epoch_of, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF
-from flux_batch.runner.state import JobRow
+from flux_batch.runner.state.store import JobRow
 
 
 class Outcome(Enum):

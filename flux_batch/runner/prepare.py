@@ -21,18 +21,18 @@ import httpx
 from flux_batch import models
 from flux_batch.api_url import DEFAULT_BASE_URL, host_of, is_loopback, is_replicate
 from flux_batch.errors import InputError, MissingTokenError, UsageError
-from flux_batch.expand import expand
 from flux_batch.ids import canonical_json
-from flux_batch.job_status import FAILED, JobStatus
 from flux_batch.jobs import Job
+from flux_batch.jobs.expand import expand
+from flux_batch.jobs.plan import Plan, build_plan, job_cost
+from flux_batch.jobs.status import FAILED, JobStatus
 from flux_batch.manifest import ApiSettings, Manifest
 from flux_batch.models import ModelSpec
-from flux_batch.plan import Plan, build_plan, job_cost
 from flux_batch.pricing import Price
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.folder import Folder, check_owner, owner_record, read_folder
 from flux_batch.runner.session import ApiTarget, RunInfo
-from flux_batch.runner.state import STATE_FILE
+from flux_batch.runner.state.store import STATE_FILE
 
 #: Where requests to the built-in (in-process) simulator go; nothing leaves the process.
 SIMULATOR_URL = "http://simulator.local/v1"

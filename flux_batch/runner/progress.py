@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from flux_batch.job_status import DONE, IN_PROGRESS, JobStatus, fold_counts, public
+from flux_batch.jobs.status import DONE, IN_PROGRESS, JobStatus, fold_counts, public
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 
-from flux_batch.runner.state import JobRow, Store
+from flux_batch.runner.state.store import JobRow, Store
 
 BATCH = 256
 

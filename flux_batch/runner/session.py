@@ -31,19 +31,19 @@ from flux_batch.errors import (
     UsageError,
     storage_error,
 )
-from flux_batch.job_status import JobStatus, fold_counts
 from flux_batch.jobs import Job
-from flux_batch.quality import Tally
+from flux_batch.jobs.status import JobStatus, fold_counts
+from flux_batch.outputs.quality import Tally
+from flux_batch.outputs.relayout import relayout
+from flux_batch.outputs.tables import write_run_json, write_tables
 from flux_batch.report.leftovers import sweep_locked
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import remove_partials, reopen_missing_files
 from flux_batch.runner.executor import Executor, RunResult, RunSettings, Thumbnailer
-from flux_batch.runner.limiter import Limiter
 from flux_batch.runner.lock import FolderLock
-from flux_batch.runner.outputs import write_run_json, write_tables
 from flux_batch.runner.progress import OnEvent, ignore
-from flux_batch.runner.relayout import relayout
-from flux_batch.runner.state import Store
+from flux_batch.runner.ratelimit import Limiter
+from flux_batch.runner.state.store import Store
 
 INGEST_BATCH = 2000
 #: The state's ``meta`` key naming the manifest whose run the folder holds (``{"name": ..., "path": ...}``).
@@ -139,7 +139,7 @@ def ingest(
     """Load the manifest's jobs into the store in batches, then decide what this run does. Returns
     whether the jobs were loaded.
 
-    With the manifest's ``fingerprint`` (:mod:`flux_batch.fingerprint`): when the state's last complete
+    With the manifest's ``fingerprint`` (:mod:`flux_batch.jobs.fingerprint`): when the state's last complete
     load was of that same manifest and its first jobs are in the state where they should be, the state
     already holds every job, and loading them again (most of a big resume's start-up) is skipped."""
     iterator = iter(jobs)
@@ -188,7 +188,8 @@ async def run_jobs(
     fingerprint: str | None = None,
 ) -> SessionResult:
     """Run ``(job, estimated cost)`` pairs into ``settings.out_dir`` (resuming what is there).
-    ``fingerprint``: the manifest's (:mod:`flux_batch.fingerprint`), to skip loading jobs already loaded."""
+    ``fingerprint``: the manifest's (:mod:`flux_batch.jobs.fingerprint`), to skip loading jobs already
+    loaded."""
     out_dir = settings.out_dir
     info = info or RunInfo()
     open_folder(out_dir)

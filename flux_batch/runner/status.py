@@ -15,11 +15,11 @@ from typing import Any
 
 from flux_batch.durations import format_duration
 from flux_batch.errors import StateError, UsageError
-from flux_batch.job_status import DONE, PUBLIC_ORDER, fold_counts
-from flux_batch.runner import queries
+from flux_batch.jobs.status import DONE, PUBLIC_ORDER, fold_counts
+from flux_batch.outputs.tables import read_run_json
 from flux_batch.runner.lock import LOCK_FILE, pid_alive, read_holder
-from flux_batch.runner.outputs import read_run_json
-from flux_batch.runner.state import STATE_FILE, open_readonly
+from flux_batch.runner.state import queries
+from flux_batch.runner.state.store import STATE_FILE, open_readonly
 
 #: The rate is over the last two minutes, or since the run's first create if that is more recent (but
 #: never over less than a second, where one job would make a wild rate).

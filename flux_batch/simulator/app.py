@@ -25,8 +25,8 @@ from flux_batch.simulator.faults import FaultPlan, first
 from flux_batch.simulator.files_api import FileHandlers
 from flux_batch.simulator.handlers import Handlers, Sleep, not_found, problem
 from flux_batch.simulator.models_api import ModelHandlers
+from flux_batch.simulator.ratelimit import Metered, Throttle
 from flux_batch.simulator.store import Store
-from flux_batch.simulator.throttle import Metered, Throttle
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from PIL import Image
 
 from flux_batch.ids import canonical_json
-from flux_batch.job_status import PREDICTION_TERMINAL
+from flux_batch.jobs.status import PREDICTION_TERMINAL
 from flux_batch.models import ModelSpec
 from flux_batch.simulator.catalog import Catalog, SimulatedModel, default_catalog
 from flux_batch.simulator.images import ImageSpec, image_spec

@@ -3,7 +3,7 @@
 ``manifest.csv`` has a row per output image of every live job (one row for a job without images, with
 its status and error); ``metadata.parquet`` the same columns, typed, for downloaded images only, which makes
 the folder a Hugging Face ``imagefolder`` dataset (``file_name`` relative to the folder; see
-:mod:`flux_batch.runner.metadata`). Both are streamed from the state store in batches and replaced
+:mod:`flux_batch.outputs.metadata`). Both are streamed from the state store in batches and replaced
 atomically (temporary file, fsync, rename), so a reader, or an interrupted run, always sees a complete file.
 """
 
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flux_batch.job_status import PAID, public
 from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
-from flux_batch.layout import (
+from flux_batch.jobs.status import PAID, public
+from flux_batch.models import get_model
+from flux_batch.outputs.layout import (
     HEAD_COLUMNS,
     INPUT_PREFIX,
     MANIFEST_CSV,
@@ -29,9 +30,8 @@ from flux_batch.layout import (
     TAIL_COLUMNS,
     VAR_PREFIX,
 )
-from flux_batch.models import get_model
-from flux_batch.quality import FLAGS, WRONG_SIZE, Tally, parse_flags, requested_size, wrong_size
-from flux_batch.runner.state import JobRow, OutputRow, Store
+from flux_batch.outputs.quality import FLAGS, WRONG_SIZE, Tally, parse_flags, requested_size, wrong_size
+from flux_batch.runner.state.store import JobRow, OutputRow, Store
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _replace(path: Path, write: Any) -> None:
 def write_tables(store: Store, out_dir: Path, tally: Tally | None = None) -> tuple[int, int]:
     """Rewrite manifest.csv and metadata.parquet from one pass over the state; return (rows, images).
     ``tally`` is given each image's flags and hash as it is written (its counts go in the summary)."""
-    from flux_batch.runner.metadata import MetadataWriter  # pyarrow: imported by the writers only
+    from flux_batch.outputs.metadata import MetadataWriter
 
     meta = store.get_meta("columns", {"vars": [], "inputs": []})
     cols = columns(meta["vars"], meta["inputs"])
@@ -182,7 +182,7 @@ def write_tables(store: Store, out_dir: Path, tally: Tally | None = None) -> tup
 
 def input_kinds(store: Store, cols: Columns) -> dict[str, str]:
     """The metadata type of each ``input_<name>`` column, from the schemas of the run's models."""
-    from flux_batch.runner.metadata import input_kind
+    from flux_batch.outputs.metadata import input_kind
 
     specs = [get_model(name) for name in store.models()]
     if not all(spec.known for spec in specs):  # a model without a schema may send anything

@@ -1,7 +1,8 @@
 """Moves the images of a folder made by an older flux-batch into the current layout, once, at run start.
 
 Older versions named an image ``images/<stage>/<prompt slug>-<job id>.<ext>``: a prompt or stage id with
-a word such as "test" or "train" in it made ``datasets`` split the folder (see :mod:`flux_batch.layout`),
+a word such as "test" or "train" in it made ``datasets`` split the folder (see
+:mod:`flux_batch.outputs.layout`),
 and a big stage put every image in one folder. Resuming such a folder moves each downloaded image (and its
 thumbnail) to ``images/<stage>/<shard>/<job id>.<ext>`` instead of leaving two layouts side by side; nothing
 is downloaded or created again.
@@ -17,10 +18,10 @@ import contextlib
 import os
 from pathlib import Path, PurePosixPath
 
-from flux_batch.layout import IMAGES_DIR, image_dir, image_stem, in_layout
+from flux_batch.outputs.layout import IMAGES_DIR, image_dir, image_stem, in_layout
 from flux_batch.report.thumbnails import thumb_path_for
 from flux_batch.runner.download import fsync_dir
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 
 BATCH = 500
 

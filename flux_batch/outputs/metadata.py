@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flux_batch.layout import HEAD_COLUMNS, TAIL_COLUMNS
+from flux_batch.outputs.layout import HEAD_COLUMNS, TAIL_COLUMNS
 
 #: Rows per row group: what the loader reads at a time, and what the writer holds (10,000 took 35 MB more).
 ROW_GROUP = 2_000

@@ -1,6 +1,6 @@
 """The plan: per stage, how many jobs and images, what they should cost and how long they should take.
 
-Counts come from :func:`flux_batch.expand.count_jobs_and_images` (arithmetic where possible), so a plan
+Counts come from :func:`flux_batch.jobs.expand.count_jobs_and_images` (arithmetic where possible), so a plan
 of a million jobs is cheap. Time is the floor set by the create rate limit: every job needs one create
 request, and stages run back to back at ``api.create_rpm``. An optional ``done`` callback (given by the
 runner, which owns the output folder's state) adds each stage's counts by status from earlier runs; with
@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_batch.expand import count_jobs_and_images, expand, expand_stage, rows
-from flux_batch.job_status import FAILED, JobStatus
 from flux_batch.jobs import Job
+from flux_batch.jobs.expand import count_jobs_and_images, expand, expand_stage, rows
+from flux_batch.jobs.status import FAILED, JobStatus
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.models import ModelSpec
 

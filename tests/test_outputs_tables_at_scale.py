@@ -10,8 +10,8 @@ from runner_harness import base_jobs, run, simulator
 
 from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
-from flux_batch.runner.outputs import write_tables
-from flux_batch.runner.state import Store
+from flux_batch.outputs.tables import write_tables
+from flux_batch.runner.state.store import Store
 
 
 def _job(stage: str, prompt: str, seed: int, needs: tuple[str, ...] = ()) -> Job:

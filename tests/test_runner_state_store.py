@@ -10,8 +10,8 @@ import pytest
 from flux_batch.errors import StateError
 from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
-from flux_batch.runner.migrations import MIGRATIONS, current_version, migrate
-from flux_batch.runner.state import FileInfo, Store, done_counts
+from flux_batch.runner.state.migrations import MIGRATIONS, current_version, migrate
+from flux_batch.runner.state.store import FileInfo, Store, done_counts
 
 
 def make_job(stage: str, prompt: str, seed: int = 1, needs: tuple[str, ...] = ()) -> Job:

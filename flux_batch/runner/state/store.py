@@ -24,7 +24,7 @@ Nothing read back is trusted: a SQLite failure leaves as :class:`~flux_batch.err
 :class:`~flux_batch.errors.StorageError` (the run stops, resumable) or :class:`~flux_batch.errors.StateError`
 (the database is damaged), a row that does not decode (bad JSON, an unusable prediction id) as a
 StateError. The store reads no files (runner.download checks the folder's files against it)
-and answers no questions beyond a run's own (those are :mod:`flux_batch.runner.queries`'). A new
+and answers no questions beyond a run's own (those are :mod:`flux_batch.runner.state.queries`'). A new
 folder's database is built under a temporary name and renamed into place, so a disk that fills during the
 first setup never leaves a half-written ``state.db`` that every later run would refuse.
 """
@@ -46,11 +46,11 @@ from urllib.parse import quote
 
 from flux_batch.errors import DiskFullError, FluxBatchError, StateError, StorageError, storage_error
 from flux_batch.ids import canonical_json, derive_seed
-from flux_batch.job_status import FAILED, IN_PROGRESS, JobStatus, fold_counts
 from flux_batch.jobs import Job
-from flux_batch.runner import queries
+from flux_batch.jobs.status import FAILED, IN_PROGRESS, JobStatus, fold_counts
 from flux_batch.runner.client import valid_id
-from flux_batch.runner.migrations import migrate
+from flux_batch.runner.state import queries
+from flux_batch.runner.state.migrations import migrate
 
 STATE_FILE = "state.db"
 #: The statuses as SQL parameters, in a fixed order.
@@ -136,7 +136,7 @@ class FileInfo:
     width: int
     height: int
     mtime_ns: int | None = None
-    #: The image's perceptual hash and its flags (``blank``, ``undecodable``), see flux_batch.quality.
+    #: The image's perceptual hash and its flags (``blank``, ``undecodable``), see flux_batch.outputs.quality.
     phash: str | None = None
     flags: str = ""
 
@@ -408,7 +408,7 @@ class Store:
         self._loading = True
 
     def finish_ingest(self, fingerprint: str) -> None:
-        """Every job of the manifest with this fingerprint is loaded (see :mod:`flux_batch.fingerprint`)."""
+        """Every job of the manifest with this fingerprint is loaded (:mod:`flux_batch.jobs.fingerprint`)."""
         self.set_meta("ingested", fingerprint)
 
     def ingested(self) -> str | None:
@@ -850,7 +850,7 @@ def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
     A WAL database that no connection has open has no ``-wal`` file; a read-only connection would create
     ``-wal`` and ``-shm`` files beside it and leave them there. So when there is none, the file is read
     as immutable, which creates nothing: reading must leave the folder as it was. ``status``, ``plan`` and
-    the folder reader open it this way; :mod:`flux_batch.runner.queries` answers their questions."""
+    the folder reader open it this way; :mod:`flux_batch.runner.state.queries` answers their questions."""
     path = Path(out_dir) / STATE_FILE
     if not path.exists():
         return None
@@ -869,7 +869,7 @@ def done_counts(
 
     ``job_ids_of(stage)`` yields the ids of the manifest's jobs of that stage, so an edited manifest is
     counted as it is now (changed jobs are new, not done). When the state's last complete load was of a
-    manifest with this ``fingerprint`` (:mod:`flux_batch.fingerprint`), its live jobs are those jobs and
+    manifest with this ``fingerprint`` (:mod:`flux_batch.jobs.fingerprint`), its live jobs are those jobs and
     are counted directly, without expanding the manifest. None when the folder has no state yet.
     """
     if not (Path(out_dir) / STATE_FILE).exists():

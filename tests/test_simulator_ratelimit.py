@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from flux_batch.simulator import SimConfig
-from flux_batch.simulator.throttle import Metered, Throttle, Throttled
+from flux_batch.simulator.ratelimit import Metered, Throttle, Throttled
 
 
 def allowed(metered: Metered | None) -> bool:

@@ -9,13 +9,13 @@ import pytest
 
 from flux_batch.errors import InvalidInputError
 from flux_batch.jobs import file_ref
-from flux_batch.layout import HEAD_COLUMNS as HEAD
-from flux_batch.layout import TAIL_COLUMNS as TAIL
+from flux_batch.outputs.layout import HEAD_COLUMNS as HEAD
+from flux_batch.outputs.layout import TAIL_COLUMNS as TAIL
+from flux_batch.outputs.tables import columns
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.inputs import InputResolver
-from flux_batch.runner.outputs import columns
 from flux_batch.runner.progress import Tracker
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 
 
 def test_columns_order_and_collisions() -> None:

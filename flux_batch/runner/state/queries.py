@@ -1,7 +1,7 @@
 """Questions asked of a run's state without changing it: counts by stage and status, the spend, the
 folder's owner, the done counts ``plan`` shows, recent errors. Apart from the store's write-ahead steps
-(:mod:`flux_batch.runner.state`), so that ``status``, ``plan`` and the tables read through the one
-read-only open (:func:`flux_batch.runner.state.open_readonly`), safe beside a running run (WAL). Each
+(:mod:`flux_batch.runner.state.store`), so that ``status``, ``plan`` and the tables read through the one
+read-only open (:func:`flux_batch.runner.state.store.open_readonly`), safe beside a running run (WAL). Each
 takes a connection and returns plain data.
 """
 
@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from flux_batch.job_status import fold_counts
-from flux_batch.runner.migrations import current_version
+from flux_batch.jobs.status import fold_counts
+from flux_batch.runner.state.migrations import current_version
 
 #: Estimated spend: every prediction that succeeded, at its job's price (all runs on the folder).
 SPENT_SQL = (

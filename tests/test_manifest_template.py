@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flux_batch.template import TemplateError, compile_template, format_value
+from flux_batch.manifest.template import TemplateError, compile_template, format_value
 
 
 def test_names_in_order_of_first_use() -> None:

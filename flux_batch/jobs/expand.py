@@ -23,7 +23,7 @@ from typing import Any
 from flux_batch import ids
 from flux_batch.jobs import Job, file_ref, upstream_ref
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
-from flux_batch.sweep import REPEAT, matches
+from flux_batch.manifest.sweep import REPEAT, matches
 
 #: Stands in for an upstream image in check mode (its job id is not computed there).
 PLACEHOLDER_REF: Mapping[str, Any] = upstream_ref("", 0)

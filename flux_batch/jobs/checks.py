@@ -18,13 +18,14 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flux_batch import expand, models  # expand as a module reference: expand imports manifest.model
+from flux_batch import models
 from flux_batch.errors import Issue
 from flux_batch.ids import canonical_json
+from flux_batch.jobs import expand
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
+from flux_batch.manifest.sweep import matches
+from flux_batch.manifest.template import format_value
 from flux_batch.manifest.yaml_loader import Document, JsonPath
-from flux_batch.sweep import matches
-from flux_batch.template import format_value
 
 _CACHE_LIMIT = 200_000
 _EXAMPLE_VARS = 6

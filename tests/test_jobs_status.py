@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flux_batch.job_status import (
+from flux_batch.jobs.status import (
     DONE,
     FAILED,
     IN_PROGRESS,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flux_batch.sweep import (
+from flux_batch.manifest.sweep import (
     MISSING,
     Sweep,
     SweepError,

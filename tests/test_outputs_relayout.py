@@ -8,12 +8,12 @@ import sqlite3
 from pathlib import Path
 
 from runner_harness import chain_jobs, run, simulator
-from test_runner_tables import read
+from test_outputs_tables_at_scale import read
 
-from flux_batch.layout import in_layout
+from flux_batch.outputs.layout import in_layout
+from flux_batch.outputs.relayout import relayout
 from flux_batch.report.thumbnails import thumb_path_for
-from flux_batch.runner.relayout import relayout
-from flux_batch.runner.state import Store
+from flux_batch.runner.state.store import Store
 
 
 def make_old(out: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_batch.layout import image_stem
+from flux_batch.outputs.layout import image_stem
 
 UPSTREAM_KEY = "$upstream"
 FILE_KEY = "$file"
@@ -60,7 +60,7 @@ class Job:
 
     def file_stem(self, output_index: int = 0) -> str:
         """The output file's name without extension: the job id (never the prompt: see
-        :mod:`flux_batch.layout`); a safe single path part."""
+        :mod:`flux_batch.outputs.layout`); a safe single path part."""
         return image_stem(self.id, output_index)
 
     def image_refs(self) -> Iterator[tuple[str, Mapping[str, Any]]]:

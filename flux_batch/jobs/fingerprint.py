@@ -28,8 +28,10 @@ from flux_batch import __version__
 #: The manifest's fields that its jobs depend on (not its API settings, budget, retry flags or output).
 MANIFEST_FIELDS = ("path", "name", "base_seed", "defaults", "vars", "stages", "prices")
 #: Modules whose code decides a job's id, seed, input and order.
-EXPANSION_MODULES = ("flux_batch.expand", "flux_batch.ids", "flux_batch.jobs", "flux_batch.sweep",
-                     "flux_batch.template", "flux_batch.fingerprint")  # fmt: skip
+EXPANSION_MODULES = (
+    "flux_batch.jobs.expand", "flux_batch.ids", "flux_batch.jobs.job", "flux_batch.manifest.sweep",
+    "flux_batch.manifest.template", "flux_batch.jobs.fingerprint",
+)  # fmt: skip
 
 
 def manifest_fingerprint(manifest: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flux_batch.graph import check_graph, find_cycle, topological_order
+from flux_batch.manifest.graph import check_graph, find_cycle, topological_order
 
 
 def test_valid_graph_has_no_problems() -> None:

@@ -106,8 +106,8 @@ def m003_file_times(db: sqlite3.Connection) -> None:
 
 
 def m004_image_quality(db: sqlite3.Connection) -> None:
-    """Remember each output's perceptual hash and bad-sample flags (:mod:`flux_batch.quality`), found when
-    it is downloaded; outputs of older runs have none (an export computes them)."""
+    """Remember each output's perceptual hash and bad-sample flags (:mod:`flux_batch.outputs.quality`),
+    found when it is downloaded; outputs of older runs have none (an export computes them)."""
     db.execute("ALTER TABLE outputs ADD COLUMN phash TEXT")
     db.execute("ALTER TABLE outputs ADD COLUMN flags TEXT")
 

@@ -7,7 +7,7 @@ import heapq
 import itertools
 
 from flux_batch.ratelimit import TokenBucket
-from flux_batch.runner.limiter import Limiter
+from flux_batch.runner.ratelimit import Limiter
 from flux_batch.testing import FakeClock
 
 
