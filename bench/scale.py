@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runner import CLK_TCK, SERVE, Simulator
 from scale_run import FAULTS, check_folder, manifest_text
 
-from flux_batch.manifest import load
+from flux_batch import load
 
 CLI = [sys.executable, "-c", SERVE]
 TERMINAL = ("succeeded", "failed", "canceled", "aborted", "expired", "skipped", "download_failed")

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import yaml
 
-from flux_batch import manifest as _manifest
 from flux_batch.errors import EXIT_OK, FluxBatchError, UsageError
+from flux_batch.jobs.checks import checked
 from flux_batch.jobs.plan import Plan, build_plan
 from flux_batch.jobs.status import DONE, FAILED
-from flux_batch.manifest import Manifest
+from flux_batch.manifest import Manifest, read, read_text
 from flux_batch.report.data import Row, RunData
 from flux_batch.report.data import load as _load_rows
 from flux_batch.runner.executor import Executor
@@ -88,7 +88,7 @@ def load(path: str | os.PathLike[str], *, max_jobs: int | None = None) -> Manife
 
     >>> manifest = flux_batch.load("pipelines/quickstart.yaml")  # doctest: +SKIP
     """
-    return _manifest.load(Path(path), max_jobs=max_jobs)
+    return checked(read(Path(path), max_jobs=max_jobs))
 
 
 def loads(
@@ -109,7 +109,7 @@ def loads(
     'a'
     """
     text = source if isinstance(source, str) else yaml.safe_dump(dict(source), sort_keys=False)
-    return _manifest.loads(text, Path(base_dir) / name, max_jobs=max_jobs)
+    return checked(read_text(text, Path(base_dir) / name, max_jobs=max_jobs))
 
 
 def plan(manifest: Manifest, *, out: str | os.PathLike[str] | None = None) -> Plan:

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
+from flux_batch import load
 from flux_batch.jobs import Job
 from flux_batch.jobs.expand import expand
 from flux_batch.jobs.plan import job_cost
-from flux_batch.manifest import load
 from flux_batch.manifest.model import Manifest
 from flux_batch.outputs.layout import IMAGES_DIR, MANIFEST_CSV, METADATA_PARQUET
 from flux_batch.runner.executor import RunSettings

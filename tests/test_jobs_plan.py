@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from flux_batch import load
 from flux_batch.jobs.expand import expand
 from flux_batch.jobs.plan import build_plan, job_cost
-from flux_batch.manifest import Manifest, load
+from flux_batch.manifest import Manifest
 from flux_batch.models import get_model
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from flux_batch import load
 from flux_batch.errors import EXIT_INVALID, ManifestError
 from flux_batch.jobs.expand import expand
-from flux_batch.manifest import load
 from flux_batch.manifest.validate import schema_issues
 from flux_batch.manifest.yaml_loader import parse_yaml
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from flux_batch import load
 from flux_batch.errors import ManifestError
 from flux_batch.jobs.expand import expand
 from flux_batch.jobs.plan import build_plan
-from flux_batch.manifest import load
 
 BFL = "black-forest-labs"
 

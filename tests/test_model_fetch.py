@@ -12,9 +12,9 @@ import pytest
 from cli_helpers import fake_api, fast_simulator  # noqa: F401  (a fixture)
 from served import simulator_process
 
+from flux_batch import load
 from flux_batch.cli import main
 from flux_batch.errors import ManifestError
-from flux_batch.manifest import load
 from flux_batch.model_import import from_model_json
 from flux_batch.models import check_input, get_model, spec_from_schema
 from flux_batch.simulator import SimConfig, create_app

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from flux_batch import load
 from flux_batch.jobs.expand import count_jobs, expand
 from flux_batch.jobs.plan import build_plan
-from flux_batch.manifest import load
 
 PIPELINES = sorted((Path(__file__).parents[1] / "pipelines").glob("*.yaml"))
 SEED_REQUEST = {

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from cli_helpers import fast_simulator  # noqa: F401  (a fixture)
 
+from flux_batch import load
 from flux_batch.cli import main
-from flux_batch.manifest import load
 
 CHAIN = """\
 version: 1

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from flux_batch import manifest
+import flux_batch as manifest  # manifest.load: flux_batch.load
 from flux_batch.cli import main
 from flux_batch.jobs.expand import expand
 from flux_batch.simulator import SimConfig, create_app

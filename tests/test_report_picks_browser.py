@@ -16,8 +16,8 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from flux_batch import load
 from flux_batch.cli import main
-from flux_batch.manifest import load
 
 pytestmark = pytest.mark.slow
 

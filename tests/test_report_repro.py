@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from report_fixtures import build_output_folder
 
-from flux_batch import manifest
+import flux_batch as manifest  # manifest.load: flux_batch.load
 from flux_batch.jobs.expand import expand
 from flux_batch.report import data
 from flux_batch.report.repro import one_job_manifest

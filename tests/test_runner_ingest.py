@@ -7,9 +7,9 @@ import json
 import textwrap
 from pathlib import Path
 
+from flux_batch import load
 from flux_batch.jobs.expand import expand, stage_job_ids
 from flux_batch.jobs.fingerprint import manifest_fingerprint
-from flux_batch.manifest import load
 from flux_batch.manifest.model import Manifest
 from flux_batch.runner.session import ingest
 from flux_batch.runner.state.store import Store, done_counts

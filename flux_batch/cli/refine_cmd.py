@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from flux_batch import refine
-    from flux_batch.manifest import load
+    from flux_batch.api import load
     from flux_batch.report.data import Folder
 
     out_dir: Path = args.out_dir

@@ -1,4 +1,7 @@
-"""Checks of the jobs a manifest expands to, before anything is submitted.
+"""Checks of the jobs a manifest expands to, before anything is submitted (step 4 of reading a manifest:
+:func:`checked`; steps 1-3 are :mod:`flux_batch.manifest.loader`'s).
+
+- the job limit, counted before anything is expanded (:func:`limit_issue`);
 
 - :func:`check_inputs`: every job's resolved input against its model's schema. Every job is checked,
   streaming. Validation results are cached by the input's *shape*: the input with the prompt and a
@@ -14,14 +17,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flux_batch import models
-from flux_batch.errors import Issue
+from flux_batch.errors import Issue, ManifestError
 from flux_batch.ids import canonical_json
 from flux_batch.jobs import expand
+from flux_batch.manifest.loader import Read
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
 from flux_batch.manifest.sweep import matches
 from flux_batch.manifest.template import format_value
@@ -36,6 +41,43 @@ def _stands_in(spec: models.ModelSpec, name: str, expected: dict[str, Any]) -> b
     rule = {k: v for k, v in spec.inputs.get(name, {}).items() if k not in ("description", "title")}
     cross = json.dumps((spec.schema or {}).get("allOf", []))
     return rule == expected and f'"{name}"' not in cross
+
+
+def checked(read: Read) -> Manifest:
+    """The manifest once its sound stages' jobs pass every check; ManifestError with every issue (steps 1
+    to 4) otherwise. Warnings are kept in ``Manifest.warnings``."""
+    doc, manifest = read.doc, read.manifest
+    sound = dataclasses.replace(manifest, stages=read.sound)
+    issues = list(read.issues)
+    try:
+        limit = limit_issue(doc, sound)
+        if limit is not None:
+            raise ManifestError(read.ordered([*issues, limit]))
+        issues += check_inputs(sound, doc) + check_sources(sound, doc) + duplicate_requests(sound, doc)
+    except expand.MissingVariableError as exc:
+        hint = "an include entry that extends no combination is a job of its own: give it every variable"
+        issue = doc.issue(("stages", exc.stage.index, "prompt"), str(exc), hint)
+        raise ManifestError(read.ordered([*issues, issue])) from exc
+    if any(i.severity == "error" for i in issues):
+        raise ManifestError(read.ordered(issues))
+    return dataclasses.replace(manifest, warnings=tuple(read.ordered(issues)))
+
+
+def limit_issue(doc: Document, manifest: Manifest) -> Issue | None:
+    """An error when the manifest expands to more than its ``max_jobs``, located where to raise it."""
+    jobs, _ = expand.count_jobs_and_images(manifest, limit=manifest.max_jobs)
+    total = sum(jobs.values())
+    if total <= manifest.max_jobs:
+        return None
+    biggest = max(jobs, key=lambda s: jobs[s])
+    index = manifest.stage(biggest).index
+    detail = ", ".join(f"{s}: {n:,}" for s, n in jobs.items())
+    at = ("max_jobs",) if "max_jobs" in doc.data else ("stages", index)
+    return doc.issue(
+        at,
+        f"the manifest expands to more than {manifest.max_jobs:,} jobs ({detail})",
+        f"shrink the sweep, or raise the limit with max_jobs: {total} (or --max-jobs {total})",
+    )
 
 
 def check_inputs(manifest: Manifest, doc: Document) -> list[Issue]:

@@ -1,4 +1,4 @@
-"""``load``: read, validate and parse a manifest, then check its size and every job's input.
+"""``read``: a manifest file (or text) read, validated against the schema and parsed, issues gathered.
 
 Every check that can run does, in one pass, so a file never needs several rounds of ``validate``:
 
@@ -6,48 +6,60 @@ Every check that can run does, in one pass, so a file never needs several rounds
 2. every schema error at once. When the only trouble is unknown keys, the rest goes on as their
    did-you-mean hints would fix them (``promt`` read as ``prompt``); otherwise it stops here;
 3. every semantic error at once (variables, files, the stage graph);
-4. for the stages without errors of their own (and whose upstream stages have none): the job limit,
-   counted before anything is expanded, then every job's input, ``where`` filters that match nothing,
-   and stages or jobs that would send the very same request.
+4. then, in :func:`flux_batch.jobs.checks.checked`, for the stages without errors of their own (and whose
+   upstream stages have none): the job limit, counted before anything is expanded, then every job's
+   input, ``where`` filters that match nothing, and stages or jobs that would send the very same request.
 
+Steps 1-3 are the manifest's own; step 4 needs the jobs, so it lives with them, and this package never
+imports expansion (which imports the manifest's model). ``flux_batch.load`` runs all four.
 Each step's issues join the earlier ones; :class:`~flux_batch.errors.ManifestError` carries them all, in
 file order.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from flux_batch.errors import Issue, ManifestError
-from flux_batch.jobs import expand
-from flux_batch.jobs.checks import check_inputs, check_sources, duplicate_requests
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.manifest.parse import parse
 from flux_batch.manifest.validate import repaired, schema_issues
 from flux_batch.manifest.yaml_loader import Document, load_yaml, parse_yaml
 
 
-def load(path: str | Path, *, max_jobs: int | None = None) -> Manifest:
-    """Read and fully validate the manifest at ``path``.
+@dataclass(frozen=True)
+class Read:
+    """A manifest after steps 1-3: its document, the parsed manifest, the issues so far, and the stages
+    sound enough to expand (no error of their own, none upstream)."""
 
-    ``max_jobs`` overrides the manifest's job limit (default 1,000,000). Raises ManifestError with every
-    issue found; non-fatal warnings are kept in ``Manifest.warnings``.
-    """
+    doc: Document
+    manifest: Manifest
+    issues: tuple[Issue, ...]
+    sound: tuple[Stage, ...]
+
+    def ordered(self, issues: Iterable[Issue]) -> list[Issue]:
+        """``issues`` in file order (this file's first)."""
+        return sorted(issues, key=lambda i: (i.file != self.doc.file, i.file, i.line, i.column))
+
+
+def read(path: str | Path, *, max_jobs: int | None = None) -> Read:
+    """Read the manifest file at ``path`` (steps 1-3). ``max_jobs`` overrides its job limit."""
     path = Path(path)
-    return load_document(load_yaml(path), path, max_jobs=max_jobs)
+    return read_document(load_yaml(path), path, max_jobs=max_jobs)
 
 
-def loads(text: str | bytes, path: str | Path, *, max_jobs: int | None = None) -> Manifest:
-    """Validate a manifest given as YAML (or JSON) text, as if it were the file ``path``: relative paths
-    in it (output, data files, images) are taken from ``path``'s folder, and issues name ``path``."""
+def read_text(text: str | bytes, path: str | Path, *, max_jobs: int | None = None) -> Read:
+    """Read a manifest given as YAML (or JSON) text, as if it were the file ``path``: relative paths in it
+    (output, data files, images) are taken from ``path``'s folder, and issues name ``path``."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
-    return load_document(parse_yaml(raw, str(path)), Path(path), max_jobs=max_jobs)
+    return read_document(parse_yaml(raw, str(path)), Path(path), max_jobs=max_jobs)
 
 
-def load_document(doc: Document, path: Path, *, max_jobs: int | None = None) -> Manifest:
-    """The steps after YAML: the schema, the semantic checks, the job limit, every job's input."""
+def read_document(doc: Document, path: Path, *, max_jobs: int | None = None) -> Read:
+    """Steps 2 and 3 on a parsed YAML document; raises ManifestError when the schema's errors leave
+    nothing to parse."""
     issues = schema_issues(doc)
     if issues:
         fixed = repaired(doc)
@@ -55,19 +67,7 @@ def load_document(doc: Document, path: Path, *, max_jobs: int | None = None) -> 
             raise ManifestError(_ordered(doc, issues))
         doc = fixed
     manifest, found, unsound = parse(doc, path, max_jobs=max_jobs)
-    issues += found
-    sound = dataclasses.replace(manifest, stages=_sound(manifest.stages, unsound))
-    try:
-        limit = _limit_issue(doc, sound)
-        if limit is not None:
-            raise ManifestError(_ordered(doc, [*issues, limit]))
-        issues += check_inputs(sound, doc) + check_sources(sound, doc) + duplicate_requests(sound, doc)
-    except expand.MissingVariableError as exc:
-        hint = "an include entry that extends no combination is a job of its own: give it every variable"
-        issue = doc.issue(("stages", exc.stage.index, "prompt"), str(exc), hint)
-        raise ManifestError(_ordered(doc, [*issues, issue])) from exc
-    _raise_if_errors(doc, issues)
-    return dataclasses.replace(manifest, warnings=tuple(_ordered(doc, issues)))
+    return Read(doc, manifest, tuple(issues + found), _sound(manifest.stages, unsound))
 
 
 def _sound(stages: Iterable[Stage], unsound: set[int] | None) -> tuple[Stage, ...]:
@@ -83,24 +83,3 @@ def _sound(stages: Iterable[Stage], unsound: set[int] | None) -> tuple[Stage, ..
 
 def _ordered(doc: Document, issues: Iterable[Issue]) -> list[Issue]:
     return sorted(issues, key=lambda i: (i.file != doc.file, i.file, i.line, i.column))
-
-
-def _raise_if_errors(doc: Document, issues: list[Issue]) -> None:
-    if any(i.severity == "error" for i in issues):
-        raise ManifestError(_ordered(doc, issues))
-
-
-def _limit_issue(doc: Document, manifest: Manifest) -> Issue | None:
-    jobs, _ = expand.count_jobs_and_images(manifest, limit=manifest.max_jobs)
-    total = sum(jobs.values())
-    if total <= manifest.max_jobs:
-        return None
-    biggest = max(jobs, key=lambda s: jobs[s])
-    index = manifest.stage(biggest).index
-    detail = ", ".join(f"{s}: {n:,}" for s, n in jobs.items())
-    at = ("max_jobs",) if "max_jobs" in doc.data else ("stages", index)
-    return doc.issue(
-        at,
-        f"the manifest expands to more than {manifest.max_jobs:,} jobs ({detail})",
-        f"shrink the sweep, or raise the limit with max_jobs: {total} (or --max-jobs {total})",
-    )

@@ -20,7 +20,7 @@ from flux_batch.api_url import BaseUrlError, check_base_url
 from flux_batch.durations import parse_duration
 from flux_batch.errors import Issue
 from flux_batch.ids import canonical_json
-from flux_batch.jobs import is_ref
+from flux_batch.jobs.job import is_ref
 from flux_batch.manifest import graph, sweep
 from flux_batch.manifest.model import (
     DEFAULT_MAX_JOBS,
