@@ -97,6 +97,7 @@ async def create_rate(tmp_path: Path, jobs: int, latency: float, **settings: obj
     return (hi - lo) / (created[hi] - created[lo])
 
 
+@pytest.mark.slow  # a run of hundreds of jobs in virtual time: 6-14 s of CPU
 @pytest.mark.usefixtures("threads_inline")
 async def test_slow_predictions_still_run_at_the_create_limit(tmp_path: Path) -> None:
     """20-s predictions at 600 creates a minute keep about 200 in flight; a fixed cap of 100 (the old
@@ -105,6 +106,7 @@ async def test_slow_predictions_still_run_at_the_create_limit(tmp_path: Path) ->
     assert rate >= 0.97 * 10
 
 
+@pytest.mark.slow  # a run of hundreds of jobs in virtual time: 6-14 s of CPU
 @pytest.mark.usefixtures("threads_inline")
 async def test_the_users_ceiling_still_holds(tmp_path: Path) -> None:
     rate = await create_rate(tmp_path, 300, latency=20.0, max_in_flight=50)
