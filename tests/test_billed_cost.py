@@ -13,6 +13,7 @@ import pytest
 from flux_batch.cli import main
 from flux_batch.pricing import parse_price
 from flux_batch.simulator import SimConfig, create_app
+from flux_batch.simulator.server import serve_in_thread
 
 MANIFEST = """\
 version: 1
@@ -87,3 +88,51 @@ def test_a_rate_by_input_applies_to_the_billed_megapixels() -> None:
     assert price is not None
     assert price.billed({"go_fast": True}, images=1, input_mp=0, output_mp=2) == pytest.approx(0.02)
     assert price.billed({}, images=1, input_mp=3, output_mp=2) == pytest.approx(0.04)
+
+
+SERVED = """\
+version: 1
+name: billed-served
+seed: 7
+api: {{base_url: "{base}"}}
+stages:
+  - id: gen
+    model: black-forest-labs/flux-1.1-pro
+    prompt: "a {{animal}} in {{style}}"
+    input: {{aspect_ratio: custom, width: 1440, height: 1440}}
+    matrix: {{animal: [cat, fox], style: [ink, oil]}}
+  - id: poster
+    model: black-forest-labs/flux-2-pro
+    prompt: "one poster of the {{animal}}s"
+    input:
+      input_images: {{from: gen, group_by: [animal]}}
+      aspect_ratio: "16:9"
+      resolution: "2 MP"
+"""
+
+
+@pytest.mark.slow
+def test_a_served_flux_2_run_costs_its_price_per_megapixel(tmp_path: Path) -> None:
+    """End to end, with no stand-in: the served simulator bills each FLUX.2 prediction by the megapixels
+    of its real input images and output, reports them in its metrics, and the CSV, run.json and the
+    report carry that cost. Each poster takes two 1440 x 1440 references (2 MP each, rounded up) and
+    makes a 2 MP output: $0.015 a run + 4 input MP x $0.015 + 2 output MP x $0.015 = $0.105, where the
+    estimate (1 MP for each reference) said $0.075."""
+    with serve_in_thread(create_app(SimConfig(latency=0.05, seed=3))) as root:
+        (tmp_path / "m.yaml").write_text(SERVED.format(base=root + "/v1"), encoding="utf-8")
+        out = tmp_path / "out"
+        env = {"REPLICATE_API_TOKEN": "r8_test"}
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in env.items():
+                mp.setenv(key, value)
+            assert main(["run", str(tmp_path / "m.yaml"), "--out", str(out), "--quiet", "--yes"]) == 0
+        stats = httpx.get(root + "/_simulator/stats").json()
+    with open(out / "manifest.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    posters = [r for r in rows if r["stage"] == "poster"]
+    assert len(posters) == 2 and {r["width"] for r in rows if r["stage"] == "gen"} == {"1440"}
+    assert [float(r["cost_usd"]) for r in posters] == [pytest.approx(0.105)] * 2
+    spent = json.loads((out / "run.json").read_text(encoding="utf-8"))["summary"]["cost_usd"]
+    assert spent == pytest.approx(4 * 0.04 + 2 * 0.105)
+    assert stats["cost_usd"] == pytest.approx(spent)  # what the simulated account was charged
+    assert f"${spent:.2f}" in (out / "report.html").read_text(encoding="utf-8")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 from flux_batch import models
 from flux_batch.durations import parse_duration
@@ -24,7 +24,7 @@ from flux_batch.simulator.asgi import PROBLEM_JSON, Request, Response
 from flux_batch.simulator.config import FaultSpec, SimConfig
 from flux_batch.simulator.faults import first
 from flux_batch.simulator.images import render
-from flux_batch.simulator.store import CONTENT_FILTER_ERROR, TERMINAL, Prediction, Store
+from flux_batch.simulator.store import CONTENT_FILTER_ERROR, TERMINAL, Prediction, Store, image_size
 
 CREATE_FIELDS = frozenset({"input", "version", "webhook", "webhook_events_filter", "stream"})
 PAGE_SIZE = 100
@@ -101,7 +101,7 @@ class Handlers:
             latency=latency,
             failed_error=CONTENT_FILTER_ERROR if first(fired, "content_filter") else None,
             deadline=None if deadline_after is None else now + deadline_after,
-            input_size=self._input_size(input, spec.image_inputs),
+            input_sizes=self._input_sizes(input, spec.image_inputs),
         )
         ambiguous = first(fired, "ambiguous_create")
         if ambiguous:
@@ -154,14 +154,20 @@ class Handlers:
             self.store.pin_version(version, model)
         return model.spec, version
 
-    def _input_size(self, input: Mapping[str, Any], names: tuple[str, ...]) -> tuple[int, int] | None:
-        """The size of the first input image (of a list too), when the simulator itself served it (an
-        output or an upload), else None."""
-        url = next((input[n] for n in names if input.get(n)), None)
-        if isinstance(url, list):
-            url = url[0] if url else None
+    def _input_sizes(self, input: Mapping[str, Any], names: tuple[str, ...]) -> list[tuple[int, int] | None]:
+        """The size of every input image, in order (a list input's items in turn): known when the
+        simulator itself served it (an output or an upload) or it came as a ``data:`` URI, else None."""
+        urls: list[Any] = []
+        for name in names:
+            value = input.get(name)
+            urls.extend(value if isinstance(value, list) else [value] if value else [])
+        return [self._image_size(url) for url in urls]
+
+    def _image_size(self, url: Any) -> tuple[int, int] | None:
         if not isinstance(url, str):
             return None
+        if url.startswith("data:"):
+            return image_size(_data_uri_bytes(url))
         path = urlsplit(url).path
         match = _OUTPUT.search(path)
         if match:
@@ -347,3 +353,14 @@ def decode_cursor(text: str | None) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise ValueError(f"invalid cursor {text!r}")
+
+
+def _data_uri_bytes(uri: str) -> bytes:
+    """The bytes of a ``data:`` URI (base64 or percent-encoded); empty when malformed."""
+    header, _, payload = uri.partition(",")
+    try:
+        if header.endswith(";base64"):
+            return base64.b64decode(payload, validate=False)
+        return unquote_to_bytes(payload)
+    except (binascii.Error, ValueError):
+        return b""

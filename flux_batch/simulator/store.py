@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 
+from flux_batch import sizes
 from flux_batch.ids import canonical_json
 from flux_batch.jobs.status import PREDICTION_TERMINAL
 from flux_batch.models import ModelSpec
@@ -53,6 +54,8 @@ class Prediction:
     deadline: float | None = None
     canceled_at: float | None = None
     logs_download: bool = False  # logs the output's download, as the kontext models do (seed page 004)
+    #: ``(input, output)`` megapixels billed, for a model priced by megapixel (its metrics report them)
+    billed_mp: tuple[int, int] | None = None
 
     def state(self, now: float) -> tuple[str, float | None, float | None]:
         """``(status, started_at, completed_at)`` at ``now``; times are clock seconds or None."""
@@ -104,11 +107,27 @@ class UploadedFile:
         return hashlib.sha256(self.data).hexdigest()
 
     def image_size(self) -> tuple[int, int] | None:
-        try:
-            with Image.open(io.BytesIO(self.data)) as image:
-                return image.size
-        except Exception:  # any undecodable upload simply has no known size
-            return None
+        return image_size(self.data)
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of an encoded image (read from its header); None if it is not one."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception:  # any undecodable upload simply has no known size
+        return None
+
+
+def billed_megapixels(
+    values: Mapping[str, Any], images: int, input_sizes: list[tuple[int, int] | None]
+) -> tuple[int, int]:
+    """``(input, output)`` megapixels a prediction is billed for, as FLUX.2's metrics count them: each
+    input image's megapixels (1 when its size is unknown: an image from elsewhere), each output's at the
+    size its input asks for; whole megapixels, rounded up (:mod:`flux_batch.sizes`)."""
+    first = next((size for size in input_sizes if size), None)
+    input_mp = sum(sizes.billed_megapixels(*sizes.bounded(size)) if size else 1 for size in input_sizes)
+    return input_mp, images * sizes.billed_output_megapixels(values, first)
 
 
 class Store:
@@ -151,16 +170,25 @@ class Store:
         latency: float,
         failed_error: str | None = None,
         deadline: float | None = None,
-        input_size: tuple[int, int] | None = None,
+        input_sizes: list[tuple[int, int] | None] | None = None,
     ) -> Prediction:
-        """Plan and record a new prediction; ``latency`` is its total time from creation to done."""
+        """Plan and record a new prediction; ``latency`` is its total time from creation to done.
+        ``input_sizes``: the sizes of its input images, in order (None where unknown)."""
         key = canonical_json({"model": spec.name, "input": input})
         if key in self._seen_requests:
             self.duplicates += 1
         self._seen_requests.add(key)
         seed = int(input["seed"]) if "seed" in input else self.rng.randrange(2**31)
         count = spec.images_per_prediction(input)
+        input_sizes = input_sizes or []
+        input_size = next((size for size in input_sizes if size), None)
         images = tuple(image_spec(spec, input, seed, i, input_size) for i in range(count))
+        price_usd = (spec.price_usd or 0.0) * count
+        billed_mp = None
+        if spec.price is not None and spec.price.by_size:
+            values = {**spec.defaults, **input}
+            billed_mp = billed_megapixels(values, count, input_sizes)
+            price_usd = spec.price.billed(values, images=count, input_mp=billed_mp[0], output_mp=billed_mp[1])
         prediction = Prediction(
             id=self.new_id(),
             seq=len(self.order),
@@ -175,9 +203,10 @@ class Store:
             error=failed_error,
             images=images,
             output_list=spec.output == "list",
-            price_usd=(spec.price_usd or 0.0) * count,
+            price_usd=price_usd,
             deadline=deadline,
             logs_download="input_image" in spec.image_inputs,
+            billed_mp=billed_mp,
         )
         self.predictions[prediction.id] = prediction
         self.order.append(prediction)
@@ -237,7 +266,8 @@ class Store:
         return results, None
 
     def billed_usd(self, now: float) -> float:
-        """What the predictions that succeeded by ``now`` cost (Replicate bills official models per image)."""
+        """What the predictions that succeeded by ``now`` cost: per image, or (FLUX.2) by the megapixels
+        their metrics report."""
         return round(sum(p.price_usd for p in self.order if p.state(now)[0] == "succeeded"), 6)
 
     def counts(self, now: float) -> dict[str, int]:

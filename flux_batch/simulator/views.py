@@ -89,6 +89,8 @@ def prediction_json(p: Prediction, now: float, style: Style, retention: float) -
         ran = (completed - started) if (started is not None and completed is not None) else 0.0
         images = len(p.images) if status == "succeeded" else 0
         metrics: dict[str, Any] = {"image_count": images, "predict_time": round(ran, 6)}
+        if p.billed_mp is not None and status == "succeeded":  # FLUX.2: billed by megapixel
+            metrics["image_input_megapixel_count"], metrics["image_output_megapixel_count"] = p.billed_mp
         if not style.proxy and completed is not None:
             metrics["total_time"] = round(completed - p.created, 6)
         body["metrics"] = metrics
