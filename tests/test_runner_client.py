@@ -76,7 +76,9 @@ async def test_create_by_version_posts_to_predictions() -> None:
     client = client_for(handler)
     p = await client.create("acme/model", "a" * 64, {"prompt": "x"})
     assert seen[0].url.path == "/replicate/v1/predictions"
-    assert json.loads(seen[0].content) == {"version": "a" * 64, "input": {"prompt": "x"}}
+    # owner/name:<id>, one of the three forms POST /predictions takes (the OpenAPI description's
+    # ``version``): the model is named too, so a server that does not know the id still can run it
+    assert json.loads(seen[0].content) == {"version": "acme/model:" + "a" * 64, "input": {"prompt": "x"}}
     assert not p.done and p.output_urls() == ()
 
 

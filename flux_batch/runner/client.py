@@ -423,7 +423,10 @@ class ApiClient:
         if cancel_after_s:
             headers["Cancel-After"] = f"{max(5, int(cancel_after_s))}s"
         if version:
-            path, body = "/predictions", {"version": version, "input": dict(input)}
+            # owner/name:<id>, one of the forms the API documents for ``version``: it names the model too,
+            # so the simulator (which cannot know every real version id) runs a pinned real version.
+            ref = version if ":" in version or "/" not in model else f"{model}:{version}"
+            path, body = "/predictions", {"version": ref, "input": dict(input)}
         else:
             path, body = f"/models/{model}/predictions", {"input": dict(input)}
         status = 0
