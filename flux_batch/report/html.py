@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime, timezone
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -27,6 +26,7 @@ from flux_batch.report.contact_sheet import sheet_path
 from flux_batch.report.data import Folder
 from flux_batch.report.grid import GridSpec
 from flux_batch.report.parts import DETAIL_FIELDS, FIELDS, INLINE_ROWS, PARTS_DIR, StageData, Written
+from flux_batch.timestamps import parse_utc
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 #: Job statuses that are not finished: a report with any of them says the run is not done.
@@ -202,7 +202,7 @@ def _percent(part: int, whole: int) -> str:
 
 def _span(summary: Mapping[str, Any]) -> str:
     """``2025-01-01 10:00:00 → 10:01:23 UTC`` (the date once when both ends share it)."""
-    start, end = _parse_time(summary.get("started_at")), _parse_time(summary.get("finished_at"))
+    start, end = parse_utc(summary.get("started_at")), parse_utc(summary.get("finished_at"))
     if start is None:
         return ""
     first = start.strftime("%Y-%m-%d %H:%M:%S")
@@ -210,14 +210,6 @@ def _span(summary: Mapping[str, Any]) -> str:
         return f"started {first} UTC"
     last = end.strftime("%H:%M:%S" if end.date() == start.date() else "%Y-%m-%d %H:%M:%S")
     return f"{first} → {last} UTC"
-
-
-def _parse_time(value: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment
 
 
 def format_duration(seconds: Any) -> str:

@@ -17,11 +17,11 @@ from flux_batch.errors import DownloadError, OutputGoneError
 from flux_batch.outputs.layout import image_dir
 from flux_batch.runner.context import RunContext
 from flux_batch.runner.download import download
-from flux_batch.runner.reconcile import epoch_of
 from flux_batch.runner.retry import retry_call
 from flux_batch.runner.settings import Thumbnailer
 from flux_batch.runner.state.store import JobRow
 from flux_batch.safepath import inside
+from flux_batch.timestamps import parse_epoch
 
 
 class Fetcher:
@@ -81,7 +81,7 @@ class Fetcher:
         if prediction_id is None:
             return
         prediction = await ctx.other(partial(ctx.client.get, prediction_id))
-        completed = epoch_of(prediction.completed_at)
+        completed = parse_epoch(prediction.completed_at)
         api_now = ctx.wall() + (ctx.offsets.low if ctx.offsets.samples else 0.0)
         retention = ctx.settings.retention_s
         if prediction.data_removed:

@@ -56,9 +56,10 @@ from flux_batch.runner.context import Job, RunContext
 from flux_batch.runner.fetch import Fetcher
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.progress import Event
-from flux_batch.runner.reconcile import Found, epoch_of, find_created, should_create_again
+from flux_batch.runner.reconcile import Found, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF
 from flux_batch.runner.state.store import JobRow
+from flux_batch.timestamps import parse_epoch
 
 
 class Outcome(Enum):
@@ -245,10 +246,10 @@ class JobFlow:
             prediction = await (
                 self._abandonable(call, intent) if self._ctx.settings.cancel_on_interrupt else call
             )
-            created = epoch_of(prediction.created_at)
+            created = parse_epoch(prediction.created_at)
             if created is not None:
                 answered = self._ctx.wall()
-                completed = epoch_of(prediction.completed_at)
+                completed = parse_epoch(prediction.completed_at)
                 self._ctx.offsets = self._ctx.offsets.observe(intent, answered, created, completed)
             return prediction
         finally:

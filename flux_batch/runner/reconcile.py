@@ -20,6 +20,7 @@ from flux_batch.errors import NotFoundError, ProtocolError
 from flux_batch.ids import canonical_json
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import Window
+from flux_batch.timestamps import parse_epoch
 
 POLICIES = ("create", "fail")
 
@@ -34,15 +35,6 @@ class Found:
 
 def iso_utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def epoch_of(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def matches(prediction: Prediction, model: str, version: str | None, sent_input: Mapping[str, Any]) -> bool:
@@ -72,7 +64,7 @@ async def find_created(
     pages = client.list_created_after(iso_utc(window.after), iso_utc(window.before), before_page=before_page)
     try:
         async for prediction in pages:
-            created = epoch_of(prediction.created_at)
+            created = parse_epoch(prediction.created_at)
             if created is not None and created < window.after:
                 break  # newest first: everything from here on is older
             if created is not None and created >= window.before:

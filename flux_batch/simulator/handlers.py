@@ -13,7 +13,6 @@ import binascii
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
@@ -25,6 +24,7 @@ from flux_batch.simulator.config import FaultSpec, SimConfig
 from flux_batch.simulator.faults import first
 from flux_batch.simulator.images import render
 from flux_batch.simulator.store import CONTENT_FILTER_ERROR, TERMINAL, Prediction, Store, image_size
+from flux_batch.timestamps import epoch_seconds
 
 CREATE_FIELDS = frozenset({"input", "version", "webhook", "webhook_events_filter", "stream"})
 PAGE_SIZE = 100
@@ -323,20 +323,8 @@ def _cancel_after(header: str | None) -> float | Response | None:
 
 
 def _parse_time(text: str | None) -> float | None:
-    """ISO 8601 (``Z`` or an offset, any number of fraction digits) -> epoch seconds."""
-    if not text:
-        return None
-    match = re.fullmatch(
-        r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d)?)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?", text.strip()
-    )
-    if not match:
-        raise ValueError(f"{text!r} is not an ISO 8601 date-time")
-    stamp = datetime.fromisoformat(match[1].replace(" ", "T")).replace(tzinfo=timezone.utc)
-    zone, offset = match[3] or "Z", 0
-    if zone != "Z":
-        digits = zone[1:].replace(":", "")
-        offset = (1 if zone[0] == "+" else -1) * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return stamp.timestamp() - offset + float(f"0.{match[2] or 0}")
+    """A list filter's date-time (any number of fraction digits, ``Z`` or an offset) -> epoch seconds."""
+    return epoch_seconds(text) if text else None
 
 
 def encode_cursor(seq: int) -> str:
