@@ -9,6 +9,7 @@ disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
@@ -26,6 +27,8 @@ MODEL_REF = re.compile(
     r"^(?P<owner>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)(?::(?P<version>[0-9a-f]{64}))?$"
 )
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+#: The prediction time estimates count a model at when its schema states none (a fetched model, say).
+UNKNOWN_TYPICAL_S = 10.0
 #: Stands in for an image that only exists at run time (an upstream output, a local file) when checking.
 PLACEHOLDER_URL = "https://flux-batch.invalid/placeholder.png"
 
@@ -40,6 +43,14 @@ class ModelSpec:
     output: str  # "url": one URL string; "list": a list of URLs
     image_inputs: tuple[str, ...] = ()
     schema: Mapping[str, Any] | None = field(default=None, repr=False)
+    #: Seconds from create to output with the default input (``x-typical-seconds``); None: not known.
+    typical_s: float | None = None
+
+    @property
+    def hold_s(self) -> float:
+        """The time a job of this model is counted at in estimates: its typical time, or
+        :data:`UNKNOWN_TYPICAL_S` when that is not known."""
+        return UNKNOWN_TYPICAL_S if self.typical_s is None else self.typical_s
 
     @property
     def known(self) -> bool:
@@ -114,7 +125,14 @@ def spec_from_schema(schema: Mapping[str, Any]) -> ModelSpec:
         output=schema.get("x-output", "url"),
         image_inputs=tuple(schema.get("x-image-inputs", ())),
         schema=schema,
+        typical_s=_seconds(schema.get("x-typical-seconds")),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,7 +166,7 @@ def get_model(
     if spec is None:
         return ModelSpec(name=name, title=name, price=price, output="any")
     if price is not None:
-        return ModelSpec(spec.name, spec.title, price, spec.output, spec.image_inputs, spec.schema)
+        return dataclasses.replace(spec, price=price)
     return spec
 
 

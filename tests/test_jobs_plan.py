@@ -48,7 +48,8 @@ def test_counts_costs_and_time(tmp_path: Path) -> None:
     assert gen.cost_usd == pytest.approx(9 * 0.003)
     assert (edit.jobs, edit.images, edit.price_usd) == (9, 9, 0.1)
     assert edit.cost_usd == pytest.approx(0.9)
-    assert plan.jobs == 15 and plan.time_s == pytest.approx(15.0)  # 60 creates per minute
+    # 60 creates a minute: 6 s of creates + a 1-s flux-schnell prediction, 9 s + a 6-s kontext-pro one
+    assert plan.jobs == 15 and plan.time_s == pytest.approx(7.0 + 15.0)
     assert plan.over_budget and plan.cost_complete
 
 
@@ -86,3 +87,44 @@ def test_samples_json_and_done_hook(tmp_path: Path) -> None:
     assert len(data["samples"]) == 6
     assert set(data["samples"][0]) >= {"id", "stage", "model", "input", "needs", "vars"}
     assert "done" not in build_plan(manifest).to_json()["stages"][0]
+
+
+SLOW = """
+version: 1
+name: t
+api: {{create_rpm: 600, max_in_flight: {cap}}}
+stages:
+  - id: a
+    prompt: "{{n}}"
+    matrix:
+      n: {{range: {{start: 1, stop: 100}}}}  # inclusive: 100 values
+      model: {models}
+"""
+
+
+def test_time_counts_the_predictions_and_the_in_flight_cap(tmp_path: Path) -> None:
+    """100 flux-2-max jobs (30 s each) at 10 creates a second: the creates take 10 s, but at most 10 in
+    flight finish one every 3 s (Little's law): 300 s, plus the last prediction. The old plan said 10 s."""
+    plan = build_plan(write(tmp_path, SLOW.format(cap=10, models="[black-forest-labs/flux-2-max]")))
+    assert plan.stages[0].time_s == pytest.approx(100 * 30 / 10 + 30)
+    roomy = build_plan(write(tmp_path, SLOW.format(cap=500, models="[black-forest-labs/flux-2-max]")))
+    assert roomy.stages[0].time_s == pytest.approx(100 / 10 + 30)  # the rate binds: 10 s + one prediction
+    assert roomy.to_json()["stages"][0]["models"][0]["predict_s"] == 30
+
+
+def test_a_model_axis_shares_the_stage_s_throughput(tmp_path: Path) -> None:
+    models = "[black-forest-labs/flux-schnell, black-forest-labs/flux-2-flex]"  # 1 s and 23 s
+    plan = build_plan(write(tmp_path, SLOW.format(cap=20, models=models)))
+    stage = plan.stages[0]
+    schnell, flex = stage.models
+    throughput = 20 / 12  # 200 jobs, a mean hold of 12 s, at most 20 in flight: 1.67 jobs a second
+    assert stage.time_s == pytest.approx(200 / throughput + 23)  # the last flex prediction ends last
+    assert schnell.time_s == pytest.approx(100 / throughput + 1)
+    assert flex.time_s == pytest.approx(100 / throughput + 23)
+    assert plan.todo_time_s == pytest.approx(stage.time_s)
+
+
+def test_an_unknown_model_is_counted_at_the_default_and_said_so(tmp_path: Path) -> None:
+    plan = build_plan(write(tmp_path, SLOW.format(cap=500, models="[someone/lora]")))
+    model = plan.stages[0].models[0]
+    assert (model.predict_s, model.predict_known) == (10.0, False)

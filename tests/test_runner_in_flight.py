@@ -15,7 +15,7 @@ from runner_harness import (
     threads_inline,  # noqa: F401  (a fixture)
 )
 
-from flux_batch.runner.in_flight import FLOOR, HoldTimes, Slots, in_flight_cap
+from flux_batch.runner.in_flight import FLOOR, HoldTimes, Slots, in_flight_cap, wall_time
 from flux_batch.simulator import SimConfig, create_app
 
 
@@ -111,3 +111,22 @@ async def test_slow_predictions_still_run_at_the_create_limit(tmp_path: Path) ->
 async def test_the_users_ceiling_still_holds(tmp_path: Path) -> None:
     rate = await create_rate(tmp_path, 300, latency=20.0, max_in_flight=50)
     assert rate <= 50 / 20 * 1.1  # Little's law with 50 in flight: 2.5 a second
+
+
+def test_wall_time_is_the_rate_or_littles_law_whichever_binds() -> None:
+    # 600 jobs of 2 s at 10 a second: the cap (ceil(10 x 2 x 1.5) + 10 = 40) keeps up; the rate binds
+    assert wall_time([(600, 2.0)], rate=10, ceiling=500, burst=10) == (pytest.approx(62.0), 10)
+    # 20-s jobs under a ceiling of 50: 50 / 20 = 2.5 a second, not 10
+    seconds, throughput = wall_time([(600, 20.0)], rate=10, ceiling=50)
+    assert throughput == pytest.approx(2.5) and seconds == pytest.approx(600 / 2.5 + 20)
+    # no rate limit: the cap alone (the ceiling)
+    assert wall_time([(100, 5.0)], rate=0, ceiling=10) == (pytest.approx(100 / 2 + 5), pytest.approx(2))
+    assert wall_time([], rate=10, ceiling=10) == (0.0, 0.0)
+    assert wall_time([(0, 5.0)], rate=10, ceiling=10) == (0.0, 0.0)
+    # instant predictions: the rate alone
+    assert wall_time([(50, 0.0)], rate=10, ceiling=10) == (pytest.approx(5.0), 10)
+
+
+def test_wall_time_of_mixed_models_uses_the_mean_hold_and_waits_for_the_slowest() -> None:
+    seconds, throughput = wall_time([(100, 1.0), (100, 23.0)], rate=10, ceiling=20)
+    assert throughput == pytest.approx(20 / 12) and seconds == pytest.approx(200 / (20 / 12) + 23)

@@ -374,3 +374,24 @@ async def test_stream_sends_logs_outputs_then_done() -> None:
         text = (await client.get(canceled["urls"]["stream"])).text
         assert text.rstrip().endswith('event: done\nid: 1\ndata: {"reason": "canceled"}')
         assert (await client.get("http://simulator.local/stream/nope")).status_code == 404
+
+
+@pytest.mark.parametrize("typical", [False, True])
+async def test_typical_latency_gives_each_model_its_typical_time(typical: bool) -> None:
+    """With ``typical_latency`` a flux-2-flex prediction (23 s typical) takes about 23 s and a
+    flux-schnell one (1 s) about 1 s, as ``plan`` counts them; without it both take ``latency``."""
+    config = SimConfig(latency=2.0, seed=1, typical_latency=typical, create_rpm=0)
+    async with in_process(config) as (client, app, _clock):
+        for model in ("flux-schnell", "flux-2-flex") * 20:
+            path = f"/models/black-forest-labs/{model}/predictions"
+            assert (await client.post(path, json={"input": {"prompt": "x"}})).status_code == 201
+        store = app.store
+        means = {
+            model: sum(p.done - p.created for p in store.order if p.model.endswith(model)) / 20
+            for model in ("flux-schnell", "flux-2-flex")
+        }
+    expected = (
+        {"flux-schnell": 1.0, "flux-2-flex": 23.0} if typical else {"flux-schnell": 2, "flux-2-flex": 2}
+    )
+    for model, mean in means.items():
+        assert mean == pytest.approx(expected[model], rel=0.35), (model, mean)

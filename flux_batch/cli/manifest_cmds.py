@@ -142,7 +142,7 @@ def render_plan(plan: Plan) -> str:
     for r in rows:
         cells = [r[i].ljust(widths[i]) if i < 2 else r[i].rjust(widths[i]) for i in range(6)]
         lines.append("  " + "  ".join(cells).rstrip())
-    lines.append(f"  time is the floor at {plan.create_rpm:g} creates per minute (api.create_rpm)")
+    lines.append(f"  time: {_time_basis(plan)}")
     prices = {m.model: m.price for s in plan.stages for m in s.models if m.price}
     by_size = {k: v for k, v in prices.items() if "MP" in v}
     for model, price in by_size.items():
@@ -169,6 +169,20 @@ def render_plan(plan: Plan) -> str:
             lines.append(f"  {job.stage} {job.id} seed={job.seed} {vars}".rstrip())
             lines.append(f"    {job.prompt[:100]!r}")
     return "\n".join(lines)
+
+
+def _time_basis(plan: Plan) -> str:
+    """What the times assume: the rate, each model's typical prediction time, the in-flight ceiling."""
+    typical = {m.model: m for s in plan.stages for m in s.models}
+    times = ", ".join(
+        f"{name.rpartition('/')[2]} {format_duration(m.predict_s)}"
+        + ("" if m.predict_known else " (unknown)")
+        for name, m in typical.items()
+    )
+    return (
+        f"{plan.create_rpm:g} creates a minute (api.create_rpm), at most {plan.max_in_flight:,} in flight "
+        f"(api.max_in_flight), typical predictions {times}; stages back to back"
+    )
 
 
 def _api(plan: Plan) -> str:

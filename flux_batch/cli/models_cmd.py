@@ -56,7 +56,8 @@ def models_command(args: argparse.Namespace) -> int:
     for spec in known.values():
         price = "unpriced: set prices: in the manifest" if spec.price is None else spec.price.describe()
         output = "a list of URLs" if spec.output == "list" else "one URL"
-        print(f"{spec.name}  ({spec.title}; {price}; output: {output})")
+        typical = "time unknown" if spec.typical_s is None else f"typically {spec.typical_s:g} s"
+        print(f"{spec.name}  ({spec.title}; {price}; {typical}; output: {output})")
         for name, rule in spec.inputs.items():
             print(f"  {name:<24} {_describe_input(rule)}")
         print()

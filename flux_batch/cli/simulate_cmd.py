@@ -28,6 +28,12 @@ def register(subparsers: Any) -> None:
         "--latency", metavar="SECONDS", help="mean time from create to done (e.g. 3, 2.5s, 1m)"
     )
     parser.add_argument(
+        "--typical-latency",
+        action="store_true",
+        default=None,
+        help="each model's typical prediction time as its mean (flux-batch models lists them)",
+    )
+    parser.add_argument(
         "--create-rpm", type=int, metavar="N", help="create limit per minute per token (0: none)"
     )
     parser.add_argument(
@@ -88,6 +94,7 @@ def register(subparsers: Any) -> None:
 
 _OVERRIDES = (
     "latency",
+    "typical_latency",
     "create_rpm",
     "other_rpm",
     "burst",

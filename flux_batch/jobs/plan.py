@@ -1,15 +1,18 @@
 """The plan: per stage, how many jobs and images, what they should cost and how long they should take.
 
 Counts come from :func:`flux_batch.jobs.expand.count_jobs_and_images` (arithmetic where possible), so a plan
-of a million jobs is cheap. Time is the floor set by the create rate limit: every job needs one create
-request, and stages run back to back at ``api.create_rpm``. An optional ``done`` callback (given by the
-runner, which owns the output folder's state) adds each stage's counts by status from earlier runs; with
-them and the folder's spend so far, the plan says what is still *to do* and what it should cost, which is
-what the budget (``max_cost_usd``) is checked against: the folder's spend plus the work still to do.
+of a million jobs is cheap. Time comes from the create rate limit (``api.create_rpm``: every job needs one
+create), each model's typical prediction time and the in-flight cap these give (Little's law, with the
+ceiling ``api.max_in_flight``; :func:`flux_batch.runner.in_flight.wall_time`), stages counted back to
+back. An optional ``done`` callback (given by the runner, which owns the output folder's state) adds each
+stage's counts by status from earlier runs; with them and the folder's spend so far, the plan says what is
+still *to do* and what it should cost, which is what the budget (``max_cost_usd``) is checked against: the
+folder's spend plus the work still to do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +23,7 @@ from flux_batch.jobs.expand import count_jobs_and_images, expand, expand_stage, 
 from flux_batch.jobs.status import FAILED, JobStatus
 from flux_batch.manifest.model import Manifest, Stage
 from flux_batch.models import ModelSpec
+from flux_batch.runner.in_flight import wall_time
 
 SAMPLES_PER_STAGE = 3
 
@@ -32,7 +36,9 @@ def job_cost(job: Job, spec: ModelSpec) -> float | None:
 
 @dataclass(frozen=True)
 class ModelPlan:
-    """One model's share of a stage: jobs, images, estimated cost (None: unpriced) and time."""
+    """One model's share of a stage: jobs, images, estimated cost (None: unpriced) and time: its jobs'
+    share of the stage's throughput, plus one of its predictions (``predict_s``, the model's typical time;
+    ``predict_known`` False when the model states none and a default stands in)."""
 
     model: str
     jobs: int
@@ -40,6 +46,8 @@ class ModelPlan:
     cost_usd: float | None
     time_s: float
     price: str = ""  # the price, in words
+    predict_s: float = 0.0
+    predict_known: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +56,8 @@ class ModelPlan:
             "images": self.images,
             "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
             "time_s": round(self.time_s, 1),
+            "predict_s": self.predict_s,
+            "predict_known": self.predict_known,
             "price": self.price,
         }
 
@@ -67,6 +77,7 @@ class StagePlan:
     done: Mapping[str, int] | None = None
     todo: int = 0  # jobs this stage still has to run (all of them without a folder)
     models: tuple[ModelPlan, ...] = ()  # the share of each model its jobs use
+    todo_time_s: float = 0.0  # the time the jobs still to do should take
 
     @property
     def todo_cost_usd(self) -> float | None:
@@ -87,6 +98,7 @@ class StagePlan:
             "time_s": round(self.time_s, 1),
             "todo_jobs": self.todo,
             "todo_cost_usd": None if self.todo_cost_usd is None else round(self.todo_cost_usd, 6),
+            "todo_time_s": round(self.todo_time_s, 1),
         }
         if self.done is not None:
             data["done"] = dict(self.done)
@@ -105,6 +117,7 @@ class Plan:
     create_rpm: float
     max_cost_usd: float | None
     samples: tuple[Job, ...] = ()
+    max_in_flight: int = 0  # the ceiling on jobs in flight the times assume (api.max_in_flight)
     warnings: tuple[str, ...] = field(default=())
     spent_usd: float = 0.0  # already spent in the output folder (every run, every manifest)
     api: Mapping[str, Any] = field(default_factory=dict)  # base_url, simulator, token_env
@@ -146,7 +159,7 @@ class Plan:
 
     @property
     def todo_time_s(self) -> float:
-        return self.todo_jobs * 60.0 / self.create_rpm
+        return sum(s.todo_time_s for s in self.stages)
 
     @property
     def over_budget(self) -> bool:
@@ -172,7 +185,9 @@ class Plan:
             "over_budget": self.over_budget,
             "api": dict(self.api),
             "time_s": round(self.time_s, 1),
+            "todo_time_s": round(self.todo_time_s, 1),
             "create_rpm": self.create_rpm,
+            "max_in_flight": self.max_in_flight,
             "stages": [s.to_json() for s in self.stages],
             "samples": [j.to_json() for j in self.samples],
             "warnings": list(self.warnings),
@@ -217,6 +232,7 @@ def build_plan(
         stage_done = done(stage.id) if done else None
         shares = model_shares(manifest, stage, jobs[stage.id], images[stage.id])
         priced = all(m.cost_usd is not None for m in shares)
+        todo = todo_count(jobs[stage.id], stage_done, retry_failed=retry_failed)
         stages.append(
             StagePlan(
                 id=stage.id,
@@ -225,11 +241,12 @@ def build_plan(
                 images=images[stage.id],
                 price_usd=spec.price_usd if not stage.model_varies else None,
                 cost_usd=sum(m.cost_usd or 0.0 for m in shares) if priced else None,
-                time_s=jobs[stage.id] * 60.0 / manifest.api.create_rpm,
+                time_s=_stage_time(manifest, shares, 1.0),
                 needs=stage.needs,
                 done=stage_done,
-                todo=todo_count(jobs[stage.id], stage_done, retry_failed=retry_failed),
+                todo=todo,
                 models=tuple(shares),
+                todo_time_s=_stage_time(manifest, shares, todo / jobs[stage.id] if jobs[stage.id] else 0.0),
             )
         )
         samples.extend(itertools.islice(expand_stage(manifest, stage), samples_per_stage))
@@ -241,6 +258,7 @@ def build_plan(
         create_rpm=manifest.api.create_rpm,
         max_cost_usd=manifest.max_cost_usd,
         samples=tuple(samples),
+        max_in_flight=manifest.api.max_in_flight,
         warnings=tuple(w.render() for w in manifest.warnings),
         spent_usd=spent_usd,
         api={
@@ -257,7 +275,10 @@ def model_shares(manifest: Manifest, stage: Stage, jobs: int, images: int) -> li
 
     A stage of one model priced per image is counted by arithmetic; otherwise (a model axis, or a price
     by megapixels) every job's input is priced, in the manifest checks' cheap mode."""
-    rpm = manifest.api.create_rpm
+    return _timed(manifest, _counted(manifest, stage, jobs, images))
+
+
+def _counted(manifest: Manifest, stage: Stage, jobs: int, images: int) -> list[ModelPlan]:
     spec = manifest.spec_for(stage.id)
     price = spec.price
     if not stage.model_varies and (price is None or (len(price.rates) == 1 and not price.by_size)):
@@ -266,7 +287,7 @@ def model_shares(manifest: Manifest, stage: Stage, jobs: int, images: int) -> li
             cost: float | None = price.rates[0].per_run * jobs + price.rates[0].per_image * images
         else:
             cost = None if per_image is None else per_image * images
-        return [ModelPlan(stage.model, jobs, images, cost, jobs * 60.0 / rpm, _words(spec))]
+        return [_share(stage.model, spec, jobs, images, cost)]
     shares: dict[str, list[Any]] = {}  # model -> [spec, jobs, images, cost]
     for _, combo, input, _ in rows(manifest, stage, full=False):
         model = stage.job_model(combo)[0]
@@ -278,10 +299,31 @@ def model_shares(manifest: Manifest, stage: Stage, jobs: int, images: int) -> li
         share[2] += job_spec.images_per_prediction(input)
         cost_one = job_spec.cost(input)
         share[3] = None if cost_one is None or share[3] is None else share[3] + cost_one
+    return [_share(model, model_spec, n, imgs, cost) for model, (model_spec, n, imgs, cost) in shares.items()]
+
+
+def _share(model: str, spec: ModelSpec, jobs: int, images: int, cost: float | None) -> ModelPlan:
+    known = spec.typical_s is not None
+    return ModelPlan(model, jobs, images, cost, 0.0, _words(spec), spec.hold_s, known)
+
+
+def _timed(manifest: Manifest, shares: list[ModelPlan]) -> list[ModelPlan]:
+    """The shares with their times: each model's jobs at the stage's throughput, plus one prediction."""
+    _, throughput = _wall_time(manifest, [(m.jobs, m.predict_s) for m in shares])
     return [
-        ModelPlan(model, n, imgs, cost, n * 60.0 / rpm, _words(model_spec))
-        for model, (model_spec, n, imgs, cost) in shares.items()
+        dataclasses.replace(m, time_s=(m.jobs / throughput if throughput else 0.0) + m.predict_s)
+        for m in shares
     ]
+
+
+def _stage_time(manifest: Manifest, shares: list[ModelPlan], fraction: float) -> float:
+    """The time a ``fraction`` of the stage's jobs (all: 1.0; those still to do) should take."""
+    return _wall_time(manifest, [(round(m.jobs * fraction), m.predict_s) for m in shares])[0]
+
+
+def _wall_time(manifest: Manifest, shares: list[tuple[int, float]]) -> tuple[float, float]:
+    api = manifest.api
+    return wall_time(shares, rate=api.create_rpm / 60.0, ceiling=api.max_in_flight, burst=api.burst)
 
 
 def _words(spec: ModelSpec) -> str:

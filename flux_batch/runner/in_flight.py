@@ -13,6 +13,9 @@ ahead of a model that has just become slower). ``rate`` is the create limiter's 
 unlimited: the ceiling). The ceiling is the user's ``max_in_flight``; the margin covers the spread of
 prediction times; ``burst`` covers the creates let out together.
 
+The same arithmetic estimates a run before it starts (:func:`wall_time`, for ``plan``): jobs finish at
+the smaller of the create rate and ``cap / W`` a second, and the last one a prediction after its create.
+
 Hold times are measured from the create's send, not from the slot's taking: a job waiting for the
 limiter holds a slot too, and counting that wait would feed the cap its own queue (a larger cap, longer
 waits, a larger cap...).
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from flux_batch import defaults
@@ -52,6 +55,30 @@ def in_flight_cap(
         return ceiling
     need = math.ceil(rate * max(0.0, hold_s) * margin) + max(0, burst)
     return min(ceiling, max(min(floor, ceiling), need))
+
+
+def wall_time(
+    shares: Sequence[tuple[int, float]], *, rate: float, ceiling: int, burst: int = 0
+) -> tuple[float, float]:
+    """How long ``shares`` take to run, and at what throughput (pure; for estimates).
+
+    ``shares`` are ``(jobs, hold_s)`` pairs, one per model, their jobs mixed: the mean hold ``W`` over all
+    jobs sets the cap (:func:`in_flight_cap`), jobs finish at ``min(rate, cap / W)`` a second (Little's
+    law), and the last create waits its own model's hold. Returns ``(seconds, jobs per second)``; rate 0
+    means unlimited."""
+    jobs = sum(n for n, _ in shares)
+    if jobs <= 0:
+        return 0.0, 0.0
+    mean_s = sum(n * max(0.0, hold) for n, hold in shares) / jobs
+    drain_s = max(max(0.0, hold) for n, hold in shares if n > 0)
+    cap = in_flight_cap(rate=rate, hold_s=mean_s, ceiling=ceiling, burst=burst)
+    limits = [rate] if rate > 0 else []
+    if mean_s > 0:
+        limits.append(cap / mean_s)
+    if not limits:
+        return drain_s, math.inf
+    throughput = min(limits)
+    return jobs / throughput + drain_s, throughput
 
 
 @dataclass

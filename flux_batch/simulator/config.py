@@ -101,6 +101,9 @@ class SimConfig:
     """Everything that shapes the simulator's behaviour. The defaults mimic the real API's limits."""
 
     latency: float = 2.0  # mean seconds from create to done (gamma-distributed around it)
+    #: True: a model's mean is its typical time (``x-typical-seconds``, as ``plan`` counts it); ``latency``
+    #: for a model that states none
+    typical_latency: bool = False
     create_rpm: int = defaults.CREATE_RPM  # 0: no limit
     other_rpm: int = defaults.OTHER_RPM  # 0: no limit
     burst: int = (

@@ -89,7 +89,10 @@ class Handlers:
         if isinstance(deadline_after, Response):
             return deadline_after
         now = self.clock()
-        latency = self.store.sample_latency(self.config.latency)
+        mean = self.config.latency
+        if self.config.typical_latency and spec.typical_s is not None:
+            mean = spec.typical_s
+        latency = self.store.sample_latency(mean)
         spike = first(fired, "latency_spike")
         if spike:
             latency *= spike.factor
