@@ -27,6 +27,9 @@ MODEL_REF = re.compile(
     r"^(?P<owner>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)(?::(?P<version>[0-9a-f]{64}))?$"
 )
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+#: The inputs that take the image(s) a model edits or follows (FLUX.1 Kontext: one; FLUX.2: a list). With
+#: a model axis, a stage's reference images go to each model's own one of these (:func:`reference_input`).
+REFERENCE_INPUTS = ("input_image", "input_images", "images")
 #: The prediction time estimates count a model at when its schema states none (a fetched model, say).
 UNKNOWN_TYPICAL_S = 10.0
 #: Stands in for an image that only exists at run time (an upstream output, a local file) when checking.
@@ -60,6 +63,12 @@ class ModelSpec:
     def list_image_inputs(self) -> tuple[str, ...]:
         """The image inputs that take a list of images (``input_images``)."""
         return tuple(n for n in self.image_inputs if self.inputs.get(n, {}).get("type") == "array")
+
+    @property
+    def reference_input(self) -> str | None:
+        """The model's one input of :data:`REFERENCE_INPUTS` (None: it has none, or several)."""
+        names = [n for n in REFERENCE_INPUTS if n in self.inputs and n in self.image_inputs]
+        return names[0] if len(names) == 1 else None
 
     @property
     def price_usd(self) -> float | None:

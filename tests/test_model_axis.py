@@ -218,3 +218,58 @@ stages:
 """
     errors = _errors(tmp_path, text)
     assert "has no value for {subject} in the prompt" in errors
+
+
+MIXED = (
+    GEN
+    + f"""\
+  - id: edit
+    prompt: "make it gold"
+    input:
+      NAME: {{from: genGROUP}}
+    matrix:
+      model: [{BFL}/flux-kontext-pro, {BFL}/flux-2-pro, {BFL}/flux-2-klein-4b, {BFL}/flux-schnell]
+"""
+)
+
+
+@pytest.mark.parametrize("name", ["input_image", "input_images"])
+def test_a_model_axis_gives_each_model_the_reference_image_in_its_own_input(
+    tmp_path: Path, name: str
+) -> None:
+    """kontext takes one ``input_image``, flux-2-pro an ``input_images`` list, klein an ``images`` list:
+    whichever the stage names, each job gets the image in its own model's input. They used to lose it:
+    flux-2-pro and klein jobs ran as text-to-image, with no warning."""
+    manifest = _load(tmp_path, MIXED.replace("NAME", name).replace("GROUP", ""))
+    edits = {j.model.rpartition("/")[2]: j.input for j in expand(manifest) if j.stage == "edit"}
+    upstream = edits["flux-kontext-pro"]["input_image"]
+    assert upstream["$upstream"] and not isinstance(upstream, list)
+    assert edits["flux-2-pro"]["input_images"] == [upstream]
+    assert edits["flux-2-klein-4b"]["images"] == [upstream]
+    for model, input in edits.items():
+        others = {"input_image", "input_images", "images"} - {models_input(model)}
+        assert not others & set(input), (model, input)
+    # flux-schnell takes no image: the reference is left out of its jobs, with a warning
+    warnings = [w.render() for w in manifest.warnings]
+    assert any(f"flux-schnell has no input {name!r}: it is left out of 2 job(s)" in w for w in warnings)
+    assert not any("flux-2-pro has no input" in w or "kontext-pro has no input" in w for w in warnings)
+
+
+def models_input(model: str) -> str | None:
+    return {"flux-kontext-pro": "input_image", "flux-2-pro": "input_images", "flux-2-klein-4b": "images"}.get(
+        model
+    )
+
+
+def test_several_images_for_a_one_image_model_is_one_precise_error(tmp_path: Path) -> None:
+    text = (
+        MIXED.replace("NAME", "input_images")
+        .replace("GROUP", ", group_by: []")
+        .replace("matrix: {animal: [cat, fox]}", "matrix: {animal: [cat, fox, owl]}")
+    )
+    lines = [line for line in _errors(tmp_path, text).splitlines() if ": warning: " not in line]
+    assert len(lines) == 1, lines  # one error, at the input's line (the manifest starts with 3 lines)
+    errors = lines[0]
+    assert "m.yaml:12:21: stages[1].input.input_images: " in errors
+    assert "flux-kontext-pro takes one image ('input_image'), but 'input_images' gives 3" in errors
+    assert "placeholder" not in errors and "group_by more variables" in errors

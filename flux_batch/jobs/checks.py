@@ -104,6 +104,8 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
     checks: dict[Any, _ModelCheck] = {}
     cache: dict[Any, list[models.InputProblem]] = {}
     found: dict[tuple[str, str, str, str], list[Any]] = {}
+    renames = expand.reference_renames(manifest, stage)
+    sourced = {s.input for s in stage.sources}
     for vars, combo, input, _ in expand.rows(manifest, stage, full=False):
         ref = combo.get(MODEL_VAR) if stage.model_varies else None
         check = checks.get(ref)
@@ -111,10 +113,16 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
             check = checks[ref] = _ModelCheck(manifest.spec(stage.job_model(combo)[0]))
         if not check.spec.known:
             continue
+        moved = renames.get(ref, {})
         if stage.model_varies:
             set_here = (stage.own_inputs & set(stage.input)) | {n for n in stage.input_vars if n in combo}
-            for name in set_here - set(check.spec.inputs):
+            for name in (set_here | sourced) - set(check.spec.inputs) - set(moved):
                 check.left_out[name] = check.left_out.get(name, 0) + 1
+        several = _several_for_one(check.spec, moved, input)
+        if several is not None:
+            input = {**input, several[1]: input[several[1]][0]}  # reported here, not as a type error
+            entry = found.setdefault(several[0], [0, vars])
+            entry[0] += 1
         prompt = input.get("prompt")
         skip_prompt = check.prompt_free and type(prompt) is str and prompt != ""
         skip_seed = check.seed_free and type(input.get("seed")) is int
@@ -151,6 +159,26 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
     if stage.model_varies:
         issues.extend(_left_out(doc, stage, list(checks.values())))
     return issues
+
+
+def _several_for_one(
+    spec: models.ModelSpec, moved: Mapping[str, tuple[str, bool]], input: Mapping[str, Any]
+) -> tuple[tuple[str, str, str, str], str] | None:
+    """The problem (as a ``found`` key) and the input name, when the stage's several reference images went
+    to this model's one-image input (see :func:`flux_batch.jobs.expand.reference_renames`)."""
+    for name, (target, to_list) in moved.items():
+        value = input.get(target)
+        if not to_list and isinstance(value, list) and len(value) > 1:
+            message = (
+                f"{spec.name} takes one image ({target!r}), but {name!r} gives {len(value)} to each of "
+                "its jobs"
+            )
+            hint = (
+                "group_by more variables, so that each job gets one image, or give the one-image models "
+                "a stage of their own"
+            )
+            return (name, message, hint, "error"), target
+    return None
 
 
 def _left_out(doc: Document, stage: Stage, checks: list[_ModelCheck]) -> Iterator[Issue]:

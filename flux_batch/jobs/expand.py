@@ -9,9 +9,12 @@ the rendered prompt, and a seed derived from the base seed, the stage and the jo
 The same generator also runs in a cheaper *check* mode (no seeds, no ids, placeholder upstream images)
 that the manifest checks and the counts use.
 
-A stage whose sweep has a ``model`` variable gives each job the model of its values. An input that job's
-model does not take, but another model of the stage does, is left out of that job (the manifest checks
-warn about it, naming the jobs): the API would refuse it.
+A stage whose sweep has a ``model`` variable gives each job the model of its values. Its reference images
+(``input_image``, ``input_images`` or ``images``, whichever the stage names) go to the job's model's own
+reference input: one image as a one-element list to a model that takes a list, a one-element list as the
+image to a model that takes one (several images for a one-image model are an error of the manifest
+checks). Any other input that job's model does not take, but another model of the stage does, is left out
+of that job (the manifest checks warn about it, naming the jobs): the API would refuse it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flux_batch import ids
+from flux_batch import ids, models
 from flux_batch.jobs import Job, file_ref, upstream_ref
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
 from flux_batch.manifest.sweep import REPEAT, matches
@@ -105,6 +108,7 @@ def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
     lists = stage.list_inputs
     slotted = [n for n, v in base.items() if isinstance(v, list) and any(_slot(x) is not None for x in v)]
     drop = _dropped_by_model(manifest, stage) if stage.model_varies else None
+    renames = reference_renames(manifest, stage)
     for choices in _upstream_product(manifest, stage.sources, full):
         ups = tuple(u for choice in choices for u in choice)
         up_vars: dict[str, Any] = {}
@@ -133,6 +137,11 @@ def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
                     input["prompt"] = template.render({**context, **combo} if context else combo)
                 except KeyError as exc:
                     raise MissingVariableError(stage, str(exc.args[0]), combo) from exc
+            for name, (target, to_list) in renames.get(combo.get(MODEL_VAR), {}).items():
+                if name in input and target not in input:
+                    moved = _as_reference(input.pop(name), to_list)
+                    if moved is not None:
+                        input[target] = moved
             if drop is not None:
                 for name in drop.get(combo.get(MODEL_VAR), ()):
                     input.pop(name, None)
@@ -146,6 +155,33 @@ def _slot(value: Any) -> int | None:
 def _fill(value: Any, refs: list[list[Mapping[str, Any]]]) -> list[Any]:
     slot = _slot(value)
     return [value] if slot is None else refs[slot]
+
+
+def reference_renames(manifest: Manifest, stage: Stage) -> dict[Any, dict[str, tuple[str, bool]]]:
+    """With a model axis: for each model of the stage (by its sweep value; None for the stage's own
+    model), the reference inputs it lacks -> ``(the one it takes, whether that takes a list)``. Empty
+    without a model axis."""
+    if not stage.model_varies:
+        return {}
+    refs = {ref: stage.job_model({MODEL_VAR: ref})[0] for ref in stage.models}
+    result: dict[Any, dict[str, tuple[str, bool]]] = {}
+    for ref, name in [*refs.items(), (None, stage.model)]:
+        spec = manifest.spec(name)
+        target = spec.reference_input
+        if target is not None:
+            to_list = target in spec.list_image_inputs
+            result[ref] = {n: (target, to_list) for n in models.REFERENCE_INPUTS if n != target}
+    return result
+
+
+def _as_reference(value: Any, to_list: bool) -> Any:
+    """A reference image value for a list input or a one-image input; None for no image at all. Several
+    images for a one-image input stay a list (the checks report it)."""
+    if to_list:
+        return value if isinstance(value, list) else [value]
+    if isinstance(value, list):
+        return value[0] if len(value) == 1 else (value or None)
+    return value
 
 
 def _dropped_by_model(manifest: Manifest, stage: Stage) -> dict[Any, frozenset[str]]:
