@@ -121,8 +121,7 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
         several = _several_for_one(check.spec, moved, input)
         if several is not None:
             input = {**input, several[1]: input[several[1]][0]}  # reported here, not as a type error
-            entry = found.setdefault(several[0], [0, vars])
-            entry[0] += 1
+            found.setdefault(several[0], [0, vars])[0] += 1
         prompt = input.get("prompt")
         skip_prompt = check.prompt_free and type(prompt) is str and prompt != ""
         skip_seed = check.seed_free and type(input.get("seed")) is int
