@@ -100,7 +100,7 @@ class Child:
 
     def _sample(self) -> None:
         due = 0.0
-        while self.proc.poll() is None:
+        while self._running():
             now = time.perf_counter() - self.t0
             try:
                 self.hwm_kb = max(self.hwm_kb, proc_kb(self.proc.pid, "VmHWM"))
@@ -116,8 +116,16 @@ class Child:
                     self.stop_at = None
             time.sleep(0.25)
 
+    def _running(self) -> bool:
+        # Looks without reaping (WNOWAIT): wait() reaps the child itself, to read its rusage; a poll()
+        # here could reap it first and leave wait4 with no child (a short `status` lost that race).
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+        except ChildProcessError:
+            return False
+
     def wait(self) -> dict[str, Any]:
-        if self.proc.returncode is None:  # else reaped already by a poll()
+        if self.proc.returncode is None:  # else reaped already by Popen
             _, status, usage = os.wait4(self.proc.pid, 0)
             self.proc.returncode = os.waitstatus_to_exitcode(status)
             cpu = usage.ru_utime + usage.ru_stime
@@ -230,7 +238,7 @@ def resume_part(sim: Simulator, folder: Path, manifest: Path, jobs: int) -> dict
     status = [Child(["status", str(out)]).wait() for _ in range(3)]
     resume = Child(run_args(manifest, out, sim), None, every=3600)
     first_create, hwm, cpu = None, 0, 0.0
-    while resume.proc.poll() is None and first_create is None:
+    while resume._running() and first_create is None:
         db = sqlite3.connect(f"file:{out / 'state.db'}?mode=ro", uri=True, timeout=5)
         try:
             row = db.execute(
