@@ -16,8 +16,9 @@ run, counted in ``RunStats.recreated``. Otherwise the job ends ``download_failed
 kept, for the next run to download.
 
 :meth:`JobFlow.run` returns how the job ended; no exception but the store's own (recording the end
-failed) leaves it. Inside, a step that finds the job finished or the run stopping says so by raising
-``_Ended`` or ``_Stopped``, caught in :meth:`JobFlow.run` alone.
+failed) leaves it. Inside, each step returns what it got to (a :class:`Prediction`) or how the job ended
+there (an :class:`Outcome`: the job reached a final status, or the run is stopping), and its caller returns
+that outcome in turn; exceptions are left for errors, which :meth:`JobFlow.run` turns into outcomes.
 """
 
 from __future__ import annotations
@@ -81,14 +82,6 @@ class JobOutcome:
     message: str = ""
 
 
-class _Stopped(Exception):
-    """The run is stopping: leave this job as it is (resumable)."""
-
-
-class _Ended(Exception):
-    """The job reached a final status (recorded); nothing more to do."""
-
-
 class JobFlow:
     """Drives jobs, one :meth:`run` per job, sharing what a run's creates learn (the clock offset, whether
     any create worked, the creates still held by ``Prefer: wait``)."""
@@ -115,13 +108,10 @@ class JobFlow:
         """Drive ``job`` until it ends or the run stops it; StateError or StorageError (or another
         flux-batch error) only if recording its end failed."""
         try:
-            await self._drive(job)
-            return JobOutcome(Outcome.SUCCEEDED)
+            return JobOutcome(await self._drive(job))
         except (AuthError, BillingError, EndpointError, StateError, StorageError) as err:
             return JobOutcome(Outcome.FATAL, err, str(err))
-        except _Ended:
-            return JobOutcome(Outcome.ENDED)
-        except (_Stopped, asyncio.CancelledError):
+        except asyncio.CancelledError:
             return JobOutcome(Outcome.STOPPED)
         except (UnknownStatusError, InvalidInputError) as err:
             self._ctx.fail(job, "failed", str(err))
@@ -131,7 +121,8 @@ class JobFlow:
         except Exception as exc:  # a defect, or a library's error: the job stays as recorded
             return JobOutcome(Outcome.LEFT, None, f"unexpected error ({type(exc).__name__}: {exc})")
 
-    async def _drive(self, job: Job) -> None:
+    async def _drive(self, job: Job) -> Outcome:
+        """SUCCEEDED, ENDED or STOPPED; the errors :meth:`run` turns into outcomes raise."""
         row = job.row
         # A job that already had a paid prediction (its output was lost in an earlier run) is being created
         # again: that counts against this run's one re-creation.
@@ -140,17 +131,22 @@ class JobFlow:
             redo = 1
             self._ctx.stats.recreated += 1
         while True:
-            prediction: Prediction | None = None
+            step: Prediction | Outcome | None = None
             if job.status == "pending":
-                prediction = await self._create(job)
+                step = await self._create(job)
             elif job.status == "submitting":
-                prediction = await self._resume_submitting(job)
+                step = await self._resume_submitting(job)
             elif job.status in ("submitted", "running"):
                 job.intent_at = self._last_intent(row.id)
-                prediction = await self._ctx.other(partial(self._ctx.client.get, str(row.prediction_id)))
-            if prediction is not None:
-                prediction = await self._until_done(job, prediction)
-                self._record_end(job, prediction)
+                step = await self._ctx.other(partial(self._ctx.client.get, str(row.prediction_id)))
+            if step is not None and not isinstance(step, Outcome):
+                step = await self._until_done(job, step)
+            if isinstance(step, Outcome):
+                return step
+            if step is not None:
+                self._record_end(job, step)
+                if step.status != "succeeded":  # its end is recorded: nothing to download
+                    return Outcome.ENDED
             try:
                 await self._fetcher.download_all(row)
             except OutputGoneError as gone:
@@ -158,7 +154,7 @@ class JobFlow:
                     self._ctx.fail(
                         job, "expired", f"{gone}; created again {redo} time(s) in this run already"
                     )
-                    return
+                    return Outcome.ENDED
                 redo += 1
                 self._ctx.stats.recreated += 1
                 self._ctx.store.reset_pending(row.id, f"{gone}; creating the prediction again")
@@ -170,27 +166,27 @@ class JobFlow:
                     JobStatus.DOWNLOAD_FAILED,
                     f"{err} (the prediction is kept: run again to download it)",
                 )
-                return
+                return Outcome.ENDED
             released = self._ctx.store.mark_succeeded(row.id)
             self._ctx.set(job, JobStatus.SUCCEEDED)
             self._release(released)
-            return
+            return Outcome.SUCCEEDED
 
     def _last_intent(self, job_id: str) -> float | None:
         attempts = self._ctx.store.attempts(job_id)
         return attempts[-1].intent_at if attempts else None
 
-    async def _create(self, job: Job) -> Prediction:
+    async def _create(self, job: Job) -> Prediction | Outcome:
         row = job.row
         tries = 0
         while True:
             if self._ctx.stop_submitting:
-                raise _Stopped
+                return Outcome.STOPPED
             sent = await self._resolver.resolve(row.send_input())
             # A downstream job goes ahead of the queued upstream ones: stages overlap, chains finish early.
             await self._ctx.create_limiter.acquire(first=bool(row.job.needs))
             if self._ctx.stop_submitting:
-                raise _Stopped
+                return Outcome.STOPPED
             intent = job.intent_at = self._ctx.wall()
             self._ctx.sent.pop(row.id, None)  # a create sent again goes to the end
             self._ctx.sent[row.id] = intent
@@ -207,7 +203,7 @@ class JobFlow:
                 self._ctx.fail(job, "failed", err.detail)
                 if isinstance(err, NotFoundError):
                     self._count_404(job, err)
-                raise _Ended from err
+                return Outcome.ENDED
             except ProtocolError as err:
                 # Answered, but not with a usable prediction (no JSON, no id, ...): never ambiguous, never
                 # repeated. A prediction may exist that flux-batch cannot know; the job fails, saying so.
@@ -215,7 +211,7 @@ class JobFlow:
                 self._ctx.fail(
                     job, "failed", f"protocol error: {err}; not created again (--retry-failed would)"
                 )
-                raise _Ended from err
+                return Outcome.ENDED
             except (TransportError, ServerError) as err:
                 if isinstance(err, TransportError) and not err.sent:
                     self._ctx.store.abandon_attempt(row.id, "not sent")
@@ -224,7 +220,7 @@ class JobFlow:
                     if found is not None:
                         return found
                 if self._ctx.stop_submitting:
-                    raise _Stopped from err
+                    return Outcome.STOPPED
                 tries += 1
                 await self._backoff(tries, err)
                 continue
@@ -327,8 +323,9 @@ class JobFlow:
 
     async def _ambiguous(
         self, job: Job, sent: dict[str, Any], intent: float, err: FluxBatchError
-    ) -> Prediction | None:
-        """The create may or may not have made a prediction: find it, or decide whether to create again."""
+    ) -> Prediction | Outcome | None:
+        """The create may or may not have made a prediction: find it, or decide whether to create again
+        (None) or how the job ends."""
         self._ctx.stats.ambiguous_creates += 1
         sent_by = self._ctx.wall()  # the request left by now: an answer or a timeout came back
         # Early in a run nothing has answered yet: wait for a create in flight to measure the offset
@@ -342,8 +339,11 @@ class JobFlow:
         self._ctx.store.abandon_attempt(job.row.id, "not created")
         return None
 
-    async def _find(self, job: Job, sent: dict[str, Any], window: Window, landed: float) -> Prediction | None:
-        """Find the prediction a create may have made, or decide whether to create again. ``landed`` (our
+    async def _find(
+        self, job: Job, sent: dict[str, Any], window: Window, landed: float
+    ) -> Prediction | Outcome | None:
+        """Find the prediction a create may have made, or decide whether to create again (None) or how the
+        job ends (not known and the run stopping; failed, by the policy). ``landed`` (our
         clock) is the latest moment the create can still be made: a search before then that finds it is
         done, one that finds nothing proves nothing, and is made again once that moment has passed."""
         row = job.row
@@ -357,7 +357,9 @@ class JobFlow:
             self._attach(job, found.prediction)
             return found.prediction
         if not found.listed and self._ctx.stop_submitting:
-            raise _Stopped  # not known, and not created again now: the next run settles it by the policy
+            return (
+                Outcome.STOPPED
+            )  # not known, and not created again now: the next run settles it by the policy
         if should_create_again(found, self._ctx.settings.ambiguous_create):
             if not found.listed:
                 self._ctx.stats.possible_duplicates += 1
@@ -371,7 +373,7 @@ class JobFlow:
             "repeated (api.ambiguous_create: fail); check the provider's dashboard, then run with "
             "--retry-failed",
         )
-        raise _Ended
+        return Outcome.ENDED
 
     async def _search(self, job: Job, sent: dict[str, Any], window: Window) -> Found:
         row = job.row
@@ -388,7 +390,7 @@ class JobFlow:
             )
         )
 
-    async def _resume_submitting(self, job: Job) -> Prediction:
+    async def _resume_submitting(self, job: Job) -> Prediction | Outcome:
         """An earlier run recorded the intent to create but no prediction id: find it or create again."""
         attempts = self._ctx.store.attempts(job.row.id)
         if attempts and attempts[-1].outcome is None:
@@ -406,7 +408,7 @@ class JobFlow:
         self._ctx.set(job, "pending")
         return await self._create(job)
 
-    async def _until_done(self, job: Job, prediction: Prediction) -> Prediction:
+    async def _until_done(self, job: Job, prediction: Prediction) -> Prediction | Outcome:
         """Poll (with backoff) until the prediction ends or its deadline passes (then cancel it)."""
         start = job.intent_at if job.intent_at is not None else self._ctx.wall()
         deadline = start + self._ctx.settings.deadline_s + self._ctx.settings.deadline_grace_s
@@ -416,9 +418,10 @@ class JobFlow:
                 self._ctx.store.mark_running(job.row.id)
                 self._ctx.set(job, "running")
             if self._ctx.cancel_requested or self._ctx.wall() >= deadline:
-                prediction = await self._cancel(
-                    job, prediction, deadline_passed=not self._ctx.cancel_requested
-                )
+                answer = await self._cancel(job, prediction, deadline_passed=not self._ctx.cancel_requested)
+                if isinstance(answer, Outcome):
+                    return answer
+                prediction = answer
                 if prediction.done:
                     break
             polls += 1
@@ -428,7 +431,9 @@ class JobFlow:
             prediction = await self._ctx.other(partial(self._ctx.client.get, prediction.id))
         return prediction
 
-    async def _cancel(self, job: Job, prediction: Prediction, *, deadline_passed: bool) -> Prediction:
+    async def _cancel(
+        self, job: Job, prediction: Prediction, *, deadline_passed: bool
+    ) -> Prediction | Outcome:
         with contextlib.suppress(NotFoundError, ProtocolError, ServerError, TransportError):
             prediction = await self._ctx.other(partial(self._ctx.client.cancel, prediction.id))
         if not deadline_passed and prediction.status in ("canceled", "aborted"):
@@ -438,12 +443,12 @@ class JobFlow:
             )  # fmt: skip
             self._ctx.store.reset_pending(job.row.id, "canceled on interrupt; will run again")
             self._ctx.set(job, "pending")
-            raise _Stopped
+            return Outcome.STOPPED
         if deadline_passed and not prediction.done:
             self._ctx.fail(
                 job, "canceled", f"no result within the {self._ctx.settings.deadline_s:.0f} s deadline"
             )
-            raise _Ended
+            return Outcome.ENDED
         return prediction
 
     def _billed(self, row: JobRow, prediction: Prediction, outputs: int) -> float | None:
@@ -463,6 +468,7 @@ class JobFlow:
         )
 
     def _record_end(self, job: Job, prediction: Prediction) -> None:
+        """Record the prediction's final status (its job's end unless it succeeded: then its downloads)."""
         row = job.row
         if prediction.status == "succeeded":
             urls = prediction.output_urls()
@@ -500,4 +506,3 @@ class JobFlow:
         self._ctx.set(job, prediction.status, message=error)
         for stage, n in skipped.items():
             self._ctx.tracker.move(stage, "pending", "skipped", n)
-        raise _Ended
