@@ -23,10 +23,10 @@ import contextlib
 import os
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import yaml
@@ -36,8 +36,8 @@ from flux_batch.jobs.checks import checked
 from flux_batch.jobs.plan import Plan, build_plan
 from flux_batch.jobs.status import DONE, FAILED
 from flux_batch.manifest import Manifest, read, read_text
-from flux_batch.report.data import Row, RunData
-from flux_batch.report.data import load as _load_rows
+from flux_batch.outputs.results import Results, read_results
+from flux_batch.report.data import Row
 from flux_batch.runner.executor import Executor
 from flux_batch.runner.folder import read_folder
 from flux_batch.runner.http_client import http_client
@@ -45,9 +45,6 @@ from flux_batch.runner.prepare import Prepared, RunChoices, host_question, prepa
 from flux_batch.runner.progress import Event, OnEvent, Tracker
 from flux_batch.runner.session import SessionResult, run_jobs
 from flux_batch.runner.status import FolderStatus, folder_status
-
-if TYPE_CHECKING:  # pandas is optional: only ``Results.to_pandas`` needs it
-    import pandas
 
 __all__ = [
     "Declined",
@@ -301,74 +298,13 @@ def run(
     return asyncio.run(arun(manifest, on_event=on_event, yes=yes, ask=ask, **choices))
 
 
-@dataclass(frozen=True)
-class Results:
-    """An output folder's rows, one per image (and one per job without an image), typed as the report
-    reads them: ``rows``, ``stages``, ``summary`` (run.json's), and :meth:`to_pandas`."""
-
-    out_dir: Path
-    rows: tuple[Row, ...]
-    data: RunData = field(repr=False)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self) -> Iterator[Row]:
-        return iter(self.rows)
-
-    @property
-    def summary(self) -> Mapping[str, Any]:
-        return self.data.summary
-
-    def records(self) -> list[dict[str, Any]]:
-        """One flat dict a row: the fixed columns, each sweep variable, each input as ``input_<name>``,
-        and ``path``, the image's absolute path (empty without an image)."""
-        out = []
-        for row in self.rows:
-            record: dict[str, Any] = {
-                "job_id": row.job_id,
-                "stage": row.stage,
-                "model": row.model,
-                "status": row.status,
-                "prompt": row.prompt,
-                "seed": row.seed,
-            }
-            record.update(row.vars)
-            record.update({f"input_{k}": v for k, v in row.input.items() if k not in ("prompt", "seed")})
-            record.update(
-                file_name=row.file_name,
-                path=str((self.out_dir / row.file_name).resolve()) if row.file_name else "",
-                width=row.width,
-                height=row.height,
-                predict_time=row.predict_time,
-                cost_usd=row.cost_usd,
-                attempts=row.attempts,
-                prediction_id=row.prediction_id,
-                upstream_job_id=row.upstream_job_id,
-                created_at=row.created_at,
-                completed_at=row.completed_at,
-                error=row.error,
-            )
-            out.append(record)
-        return out
-
-    def to_pandas(self) -> pandas.DataFrame:
-        """The rows as a DataFrame (needs pandas: ``pip install pandas``)."""
-        try:
-            import pandas
-        except ImportError as exc:
-            raise UsageError("Results.to_pandas needs pandas: pip install pandas") from exc
-        return pandas.DataFrame.from_records(self.records())
-
-
 def results(out_dir: str | os.PathLike[str]) -> Results:
     """The rows of an output folder's ``manifest.csv``, typed.
 
     >>> df = flux_batch.results("pipelines/out/quickstart").to_pandas()  # doctest: +SKIP
     >>> df.groupby("status").size()  # doctest: +SKIP
     """
-    data = _load_rows(Path(out_dir))
-    return Results(Path(out_dir), data.rows, data)
+    return read_results(Path(out_dir))
 
 
 def status(out_dir: str | os.PathLike[str]) -> FolderStatus:

@@ -65,6 +65,8 @@ class Row:
     upstream_job_id: str = ""
     file_name: str = ""
     thumb: str = ""
+    sha256: str = ""
+    bytes: int | None = None
     width: int | None = None
     height: int | None = None
     predict_time: float | None = None
@@ -91,6 +93,8 @@ class RunData:
     rows: tuple[Row, ...]
     summary: Mapping[str, Any]
     run: Mapping[str, Any]
+    #: manifest.csv's header: a sweep variable whose name another column has is ``var_<name>`` there.
+    header: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -187,7 +191,7 @@ def load(out_dir: Path) -> RunData:
     folder. (The report streams the rows instead: :class:`Folder`.)"""
     folder = Folder(out_dir)
     rows = tuple(folder.rows())
-    return RunData(folder.out_dir, folder.stages, rows, folder.summary, folder.run)
+    return RunData(folder.out_dir, folder.stages, rows, folder.summary, folder.run, folder.header)
 
 
 def _load_run_json(path: Path) -> dict[str, Any]:
@@ -286,6 +290,8 @@ def _row(raw: Mapping[str, str], columns: _Columns) -> Row:
         upstream_job_id=raw.get("upstream_job_id", ""),
         file_name=file_name,
         thumb=thumb_path_for(file_name) if file_name else "",
+        sha256=raw.get("sha256", ""),
+        bytes=_int(raw.get("bytes", "")),
         width=_int(raw.get("width", "")),
         height=_int(raw.get("height", "")),
         predict_time=_float(raw.get("predict_time", "")),
