@@ -1,4 +1,4 @@
-"""Helpers for the CLI's tests: a small manifest, ``run --simulator`` with near-instant predictions, and
+"""Helpers for the CLI's tests: a small manifest, and
 "the real API" (the simulator answering in-process for any host, no socket) with every request recorded."""
 
 from __future__ import annotations
@@ -66,9 +66,3 @@ def fake_api(monkeypatch: pytest.MonkeyPatch, *faults: str) -> Iterator[FakeApi]
     monkeypatch.setattr("flux_batch.api.http_client", client)
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
     yield api
-
-
-@pytest.fixture
-def fast_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``run --simulator`` with near-instant predictions (the quickstart's half second is for people)."""
-    monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)

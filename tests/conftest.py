@@ -1,5 +1,5 @@
-"""Session-wide hooks: every test has its own cache of fetched model schemas (never the user's); the chaos
-suite's figures, summed up at the end of the session."""
+"""Session-wide hooks: every test has its own cache of fetched model schemas (never the user's), and the
+built-in simulator answers at once; the chaos suite's figures, summed up at the end of the session."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ def _own_model_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("FLUX_BATCH_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(autouse=True)
+def _instant_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run --simulator`` (and ``flux_batch.run(simulator=True)``) with near-instant predictions: the half
+    second the quickstart takes is for people watching, and a test of the CLI only waited on it."""
+    monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -2,15 +2,21 @@
 
 Two stages: ``base`` (flux-dev, ``subject`` x ``guidance``, one job failed by the content filter) and
 ``edit`` (flux-kontext-pro on every base image, x ``style``; the failed base job's edits are skipped).
-Images are small Pillow drawings, thumbnails made with the real ``make_thumbnail``.
+Images are small Pillow drawings, thumbnails made with the real ``make_thumbnail``. Each shape of folder is
+drawn once a session and copied for each test that asks for it.
 """
 
 from __future__ import annotations
 
+import atexit
 import colorsys
+import copy
 import csv
+import dataclasses
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +94,9 @@ def _draw(path: Path, size: int, hue: float, label: str, ring: float | None = No
     return path.read_bytes()
 
 
+_BUILT: dict[tuple[Any, ...], Synthetic] = {}
+
+
 def build_output_folder(
     out: Path,
     *,
@@ -100,6 +109,32 @@ def build_output_folder(
     finished: bool = True,
 ) -> Synthetic:
     """Write manifest.csv, metadata.parquet, run.json, images and thumbnails under ``out``."""
+    key = (tuple(subjects), tuple(guidances), tuple(styles), fail, image_size, thumbnails, finished)
+    if key not in _BUILT:
+        where = Path(tempfile.mkdtemp(prefix="flux-batch-report-fixture-"))
+        atexit.register(shutil.rmtree, where, ignore_errors=True)
+        _BUILT[key] = _build(where / "out", *key)
+    built = _BUILT[key]
+    shutil.copytree(built.out, out, dirs_exist_ok=True)
+    # run.json names the manifest beside the folder: beside this copy
+    run_json = out / "run.json"
+    if run_json.is_file():
+        text = run_json.read_text(encoding="utf-8")
+        here, there = (json.dumps(str(p.parent / "sweep.yaml"))[1:-1] for p in (built.out, out))
+        run_json.write_text(text.replace(here, there), encoding="utf-8")
+    return dataclasses.replace(built, out=out, rows=copy.deepcopy(built.rows))
+
+
+def _build(
+    out: Path,
+    subjects: Sequence[str],
+    guidances: Sequence[str],
+    styles: Sequence[str],
+    fail: tuple[str, str] | None,
+    image_size: int,
+    thumbnails: bool,
+    finished: bool,
+) -> Synthetic:
     out.mkdir(parents=True, exist_ok=True)
     syn = Synthetic(out, tuple(subjects), tuple(guidances), tuple(styles))
     base_by_key: dict[tuple[str, str], dict[str, Any]] = {}

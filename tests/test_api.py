@@ -34,11 +34,6 @@ def sweep(**extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def instant(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
-
-
 def test_the_public_names_are_exported_and_documented() -> None:
     for name in flux_batch.__all__:
         if name != "__version__":
@@ -73,7 +68,7 @@ def test_plan_counts_prices_and_iterates_jobs(tmp_path: Path) -> None:
     assert [j.vars["color"] for j in plan.iter_jobs()] == ["red", "blue", "green"]
 
 
-def test_run_results_and_status_on_the_simulator(tmp_path: Path, instant: None) -> None:
+def test_run_results_and_status_on_the_simulator(tmp_path: Path) -> None:
     manifest = flux_batch.loads(sweep(), base_dir=tmp_path)
     seen: list[str] = []
     result = flux_batch.run(manifest, simulator=True, on_event=lambda e, t: seen.append(e.kind))
@@ -95,7 +90,7 @@ def test_run_results_and_status_on_the_simulator(tmp_path: Path, instant: None) 
     assert again.api_calls["create"] == 0 and again.this_run == {} and again.counts == result.counts
 
 
-def test_arun_runs_inside_a_running_event_loop(tmp_path: Path, instant: None) -> None:
+def test_arun_runs_inside_a_running_event_loop(tmp_path: Path) -> None:
     manifest = flux_batch.loads(sweep(), base_dir=tmp_path)
 
     async def notebook_cell() -> flux_batch.RunResult:
@@ -146,7 +141,7 @@ async def test_asimulate_in_a_running_loop(tmp_path: Path) -> None:
     assert result.out_dir == tmp_path / "o" and result.ok
 
 
-def test_the_library_walk_through_runs_as_written(monkeypatch: pytest.MonkeyPatch, instant: None) -> None:
+def test_the_library_walk_through_runs_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/library.md's Python blocks, in order, in one namespace (the simulator's latency shortened)."""
     text = (ROOT / "docs" / "library.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)

@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import fast_simulator
 
 from flux_batch.cli import main
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
-
-pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
 
 
 def test_run_json_records_the_absolute_manifest_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from datasets import load_dataset
 from export_folder import Folder, build_folder
 
 from flux_batch.cli import main
@@ -51,6 +50,8 @@ def loaded(fmt: str, to: Path) -> list[tuple[str, bytes, dict]]:
                 assert image["path"] == f"{row['key']}.png"
                 out.append((row["key"], image["bytes"], row))
     else:
+        from datasets import load_dataset  # seconds to import: only where used (the module is slow-marked)
+
         ds = load_dataset("imagefolder", data_dir=str(to / "data"), split="train")
         for row in ds.cast_column("image", ds.features["image"].__class__(decode=False)):
             image = row.pop("image")
@@ -85,6 +86,8 @@ def test_each_format_loads_with_its_reader_and_repeats_byte_for_byte(
 def test_load_dataset_reads_the_export_folder_through_its_card(
     folder: Folder, tmp_path: Path, fmt: str
 ) -> None:
+    from datasets import load_dataset
+
     export(folder.out, tmp_path, ExportOptions(fmt, shard_images=25))
     ds = load_dataset(str(tmp_path), split="train")
     assert ds.num_rows == len(folder.good)

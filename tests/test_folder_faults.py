@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import fast_simulator  # noqa: F401  (a fixture)
 from runner_harness import base_jobs, chain_jobs, run, simulator
 
 from flux_batch.cli import main
@@ -225,7 +224,6 @@ def tiny_disk(folder: Path, size: str) -> Iterator[Callable[[str], None]]:
 
 
 @pytest.mark.slow
-@pytest.mark.usefixtures("fast_simulator")
 def test_a_disk_that_fills_during_the_first_setup_on_a_real_filesystem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_helpers import fast_simulator
 
 from flux_batch.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.usefixtures(fast_simulator.__name__)
 
 
 def test_plan_counts_done_jobs_of_the_edited_manifest(

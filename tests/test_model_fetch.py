@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import fake_api, fast_simulator  # noqa: F401  (a fixture)
+from cli_helpers import fake_api
 from served import simulator_process
 
 from flux_batch import load
@@ -124,10 +124,7 @@ def test_a_manifest_names_a_schema_file(tmp_path: Path) -> None:
         load(manifest)
 
 
-def test_run_on_the_simulator_with_a_model_it_only_knows_from_the_manifest(
-    tmp_path: Path,
-    fast_simulator: None,  # noqa: F811
-) -> None:
+def test_run_on_the_simulator_with_a_model_it_only_knows_from_the_manifest(tmp_path: Path) -> None:
     (tmp_path / "lora.json").write_text(json.dumps(MODEL_JSON), encoding="utf-8")
     manifest = tmp_path / "m.yaml"
     manifest.write_text(

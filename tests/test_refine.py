@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import fast_simulator  # noqa: F401  (a fixture)
 
 from flux_batch import load
 from flux_batch.cli import main
@@ -31,11 +31,19 @@ stages:
 """
 
 
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chain run once for the module's tests, which copy it."""
+    base = tmp_path_factory.mktemp("explored")
+    (base / "m.yaml").write_text(CHAIN, encoding="utf-8")
+    assert main(["run", str(base / "m.yaml"), "--out", str(base / "out"), "--quiet"]) == 0
+    return base
+
+
 @pytest.fixture
-def explored(tmp_path: Path, fast_simulator: None) -> tuple[Path, list[dict[str, str]]]:  # noqa: F811
-    (tmp_path / "m.yaml").write_text(CHAIN, encoding="utf-8")
+def explored(ran: Path, tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    shutil.copytree(ran, tmp_path, dirs_exist_ok=True)
     out = tmp_path / "out"
-    assert main(["run", str(tmp_path / "m.yaml"), "--out", str(out), "--quiet"]) == 0
     with open(out / "manifest.csv", encoding="utf-8", newline="") as f:
         return out, list(csv.DictReader(f))
 
@@ -60,7 +68,8 @@ def test_picks_on_a_stronger_model_with_more_seeds_validate_and_run(
         "--out-manifest",
         str(target),
     ]
-    argv += ["--model", "black-forest-labs/flux-2-pro", "--set", "resolution=2 MP", "--seeds", "3"]
+    # a higher resolution than the picks' 0.25 megapixels (and small enough to run six in a quick test)
+    argv += ["--model", "black-forest-labs/flux-2-pro", "--set", "resolution=0.5 MP", "--seeds", "3"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "flux-2-pro has no input 'num_inference_steps': left out of 2 pick(s)" in printed
@@ -72,7 +81,7 @@ def test_picks_on_a_stronger_model_with_more_seeds_validate_and_run(
     assert [(c["text"], c["seed"]) for c in cases] == [
         (r["prompt"], int(r["seed"]) + k) for r in gen for k in range(3)
     ]  # same prompts; each pick's own seed first, then the next ones
-    assert all(c["resolution"] == "2 MP" and "megapixels" not in c for c in cases)
+    assert all(c["resolution"] == "0.5 MP" and "megapixels" not in c for c in cases)
     assert main(["run", str(target), "--simulator", "--out", str(tmp_path / "refined"), "--quiet"]) == 0
     with open(tmp_path / "refined" / "manifest.csv", encoding="utf-8", newline="") as f:
         made = list(csv.DictReader(f))

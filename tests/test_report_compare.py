@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from cli_helpers import fast_simulator  # noqa: F401  (a fixture)
 
 from flux_batch.cli import main
 
@@ -45,7 +44,7 @@ def page_rows(out: Path) -> list[dict[str, object]]:
     return rows
 
 
-def test_two_runs_side_by_side_by_their_variables(tmp_path: Path, fast_simulator: None) -> None:  # noqa: F811
+def test_two_runs_side_by_side_by_their_variables(tmp_path: Path) -> None:
     before = run(tmp_path, "before", "black-forest-labs/flux-schnell", "a {subject}, {style}", "cat")
     after = run(
         tmp_path, "after", "black-forest-labs/flux-2-dev", "a small {subject}, {style} drawing", "yak"

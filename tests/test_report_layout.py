@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
-from cli_helpers import fast_simulator  # noqa: F401  (a fixture)
 from PIL import Image
 
 from flux_batch.cli import main
@@ -32,10 +32,18 @@ stages:
 """
 
 
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The manifest run once (twelve 1-megapixel images) for the module's tests, which copy it."""
+    base = tmp_path_factory.mktemp("layout")
+    (base / "m.yaml").write_text(MANIFEST, encoding="utf-8")
+    assert main(["run", str(base / "m.yaml"), "--out", str(base / "out"), "--quiet"]) == 0
+    return base
+
+
 @pytest.fixture
-def out(tmp_path: Path, fast_simulator: None) -> Path:  # noqa: F811
-    (tmp_path / "m.yaml").write_text(MANIFEST, encoding="utf-8")
-    assert main(["run", str(tmp_path / "m.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+def out(ran: Path, tmp_path: Path) -> Path:
+    shutil.copytree(ran, tmp_path, dirs_exist_ok=True)
     return tmp_path / "out"
 
 

@@ -45,7 +45,8 @@ def hanging_up() -> Iterator[str]:
             self.request.close()
 
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: every 20 ms rather than the default half second
+        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
         thread.start()
         try:
             yield f"http://127.0.0.1:{server.server_address[1]}/v1"
@@ -114,7 +115,7 @@ def closing_idle_connections(after_s: float, connections: list[int]) -> Iterator
             self.request.close()
 
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         try:
             yield f"http://127.0.0.1:{server.server_address[1]}"
         finally:
@@ -183,7 +184,9 @@ async def test_connections_are_kept_alive_between_requests() -> None:
         async with http_client(4) as http:
             client = ApiClient(http, base + "/v1", "r8_test")
             for i in range(10):
-                prediction = await client.create(SCHNELL, None, {"prompt": f"x{i}"}, wait=5)
+                prediction = await client.create(
+                    SCHNELL, None, {"prompt": f"x{i}", "megapixels": "0.25"}, wait=5
+                )
                 assert (await http.get(prediction.output_urls()[0])).status_code == 200
     assert len(seen) == 20
     assert len({client for _, client, _ in seen}) == 1  # one connection for all twenty requests
