@@ -116,15 +116,15 @@ async def test_a_full_disk_at_the_intent_stops_the_run_at_once_and_it_resumes(
 
     monkeypatch.setattr(state_module, "connect", connect)
     sim = simulator()
-    jobs = base_jobs(20)
+    jobs = base_jobs(12)
     result = await run(sim, jobs, tmp_path, max_in_flight=4)  # was: 446 attempts in 45 s, never ending
     assert result.exit_code == EXIT_STORAGE
     assert "no space left" in str(result.result.fatal)
     assert opened[0].failures <= 4  # each job in flight tried once, then the run stopped
     monkeypatch.setattr(state_module, "connect", real_connect)  # space freed
     again = await run(sim, jobs, tmp_path)
-    assert again.exit_code == EXIT_OK and again.counts == {"succeeded": 20}
-    assert sim.stats()["duplicate_predictions"] == 0 and sim.stats()["predictions_created"] == 20
+    assert again.exit_code == EXIT_OK and again.counts == {"succeeded": 12}
+    assert sim.stats()["duplicate_predictions"] == 0 and sim.stats()["predictions_created"] == 12
     assert_files_match(tmp_path)
 
 
@@ -144,14 +144,14 @@ async def test_a_full_disk_while_writing_an_image_stops_the_run_and_it_resumes(
 
     monkeypatch.setattr(download_module, "_seal", seal)
     sim = simulator()
-    jobs = base_jobs(20)
+    jobs = base_jobs(12)
     result = await run(sim, jobs, tmp_path, max_in_flight=3)
     assert result.exit_code == EXIT_STORAGE and "no space left" in str(result.result.fatal)
-    assert sim.stats()["predictions_created"] <= 6  # stopped at once, not after creating all 20
+    assert sim.stats()["predictions_created"] <= 6  # stopped at once, not after creating all 12
     monkeypatch.setattr(download_module, "_seal", real_seal)
     again = await run(sim, jobs, tmp_path)
-    assert again.counts == {"succeeded": 20}
-    assert sim.stats()["duplicate_predictions"] == 0 and sim.stats()["predictions_created"] == 20
+    assert again.counts == {"succeeded": 12}
+    assert sim.stats()["duplicate_predictions"] == 0 and sim.stats()["predictions_created"] == 12
     assert_files_match(tmp_path)
 
 
