@@ -28,7 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from flux_batch.models import get_model
+from flux_batch.models.catalog import get_model
 from flux_batch.outputs.quality import inspect_image
 from flux_batch.report.thumbnails import make_thumbnail
 from flux_batch.simulator.images import image_spec, render

@@ -77,9 +77,9 @@ def _usage() -> tuple[float, float]:
 
 
 def _jobs(n: int) -> Iterator[tuple[Any, float | None]]:
-    from flux_batch.ids import job_id
     from flux_batch.jobs import Job
-    from flux_batch.models import get_model
+    from flux_batch.jobs.ids import job_id
+    from flux_batch.models.catalog import get_model
 
     price = get_model(MODEL).price_usd
     for i in range(n):

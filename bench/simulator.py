@@ -206,7 +206,7 @@ def measure_images(base: str) -> None:
 
 def measure_render(count: int = 10) -> None:
     """Rendering alone, in this process: distinct 1-megapixel images (cold), then one of them again."""
-    from flux_batch.models import get_model
+    from flux_batch.models.catalog import get_model
     from flux_batch.simulator.images import image_spec, render
 
     spec = get_model("black-forest-labs/flux-schnell")

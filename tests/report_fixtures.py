@@ -24,8 +24,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from flux_batch import ids
-from flux_batch.jobs import Job
+from flux_batch.jobs import Job, ids
 from flux_batch.outputs.layout import image_dir
 from flux_batch.outputs.metadata import MetadataWriter
 from flux_batch.report.thumbnails import make_thumbnail

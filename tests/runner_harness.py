@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from flux_batch.ids import job_id, slugify
 from flux_batch.jobs import Job, upstream_ref
+from flux_batch.jobs.ids import job_id, slugify
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.session import ApiTarget, SessionResult, run_jobs
 from flux_batch.simulator import SimConfig, create_app

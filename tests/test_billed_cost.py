@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from flux_batch.cli import main
-from flux_batch.pricing import parse_price
+from flux_batch.models.pricing import parse_price
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.server import serve_in_thread
 

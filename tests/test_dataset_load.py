@@ -11,8 +11,8 @@ from PIL import Image
 from runner_harness import KONTEXT, SCHNELL, make_job, run, simulator
 from test_outputs_tables_at_scale import read, succeed_all
 
-from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
+from flux_batch.jobs.ids import job_id
 from flux_batch.outputs.tables import write_tables
 from flux_batch.runner.state.store import Store
 from flux_batch.simulator import SimConfig

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flux_batch import ids, load
+from flux_batch import load
 from flux_batch.errors import ManifestError
-from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
+from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY, ids
 from flux_batch.jobs.expand import count_jobs, expand
 from flux_batch.manifest import Manifest
 from flux_batch.manifest.sweep import Sweep, axis

@@ -12,7 +12,7 @@ from flux_batch import load
 from flux_batch.jobs.expand import expand
 from flux_batch.jobs.plan import build_plan, job_cost
 from flux_batch.manifest import Manifest
-from flux_batch.models import get_model
+from flux_batch.models.catalog import get_model
 
 
 def write(tmp_path: Path, body: str) -> Manifest:

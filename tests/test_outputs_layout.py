@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from flux_batch.ids import content_hash
+from flux_batch.jobs.ids import content_hash
 from flux_batch.outputs.layout import SHARD_JOBS, image_dir, image_stem, in_layout, sheet_name, split_safe
 
 #: Stage ids with split words in every position the loader looks at (the schema allows [a-z0-9_-]).

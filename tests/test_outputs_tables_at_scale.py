@@ -8,8 +8,8 @@ from pathlib import Path
 
 from runner_harness import base_jobs, run, simulator
 
-from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
+from flux_batch.jobs.ids import job_id
 from flux_batch.outputs.tables import write_tables
 from flux_batch.runner.state.store import Store
 

@@ -49,7 +49,7 @@ def test_wheel_ships_schemas_and_loads_them(site: Path) -> None:
     assert {f.name for f in (ROOT / "schemas" / "models").glob("*.json")} <= shipped
     assert (site / "flux_batch" / "_schemas" / "manifest.schema.json").is_file()
     probe = (
-        "import flux_batch.resources as r, flux_batch.models as m, flux_batch as man;"
+        "import flux_batch.resources as r, flux_batch.models.catalog as m, flux_batch as man;"
         "print(r.schemas_dir());"
         "print(len(m.known_models()));"
         f"print(man.load({str(ROOT / 'pipelines' / 'chain.yaml')!r}).name)"

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from runner_harness import SCHNELL, Sim, base_jobs, run, simulator
 
-from flux_batch.models import get_model
+from flux_batch.models.catalog import get_model
 from flux_batch.runner.client import ApiClient, parse_prediction
 from flux_batch.runner.clock_offset import Window
 from flux_batch.runner.executor import RunSettings

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from flux_batch.errors import StateError
-from flux_batch.ids import job_id
 from flux_batch.jobs import Job, upstream_ref
+from flux_batch.jobs.ids import job_id
 from flux_batch.runner.state.migrations import MIGRATIONS, current_version, migrate
 from flux_batch.runner.state.store import FileInfo, Store, done_counts
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from flux_batch.models import get_model
+from flux_batch.models.catalog import get_model
 from flux_batch.simulator.images import image_spec, output_size, render
 
 PRO = get_model("black-forest-labs/flux-pro")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flux_batch.models import get_model
+from flux_batch.models.catalog import get_model
 from flux_batch.simulator.store import Store
 
 PRO = get_model("black-forest-labs/flux-pro")

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from flux_batch.api import load
-from flux_batch.api_url import is_loopback, is_replicate
 from flux_batch.cli.run_options import whole_number
 from flux_batch.durations import format_duration
 from flux_batch.errors import EXIT_INVALID, EXIT_OK, ManifestError
@@ -18,6 +17,7 @@ from flux_batch.jobs.plan import Plan, build_plan
 from flux_batch.jobs.status import FAILED
 from flux_batch.manifest import Manifest
 from flux_batch.manifest.template import format_value
+from flux_batch.runner.api_url import is_loopback, is_replicate
 from flux_batch.runner.folder import read_folder
 from flux_batch.runner.prepare import budget_figures, exact_money, read_token
 
@@ -71,7 +71,7 @@ def validate_command(args: argparse.Namespace) -> int:
 def _fetch_models(manifest: Manifest) -> bool:
     import httpx
 
-    from flux_batch.model_fetch import fetch_unknown
+    from flux_batch.runner.model_fetch import fetch_unknown
 
     if manifest.api.simulator:
         return False

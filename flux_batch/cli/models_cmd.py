@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
-from flux_batch import model_cache, models
-from flux_batch.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url
 from flux_batch.errors import EXIT_OK, UsageError
 from flux_batch.manifest.template import format_value
-from flux_batch.model_fetch import fetch_schemas
+from flux_batch.models import cache, catalog
+from flux_batch.runner.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url
+from flux_batch.runner.model_fetch import fetch_schemas
 from flux_batch.runner.prepare import read_token
 
 SIMULATOR_URL = "http://simulator.invalid/v1"
@@ -45,9 +45,9 @@ def models_command(args: argparse.Namespace) -> int:
             shown = f"version {version[:12]}" if version else "no version id"
             print(f"{model}: schema cached ({shown}) in {path}")
         return EXIT_OK
-    known = {**models.known_models()}
-    for name in model_cache.cached_names():
-        spec = model_cache.cached_spec(name)
+    known = {**catalog.known_models()}
+    for name in cache.cached_names():
+        spec = cache.cached_spec(name)
         if spec is not None and name not in known:
             known[name] = spec
     if args.json:

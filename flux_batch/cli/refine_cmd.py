@@ -1,4 +1,5 @@
-"""``flux-batch refine DIR --picks FILE``: the report's picks become a new manifest (flux_batch.refine)."""
+"""``flux-batch refine DIR --picks FILE``: the report's picks become a new manifest
+(flux_batch.report.refine)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flux_batch import refine
     from flux_batch.api import load
+    from flux_batch.report import refine
     from flux_batch.report.data import Folder
 
     out_dir: Path = args.out_dir

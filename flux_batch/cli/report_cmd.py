@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_variables(out_dir: Path, layout: Layout) -> None:
     """Each variable named must be one of some stage's: a typo is an error with a did-you-mean."""
-    from flux_batch.models import suggest
+    from flux_batch.models.catalog import suggest
 
     folder = Folder(out_dir)
     names = list(dict.fromkeys(v for stage in folder.stages for v in stage.vars))

@@ -27,7 +27,7 @@ from flux_batch.export.record import RECORD, Record, ShardEntry, load
 from flux_batch.export.shards import FORMATS, MAX_IMAGES, limits_for, plan
 from flux_batch.export.source import SOURCE_PATH, Source, open_source
 from flux_batch.outputs import quality
-from flux_batch.safepath import inside
+from flux_batch.outputs.safepath import inside
 
 CARD = "README.md"
 #: Why a sample was left out, as the summary and the card count it.

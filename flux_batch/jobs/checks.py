@@ -22,21 +22,21 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flux_batch import models
 from flux_batch.errors import Issue, ManifestError
-from flux_batch.ids import canonical_json
 from flux_batch.jobs import expand
+from flux_batch.jobs.ids import canonical_json
 from flux_batch.manifest.loader import Read
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
 from flux_batch.manifest.sweep import matches
 from flux_batch.manifest.template import format_value
 from flux_batch.manifest.yaml_loader import Document, JsonPath
+from flux_batch.models import catalog
 
 _CACHE_LIMIT = 200_000
 _EXAMPLE_VARS = 6
 
 
-def _stands_in(spec: models.ModelSpec, name: str, expected: dict[str, Any]) -> bool:
+def _stands_in(spec: catalog.ModelSpec, name: str, expected: dict[str, Any]) -> bool:
     """True when the schema's only rule for ``name`` is ``expected`` and no cross-field rule names it."""
     rule = {k: v for k, v in spec.inputs.get(name, {}).items() if k not in ("description", "title")}
     cross = json.dumps((spec.schema or {}).get("allOf", []))
@@ -93,7 +93,7 @@ def check_inputs(manifest: Manifest, doc: Document) -> list[Issue]:
 class _ModelCheck:
     """One model's checks within a stage: its spec and which inputs can be checked cheaply."""
 
-    def __init__(self, spec: models.ModelSpec) -> None:
+    def __init__(self, spec: catalog.ModelSpec) -> None:
         self.spec = spec
         self.prompt_free = _stands_in(spec, "prompt", {"type": "string", "minLength": 1})
         self.seed_free = _stands_in(spec, "seed", {"type": "integer"})
@@ -102,7 +102,7 @@ class _ModelCheck:
 
 def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]:
     checks: dict[Any, _ModelCheck] = {}
-    cache: dict[Any, list[models.InputProblem]] = {}
+    cache: dict[Any, list[catalog.InputProblem]] = {}
     found: dict[tuple[str, str, str, str], list[Any]] = {}
     renames = expand.reference_renames(manifest, stage)
     sourced = {s.input for s in stage.sources}
@@ -144,7 +144,7 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
                 probe["prompt"] = "x"
             if skip_seed:
                 probe["seed"] = 0
-            problems = models.check_input(check.spec, probe)
+            problems = catalog.check_input(check.spec, probe)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[key] = problems
@@ -161,7 +161,7 @@ def _check_stage(manifest: Manifest, stage: Stage, doc: Document) -> list[Issue]
 
 
 def _several_for_one(
-    spec: models.ModelSpec, moved: Mapping[str, tuple[str, bool]], input: Mapping[str, Any]
+    spec: catalog.ModelSpec, moved: Mapping[str, tuple[str, bool]], input: Mapping[str, Any]
 ) -> tuple[tuple[str, str, str, str], str] | None:
     """The problem (as a ``found`` key) and the input name, when the stage's several reference images went
     to this model's one-image input (see :func:`flux_batch.jobs.expand.reference_renames`)."""

@@ -23,10 +23,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flux_batch import ids, models
-from flux_batch.jobs import Job, file_ref, upstream_ref
+from flux_batch.jobs import Job, file_ref, ids, upstream_ref
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
 from flux_batch.manifest.sweep import REPEAT, matches
+from flux_batch.models import catalog
 
 #: Stands in for an upstream image in check mode (its job id is not computed there).
 PLACEHOLDER_REF: Mapping[str, Any] = upstream_ref("", 0)
@@ -170,7 +170,7 @@ def reference_renames(manifest: Manifest, stage: Stage) -> dict[Any, dict[str, t
         target = spec.reference_input
         if target is not None:
             to_list = target in spec.list_image_inputs
-            result[ref] = {n: (target, to_list) for n in models.REFERENCE_INPUTS if n != target}
+            result[ref] = {n: (target, to_list) for n in catalog.REFERENCE_INPUTS if n != target}
     return result
 
 

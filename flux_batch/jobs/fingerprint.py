@@ -29,7 +29,7 @@ from flux_batch import __version__
 MANIFEST_FIELDS = ("path", "name", "base_seed", "defaults", "vars", "stages", "prices")
 #: Modules whose code decides a job's id, seed, input and order.
 EXPANSION_MODULES = (
-    "flux_batch.jobs.expand", "flux_batch.ids", "flux_batch.jobs.job", "flux_batch.manifest.sweep",
+    "flux_batch.jobs.expand", "flux_batch.jobs.ids", "flux_batch.jobs.job", "flux_batch.manifest.sweep",
     "flux_batch.manifest.template", "flux_batch.jobs.fingerprint",
 )  # fmt: skip
 

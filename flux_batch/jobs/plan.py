@@ -22,7 +22,7 @@ from flux_batch.jobs import Job
 from flux_batch.jobs.expand import count_jobs_and_images, expand, expand_stage, rows
 from flux_batch.jobs.status import FAILED, JobStatus
 from flux_batch.manifest.model import Manifest, Stage
-from flux_batch.models import ModelSpec
+from flux_batch.models.catalog import ModelSpec
 from flux_batch.runner.in_flight import wall_time
 
 SAMPLES_PER_STAGE = 3

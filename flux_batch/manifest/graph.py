@@ -10,7 +10,7 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from flux_batch.models import suggest
+from flux_batch.models.catalog import suggest
 
 
 @dataclass(frozen=True)

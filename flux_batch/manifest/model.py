@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flux_batch import defaults, models
-from flux_batch.api_url import DEFAULT_BASE_URL
+from flux_batch import defaults
 from flux_batch.errors import Issue
 from flux_batch.manifest.sweep import Sweep
 from flux_batch.manifest.template import Template
+from flux_batch.models import catalog
+from flux_batch.runner.api_url import DEFAULT_BASE_URL
 
 DEFAULT_MAX_JOBS = defaults.MAX_JOBS
 #: The sweep variable that sets each job's model (``matrix: {model: [...]}``).
@@ -96,7 +97,7 @@ class Stage:
         if not isinstance(ref, str):
             return self.model, self.version
         try:
-            return models.split_ref(ref)
+            return catalog.split_ref(ref)
         except ValueError:  # refused by the parser; never reached for a loaded manifest
             return ref, None
 
@@ -118,7 +119,7 @@ class Manifest:
     retry_failed: bool = False
     reseed_failed: bool = False
     prices: Mapping[str, Any] = field(default_factory=dict)
-    schemas: Mapping[str, models.ModelSpec] = field(default_factory=dict, repr=False)  # from schema files
+    schemas: Mapping[str, catalog.ModelSpec] = field(default_factory=dict, repr=False)  # from schema files
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
     warnings: tuple[Issue, ...] = ()
 
@@ -129,15 +130,15 @@ class Manifest:
                 return stage
         raise KeyError(stage_id)
 
-    def spec_for(self, stage_id: str) -> models.ModelSpec:
+    def spec_for(self, stage_id: str) -> catalog.ModelSpec:
         """The model spec of a stage (of its default model), with the manifest's price override applied."""
         return self.spec(self.stage(stage_id).model)
 
     def model_names(self) -> tuple[str, ...]:
         """Every model (``owner/name``) the manifest's jobs use, in stage and sweep order."""
         refs = (ref for stage in self.stages for ref in stage.models or (stage.model,))
-        return tuple(dict.fromkeys(models.split_ref(ref)[0] for ref in refs))
+        return tuple(dict.fromkeys(catalog.split_ref(ref)[0] for ref in refs))
 
-    def spec(self, model: str) -> models.ModelSpec:
+    def spec(self, model: str) -> catalog.ModelSpec:
         """The spec of ``owner/name``: a manifest's schema file, built in or fetched; with its price."""
-        return models.get_model(model, self.prices.get(model), self.schemas)
+        return catalog.get_model(model, self.prices.get(model), self.schemas)

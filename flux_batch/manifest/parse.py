@@ -15,11 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flux_batch import model_cache, models
-from flux_batch.api_url import BaseUrlError, check_base_url
 from flux_batch.durations import parse_duration
 from flux_batch.errors import Issue
-from flux_batch.ids import canonical_json
+from flux_batch.jobs.ids import canonical_json
 from flux_batch.jobs.job import is_ref
 from flux_batch.manifest import graph, sweep
 from flux_batch.manifest.model import (
@@ -33,6 +31,8 @@ from flux_batch.manifest.model import (
 from flux_batch.manifest.schema_files import load_schema_files
 from flux_batch.manifest.template import TemplateError, compile_template
 from flux_batch.manifest.yaml_loader import Document, JsonPath
+from flux_batch.models import cache, catalog
+from flux_batch.runner.api_url import BaseUrlError, check_base_url
 
 
 def file_sha256(path: Path, shown: str = "") -> str:
@@ -161,7 +161,7 @@ class _Parser:
             for key in rule:
                 origins.setdefault(key, (*at, "include", i, key))
         model, version, refs = self.stage_models(at, raw, built, origins)
-        specs = [self.spec(models.split_ref(r)[0] if models.MODEL_REF.match(r) else r) for r in refs]
+        specs = [self.spec(catalog.split_ref(r)[0] if catalog.MODEL_REF.match(r) else r) for r in refs]
         spec = specs[0] if len(specs) == 1 else _union(specs)
         template = None
         if "prompt" in raw:
@@ -191,7 +191,7 @@ class _Parser:
                 and name != sweep.REPEAT
                 and input_names is not None
             ):
-                hint = models.suggest(name, sorted(input_names))
+                hint = catalog.suggest(name, sorted(input_names))
                 self.warn(
                     origins.get(name, at),
                     f"variable {name!r} is neither a {spec.name} input nor used in the prompt",
@@ -204,7 +204,7 @@ class _Parser:
                 self.error(
                     (*at, "same_seed_across", i),
                     f"{name!r} is not a sweep variable of this stage",
-                    models.suggest(name, built.names),
+                    catalog.suggest(name, built.names),
                 )
         for source in sources:
             if spec.known and source.group_by is not None and source.input not in spec.list_image_inputs:
@@ -239,8 +239,8 @@ class _Parser:
             list_inputs=frozenset(lists),
         )
 
-    def spec(self, model: str) -> models.ModelSpec:
-        return models.get_model(model, self.prices.get(model), self.schemas)
+    def spec(self, model: str) -> catalog.ModelSpec:
+        return catalog.get_model(model, self.prices.get(model), self.schemas)
 
     def stage_models(
         self, at: JsonPath, raw: Mapping[str, Any], built: sweep.Sweep, origins: Mapping[str, JsonPath]
@@ -274,28 +274,28 @@ class _Parser:
         checked: list[str] = []
         for ref in ([written] if written is not None else []) + refs:
             where = (*at, "model") if ref == written and written is not None else origins.get(MODEL_VAR, at)
-            if not isinstance(ref, str) or not models.MODEL_REF.match(ref):
+            if not isinstance(ref, str) or not catalog.MODEL_REF.match(ref):
                 self.error(
                     where, f"{ref!r} is not a model", "write owner/name or owner/name:<64-hex version>"
                 )
                 continue
             if ref not in checked:
                 checked.append(ref)
-                self.check_model(where, models.split_ref(ref)[0])
+                self.check_model(where, catalog.split_ref(ref)[0])
         if not checked:
             return "unknown/unknown", None, ["unknown/unknown"]
         uses = checked if refs else checked[:1]
         if written is not None and refs and all(v is not sweep.MISSING for v in swept):
             uses = [r for r in checked if r in refs]  # every job names its model: the stage's is unused
-        model, version = models.split_ref(uses[0]) if uses else ("unknown/unknown", None)
+        model, version = catalog.split_ref(uses[0]) if uses else ("unknown/unknown", None)
         return model, version, uses or ["unknown/unknown"]
 
     def check_model(self, where: JsonPath, model: str) -> None:
         spec = self.spec(model)
         if spec.known:
             return
-        known = [*models.known_models(), *self.schemas, *model_cache.cached_names()]
-        typo = models.near_miss(model, known)
+        known = [*catalog.known_models(), *self.schemas, *cache.cached_names()]
+        typo = catalog.near_miss(model, known)
         if typo:
             self.error(where, f"{model} is not a known model", f"did you mean {typo!r}?")
             return
@@ -438,12 +438,12 @@ class _Parser:
                     self.error(
                         (*at, "exclude", i, key),
                         f"exclude names {key!r}, which is not a sweep variable",
-                        models.suggest(key, names) or f"variables: {', '.join(names) or 'none'}",
+                        catalog.suggest(key, names) or f"variables: {', '.join(names) or 'none'}",
                         key=True,
                     )
 
     def inputs(
-        self, at: JsonPath, raw: Mapping[str, Any], spec: models.ModelSpec
+        self, at: JsonPath, raw: Mapping[str, Any], spec: catalog.ModelSpec
     ) -> tuple[dict[str, Any], list[ImageSource]]:
         literal: dict[str, Any] = {}
         defaults = self.data.get("defaults", {})
@@ -468,7 +468,7 @@ class _Parser:
         return {k: v for k, v in literal.items() if v is not None}, sources
 
     def image_input(
-        self, where: JsonPath, name: str, spec: models.ModelSpec, *, listed: bool = False
+        self, where: JsonPath, name: str, spec: catalog.ModelSpec, *, listed: bool = False
     ) -> None:
         """An error unless ``name`` is an image input (``listed``: one taking a list) of the model."""
         takers = spec.list_image_inputs if listed else spec.image_inputs
@@ -539,7 +539,7 @@ class _Parser:
         return value
 
     def glob_files(
-        self, origins: Mapping[str, JsonPath], input_vars: frozenset[str], spec: models.ModelSpec, model: str
+        self, origins: Mapping[str, JsonPath], input_vars: frozenset[str], spec: catalog.ModelSpec, model: str
     ) -> dict[str, dict[str, str]]:
         """For each globbed variable that sets an input: the sha256 of each of its files, by path."""
         files: dict[str, dict[str, str]] = {}
@@ -610,7 +610,7 @@ class _Parser:
                         self.error(
                             (*self.reference_path(stage, source.stage)[:-1], "where", key),
                             f"stage {source.stage!r} has no variable {key!r}",
-                            models.suggest(key, names) or f"its variables: {', '.join(names) or 'none'}",
+                            catalog.suggest(key, names) or f"its variables: {', '.join(names) or 'none'}",
                             key=True,
                         )
             visible[stage.id] = tuple(dict.fromkeys([*upstream, *stage.var_names]))
@@ -621,7 +621,7 @@ class _Parser:
                         self.error(
                             ("stages", stage.index, "prompt"),
                             f"unknown variable {{{name}}} in the prompt",
-                            models.suggest(name, sorted(known))
+                            catalog.suggest(name, sorted(known))
                             or "define it under vars or as a sweep variable; known: "
                             + ", ".join(sorted(known)),
                         )
@@ -649,7 +649,7 @@ class _Parser:
                     f"write {key}: {{from: {value['from']}}} in the input of the stage that edits its images",
                 )
         takers = [
-            self.spec(models.split_ref(r)[0]) for s in stages for r in s.models if models.MODEL_REF.match(r)
+            self.spec(catalog.split_ref(r)[0]) for s in stages for r in s.models if catalog.MODEL_REF.match(r)
         ]
         if any(not spec.known for spec in takers):
             return
@@ -659,23 +659,23 @@ class _Parser:
                 self.error(
                     ("defaults", key),
                     f"no stage's model takes the input {key!r}",
-                    models.suggest(key, names) or "see `flux-batch models`",
+                    catalog.suggest(key, names) or "see `flux-batch models`",
                     key=True,
                 )
 
 
-def _union(specs: list[models.ModelSpec]) -> models.ModelSpec:
+def _union(specs: list[catalog.ModelSpec]) -> catalog.ModelSpec:
     """One spec standing for every model of a stage with a model axis, for the checks made per stage:
     it takes every input one of them takes (each job is then checked against its own model)."""
     if not all(spec.known for spec in specs):
-        return models.ModelSpec(", ".join(s.name for s in specs), "", None, "any")
+        return catalog.ModelSpec(", ".join(s.name for s in specs), "", None, "any")
     properties: dict[str, Any] = {}
     for spec in specs:
         for name, rule in spec.inputs.items():
             properties.setdefault(name, rule)
     images = tuple(dict.fromkeys(n for spec in specs for n in spec.image_inputs))
     schema = {"properties": properties}
-    return models.ModelSpec(", ".join(s.name for s in specs), "", None, "any", images, schema)
+    return catalog.ModelSpec(", ".join(s.name for s in specs), "", None, "any", images, schema)
 
 
 def parse(

@@ -20,7 +20,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from flux_batch import resources
 from flux_batch.errors import Issue
 from flux_batch.manifest.yaml_loader import Document, JsonPath
-from flux_batch.models import closest, known_models, suggest
+from flux_batch.models.catalog import closest, known_models, suggest
 
 _JSON_TYPES = {
     dict: "a mapping",

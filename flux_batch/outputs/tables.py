@@ -19,7 +19,7 @@ from typing import Any
 
 from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
 from flux_batch.jobs.status import PAID, public
-from flux_batch.models import get_model
+from flux_batch.models.catalog import get_model
 from flux_batch.outputs.layout import (
     HEAD_COLUMNS,
     INPUT_PREFIX,

@@ -16,10 +16,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from flux_batch.outputs.layout import IMAGES_DIR, sheet_name
+from flux_batch.outputs.safepath import inside
 from flux_batch.report.data import Row, StageInfo
 from flux_batch.report.grid import GridSpec, cells
 from flux_batch.report.thumbnails import thumb_path_for
-from flux_batch.safepath import inside
 
 MAX_AXIS = 12
 #: The sheet aims at this width; cells shrink (down to ``MIN_CELL``) for many columns.

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flux_batch import models
 from flux_batch.errors import UsageError
 from flux_batch.jobs.status import UNSUCCESSFUL
+from flux_batch.models import catalog
 from flux_batch.outputs.layout import (
     HEAD_COLUMNS,
     IMAGES_DIR,
@@ -30,8 +30,8 @@ from flux_batch.outputs.layout import (
     TAIL_COLUMNS,
     VAR_PREFIX,
 )
+from flux_batch.outputs.safepath import inside
 from flux_batch.report.thumbnails import thumb_path_for
-from flux_batch.safepath import inside
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class _Columns:
 
 def _row(raw: Mapping[str, str], columns: _Columns) -> Row:
     stage = columns.stages[raw["stage"]]
-    spec = models.get_model(raw.get("model") or stage.model)
+    spec = catalog.get_model(raw.get("model") or stage.model)
     input: dict[str, Any] = {}
     if raw.get("prompt"):
         input["prompt"] = raw["prompt"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from flux_batch.outputs.layout import IMAGES_DIR, THUMBS_DIR
-from flux_batch.safepath import inside
+from flux_batch.outputs.safepath import inside
 
 #: The longest side of a thumbnail, in pixels: sharp in a grid cell, a few kilobytes on disk.
 THUMB_SIZE = 256

@@ -34,9 +34,9 @@ from PIL import Image, UnidentifiedImageError
 from flux_batch.errors import BadOutputError, DownloadError, storage_error
 from flux_batch.outputs.layout import IMAGES_DIR
 from flux_batch.outputs.quality import inspect_image
+from flux_batch.outputs.safepath import inside
 from flux_batch.runner.deadline import within
 from flux_batch.runner.state.store import FileInfo, Store
-from flux_batch.safepath import inside
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 #: The most pixels an output image may have. FLUX makes at most about 4 megapixels; more than this is a

@@ -15,12 +15,12 @@ from typing import Any
 
 from flux_batch.errors import DownloadError, OutputGoneError
 from flux_batch.outputs.layout import image_dir
+from flux_batch.outputs.safepath import inside
 from flux_batch.runner.context import RunContext
 from flux_batch.runner.download import download
 from flux_batch.runner.retry import retry_call
 from flux_batch.runner.settings import Thumbnailer
 from flux_batch.runner.state.store import JobRow
-from flux_batch.safepath import inside
 from flux_batch.timestamps import parse_epoch
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from flux_batch.errors import InvalidInputError, NotFoundError, ProtocolError, StateError
 from flux_batch.jobs import FILE_KEY, UPSTREAM_KEY
+from flux_batch.outputs.safepath import inside
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.state.store import Store
-from flux_batch.safepath import inside
 
 #: The API's advice: data URLs for files up to 256 kB.
 DATA_URI_MAX_BYTES = 256 * 1024

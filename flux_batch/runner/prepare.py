@@ -18,17 +18,17 @@ from typing import Any, Protocol
 
 import httpx
 
-from flux_batch import models
-from flux_batch.api_url import DEFAULT_BASE_URL, host_of, is_loopback, is_replicate
 from flux_batch.errors import InputError, MissingTokenError, UsageError
-from flux_batch.ids import canonical_json
 from flux_batch.jobs import Job
 from flux_batch.jobs.expand import expand
+from flux_batch.jobs.ids import canonical_json
 from flux_batch.jobs.plan import Plan, build_plan, job_cost
 from flux_batch.jobs.status import FAILED, JobStatus
 from flux_batch.manifest import ApiSettings, Manifest
-from flux_batch.models import ModelSpec
-from flux_batch.pricing import Price
+from flux_batch.models import catalog as models
+from flux_batch.models.catalog import ModelSpec
+from flux_batch.models.pricing import Price
+from flux_batch.runner.api_url import DEFAULT_BASE_URL, host_of, is_loopback, is_replicate
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.folder import Folder, check_owner, owner_record, read_folder
 from flux_batch.runner.session import ApiTarget, RunInfo
@@ -245,8 +245,8 @@ def prepare(
         )
     fetched: list[str] = []
     if token and not choice.token_leaves_for_another_host:
-        from flux_batch.model_fetch import fetch_unknown
         from flux_batch.runner.http_client import http_client
+        from flux_batch.runner.model_fetch import fetch_unknown
 
         client = (http or http_client)(4)
         if fetch_unknown(manifest, client, api.base_url, token, fetched.append) and reload:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flux_batch.errors import NotFoundError, ProtocolError
-from flux_batch.ids import canonical_json
+from flux_batch.jobs.ids import canonical_json
 from flux_batch.runner.client import ApiClient, Prediction
 from flux_batch.runner.clock_offset import Window
 from flux_batch.timestamps import parse_epoch

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flux_batch import defaults
 from flux_batch.errors import FluxBatchError
-from flux_batch.pricing import Price
+from flux_batch.models.pricing import Price
 from flux_batch.runner.download import DEFAULT_MAX_BYTES
 
 #: Makes a thumbnail of an image (folder, path relative to it) and returns the thumbnail's relative path.

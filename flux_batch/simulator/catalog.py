@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flux_batch import models
-from flux_batch.ids import canonical_json
+from flux_batch.jobs.ids import canonical_json
+from flux_batch.models import catalog
 
 #: When the simulated versions say they were pushed (a fixed instant, so responses are reproducible).
 VERSION_CREATED_AT = "2025-01-01T00:00:00.000000Z"
@@ -28,7 +28,7 @@ COG_VERSION = "0.16.8"
 class SimulatedModel:
     """One servable model: its spec, its one version id and that version's OpenAPI schema."""
 
-    spec: models.ModelSpec
+    spec: catalog.ModelSpec
     version_id: str
     openapi_schema: Mapping[str, Any] = field(repr=False)
 
@@ -69,7 +69,7 @@ class SimulatedModel:
         }
 
 
-def input_schema(spec: models.ModelSpec) -> dict[str, Any]:
+def input_schema(spec: catalog.ModelSpec) -> dict[str, Any]:
     """The model's ``Input`` schema as Cog writes it: every property with a ``title`` and ``x-order``.
 
     Only ``properties`` and ``required`` are taken: the files' cross-field rules (``allOf``/``if``) are
@@ -84,14 +84,14 @@ def input_schema(spec: models.ModelSpec) -> dict[str, Any]:
     return result
 
 
-def output_schema(spec: models.ModelSpec) -> dict[str, Any]:
+def output_schema(spec: catalog.ModelSpec) -> dict[str, Any]:
     url = {"type": "string", "format": "uri"}
     if spec.output == "list":
         return {"type": "array", "items": url, "title": "Output"}
     return {**url, "title": "Output"}
 
 
-def openapi_schema(spec: models.ModelSpec) -> dict[str, Any]:
+def openapi_schema(spec: catalog.ModelSpec) -> dict[str, Any]:
     return {
         "openapi": "3.0.2",
         "info": {"title": "Cog", "version": "0.1.0"},
@@ -100,10 +100,10 @@ def openapi_schema(spec: models.ModelSpec) -> dict[str, Any]:
     }
 
 
-def version_id(spec: models.ModelSpec) -> str:
+def version_id(spec: catalog.ModelSpec) -> str:
     schema = spec.schema or {}
     pinned = schema.get("x-version-id")
-    if isinstance(pinned, str) and models.VERSION_ID.match(pinned):
+    if isinstance(pinned, str) and catalog.VERSION_ID.match(pinned):
         return pinned
     return hashlib.sha256(canonical_json(schema).encode()).hexdigest()
 
@@ -111,7 +111,7 @@ def version_id(spec: models.ModelSpec) -> str:
 class Catalog:
     """Lookups by ``owner/name`` and by version id."""
 
-    def __init__(self, specs: Mapping[str, models.ModelSpec]) -> None:
+    def __init__(self, specs: Mapping[str, catalog.ModelSpec]) -> None:
         self.by_name = {
             name: SimulatedModel(spec, version_id(spec), openapi_schema(spec))
             for name, spec in specs.items()
@@ -126,18 +126,18 @@ class Catalog:
 @functools.lru_cache(maxsize=1)
 def default_catalog() -> Catalog:
     """Every model of ``schemas/models/``."""
-    return Catalog(models.known_models())
+    return Catalog(catalog.known_models())
 
 
-def catalog_with(specs: tuple[models.ModelSpec, ...]) -> Catalog:
+def catalog_with(specs: tuple[catalog.ModelSpec, ...]) -> Catalog:
     """Every model of ``schemas/models/`` and ``specs`` (which win over a built-in of the same name)."""
     if not specs:
         return default_catalog()
-    return Catalog({**models.known_models(), **{spec.name: spec for spec in specs}})
+    return Catalog({**catalog.known_models(), **{spec.name: spec for spec in specs}})
 
 
-def permissive(name: str) -> models.ModelSpec:
+def permissive(name: str) -> catalog.ModelSpec:
     """A model the simulator knows nothing of: it takes any input and makes one image (so a pipeline
     with a model that has no schema can still be tried for free)."""
     schema = {"type": "object", "x-model": name, "title": name, "description": f"{name} (any input)"}
-    return models.ModelSpec(name, name, None, "url", (), schema)
+    return catalog.ModelSpec(name, name, None, "url", (), schema)

@@ -20,8 +20,8 @@ import yaml
 from flux_batch import defaults
 from flux_batch.durations import parse_duration
 from flux_batch.errors import UsageError
-from flux_batch.model_import import as_model_schema
-from flux_batch.models import ModelSpec, check_schema, spec_from_schema
+from flux_batch.models.catalog import ModelSpec, check_schema, spec_from_schema
+from flux_batch.models.schema_import import as_model_schema
 
 #: Fault kinds, with the endpoints each applies to unless the spec says otherwise (see ``docs/simulator.md``).
 FAULT_KINDS: dict[str, tuple[str, ...]] = {

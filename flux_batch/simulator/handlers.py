@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
-from flux_batch import models
 from flux_batch.durations import parse_duration
+from flux_batch.models import catalog as models
 from flux_batch.simulator import views
 from flux_batch.simulator.asgi import PROBLEM_JSON, Request, Response
 from flux_batch.simulator.config import FaultSpec, SimConfig

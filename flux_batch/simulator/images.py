@@ -19,9 +19,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from flux_batch.ids import canonical_json
-from flux_batch.models import ModelSpec
-from flux_batch.sizes import SIZE_INPUTS, output_size
+from flux_batch.jobs.ids import canonical_json
+from flux_batch.models.catalog import ModelSpec
+from flux_batch.models.sizes import SIZE_INPUTS, output_size
 
 #: Inputs that decide the size or format of an image and so are not part of its pattern.
 _LAYOUT_INPUTS = frozenset(

@@ -16,10 +16,10 @@ from typing import Any
 
 from PIL import Image
 
-from flux_batch import sizes
-from flux_batch.ids import canonical_json
+from flux_batch.jobs.ids import canonical_json
 from flux_batch.jobs.status import PREDICTION_TERMINAL
-from flux_batch.models import ModelSpec
+from flux_batch.models import sizes
+from flux_batch.models.catalog import ModelSpec
 from flux_batch.simulator.catalog import Catalog, SimulatedModel, default_catalog
 from flux_batch.simulator.images import ImageSpec, image_spec
 
@@ -124,7 +124,7 @@ def billed_megapixels(
 ) -> tuple[int, int]:
     """``(input, output)`` megapixels a prediction is billed for, as FLUX.2's metrics count them: each
     input image's megapixels (1 when its size is unknown: an image from elsewhere), each output's at the
-    size its input asks for; whole megapixels, rounded up (:mod:`flux_batch.sizes`)."""
+    size its input asks for; whole megapixels, rounded up (:mod:`flux_batch.models.sizes`)."""
     first = next((size for size in input_sizes if size), None)
     input_mp = sum(sizes.billed_megapixels(*sizes.bounded(size)) if size else 1 for size in input_sizes)
     return input_mp, images * sizes.billed_output_megapixels(values, first)

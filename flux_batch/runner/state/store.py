@@ -45,8 +45,8 @@ from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from flux_batch.errors import DiskFullError, FluxBatchError, StateError, StorageError, storage_error
-from flux_batch.ids import canonical_json, derive_seed
 from flux_batch.jobs import Job
+from flux_batch.jobs.ids import canonical_json, derive_seed
 from flux_batch.jobs.status import FAILED, IN_PROGRESS, JobStatus, fold_counts
 from flux_batch.runner.client import valid_id
 from flux_batch.runner.state import queries

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flux_batch.models import MODEL_REF, ModelSpec, spec_from_schema
+from flux_batch.models.catalog import MODEL_REF, ModelSpec, spec_from_schema
 
 
 def cache_dir() -> Path:

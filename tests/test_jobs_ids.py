@@ -1,8 +1,8 @@
-"""Identity (flux_batch/ids.py): canonical JSON, content hashes, job ids, derived seeds, slugs."""
+"""Identity (flux_batch/jobs/ids.py): canonical JSON, content hashes, job ids, derived seeds, slugs."""
 
 from __future__ import annotations
 
-from flux_batch.ids import SEED_MODULUS, canonical_json, content_hash, derive_seed, job_id, slugify
+from flux_batch.jobs.ids import SEED_MODULUS, canonical_json, content_hash, derive_seed, job_id, slugify
 
 
 def test_canonical_json_sorted_compact_and_integral_floats() -> None:

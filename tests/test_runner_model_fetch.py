@@ -15,8 +15,8 @@ from served import simulator_process
 from flux_batch import load
 from flux_batch.cli import main
 from flux_batch.errors import ManifestError
-from flux_batch.model_import import from_model_json
-from flux_batch.models import check_input, get_model, spec_from_schema
+from flux_batch.models.catalog import check_input, get_model, spec_from_schema
+from flux_batch.models.schema_import import from_model_json
 from flux_batch.simulator import SimConfig, create_app
 from flux_batch.simulator.catalog import catalog_with, openapi_schema
 from flux_batch.simulator.config import load_profile

@@ -1,10 +1,10 @@
-"""The model registry (flux_batch/models.py): schemas, prices, references, input checks."""
+"""The model registry (flux_batch/models/catalog.py): schemas, prices, references, input checks."""
 
 from __future__ import annotations
 
 import pytest
 
-from flux_batch.models import check_input, get_model, known_models, split_ref, suggest
+from flux_batch.models.catalog import check_input, get_model, known_models, split_ref, suggest
 
 PRO = "black-forest-labs/flux-pro"
 KONTEXT = "black-forest-labs/flux-kontext-pro"

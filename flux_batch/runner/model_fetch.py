@@ -1,7 +1,7 @@
 """``models --fetch``: read a model's input schema from the API and keep it in the user's cache.
 
 One ``GET /models/{owner}/{name}`` per model, through the same client (limits on answer size and time,
-errors translated) as a run. The schema is stored with its version id (:mod:`flux_batch.model_cache`), so
+errors translated) as a run. The schema is stored with its version id (:mod:`flux_batch.models.cache`), so
 every later check of the model's inputs runs offline. ``run`` fetches the manifest's models that have no
 schema by itself when it has a token for Replicate's API (or this machine's); ``validate --fetch`` when
 asked.
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 
-from flux_batch import model_cache, models
 from flux_batch.errors import FluxBatchError, NotFoundError, ProtocolError, UsageError
 from flux_batch.manifest import Manifest
-from flux_batch.model_import import SchemaImportError, from_model_json
+from flux_batch.models import cache, catalog
+from flux_batch.models.schema_import import SchemaImportError, from_model_json
 from flux_batch.runner.client import ApiClient
 
 
@@ -30,7 +30,7 @@ async def fetch_schemas(
     fetched = []
     for name in names:
         try:
-            model, version = models.split_ref(name)
+            model, version = catalog.split_ref(name)
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
         if version:
@@ -42,14 +42,14 @@ async def fetch_schemas(
             raise ProtocolError(f"GET /models/{model}: {exc}") from exc
         if schema["x-model"] != model:
             raise ProtocolError(f"GET /models/{model} answered for another model, {schema['x-model']}")
-        fetched.append((model, model_cache.save(schema), str(schema.get("x-version-id", ""))))
+        fetched.append((model, cache.save(schema), str(schema.get("x-version-id", ""))))
     return fetched
 
 
 def unknown_models(manifest: Manifest) -> list[str]:
     """The models of a manifest without a schema (built in, fetched or named in the manifest)."""
-    names = dict.fromkeys(models.split_ref(r)[0] for s in manifest.stages for r in s.models)
-    return [n for n in names if models.MODEL_REF.match(n) and not manifest.spec(n).known]
+    names = dict.fromkeys(catalog.split_ref(r)[0] for s in manifest.stages for r in s.models)
+    return [n for n in names if catalog.MODEL_REF.match(n) and not manifest.spec(n).known]
 
 
 def fetch_unknown(

@@ -1,8 +1,8 @@
 """The known FLUX models: input schemas, prices, output shapes; and input validation.
 
 The data lives in ``schemas/models/*.json`` (one JSON Schema per model, with ``x-`` keys for the price
-(:mod:`flux_batch.pricing`), the output shape and which inputs take images). Models fetched with
-``flux-batch models --fetch`` are read from the user's cache (:mod:`flux_batch.model_cache`) after those.
+(:mod:`flux_batch.models.pricing`), the output shape and which inputs take images). Models fetched with
+``flux-batch models --fetch`` are read from the user's cache (:mod:`flux_batch.models.cache`) after those.
 Both the manifest checks and the simulator's 422 answers come from :func:`check_input`, so they can never
 disagree.
 """
@@ -19,9 +19,10 @@ from typing import Any
 
 import jsonschema
 
-from flux_batch import resources, sizes
-from flux_batch.ids import canonical_json
-from flux_batch.pricing import Price, parse_price, schema_price
+from flux_batch import resources
+from flux_batch.jobs.ids import canonical_json
+from flux_batch.models import sizes
+from flux_batch.models.pricing import Price, parse_price, schema_price
 
 MODEL_REF = re.compile(
     r"^(?P<owner>[a-z0-9][a-z0-9_.-]*)/(?P<name>[a-z0-9][a-z0-9_.-]*)(?::(?P<version>[0-9a-f]{64}))?$"
@@ -168,9 +169,9 @@ def get_model(
     """The spec for ``owner/name``: from ``extra`` (a manifest's schema files), the built-in schemas, or
     the cache of fetched schemas; else an unchecked spec. ``price_override`` is a manifest's ``prices``
     entry (a number per image, or rates)."""
-    from flux_batch import model_cache
+    from flux_batch.models import cache
 
-    spec = (extra or {}).get(name) or known_models().get(name) or model_cache.cached_spec(name)
+    spec = (extra or {}).get(name) or known_models().get(name) or cache.cached_spec(name)
     price = parse_price(price_override) if price_override is not None else None
     if spec is None:
         return ModelSpec(name=name, title=name, price=price, output="any")

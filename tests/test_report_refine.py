@@ -1,4 +1,5 @@
-"""``flux-batch refine``: the report's picks become a manifest that validates and runs (flux_batch.refine)."""
+"""``flux-batch refine``: the report's picks become a manifest that validates and runs
+(flux_batch.report.refine)."""
 
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flux_batch import models
 from flux_batch.errors import UsageError
+from flux_batch.models import catalog
 from flux_batch.report.data import Folder, Row
 from flux_batch.report.repro import _is_file, _scalar
 
@@ -126,7 +126,7 @@ def refine_manifest(
     groups: dict[tuple[tuple[str, str | tuple[str, ...]], ...], list[dict[str, Any]]] = {}
     for row in rows:
         target = model or row.model
-        spec = models.get_model(models.split_ref(target)[0]) if target else None
+        spec = catalog.get_model(catalog.split_ref(target)[0]) if target else None
         images: dict[str, str | tuple[str, ...]] = {}  # a list input's images as a tuple
         values: dict[str, Any] = {PICK: row.job_id}
         if model is None and row.model:

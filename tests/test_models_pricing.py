@@ -1,12 +1,13 @@
-"""Prices per image and per megapixel (flux_batch/pricing.py, sizes.py) and what the FLUX.2 schemas state."""
+"""Prices per image and per megapixel (flux_batch/models/pricing.py, sizes.py) and what the FLUX.2 schemas
+state."""
 
 from __future__ import annotations
 
 import pytest
 
-from flux_batch.models import get_model
-from flux_batch.pricing import Price, Rate, parse_price
-from flux_batch.sizes import billed_output_megapixels, output_size
+from flux_batch.models.catalog import get_model
+from flux_batch.models.pricing import Price, Rate, parse_price
+from flux_batch.models.sizes import billed_output_megapixels, output_size
 
 PRO2 = "black-forest-labs/flux-2-pro"
 
