@@ -1,5 +1,5 @@
-"""From a validated manifest to jobs: the job value (``job``), the sweep expanded into jobs with their ids
-and seeds (``expand``, over :mod:`flux_batch.jobs.ids`), every job's input checked against its model
+"""From a validated manifest to jobs: the job value (``job``), stable identity (``ids``: canonical JSON, job
+ids, derived seeds), the sweep expanded into jobs (``expand``), every job's input checked against its model
 (``checks``), counts, cost and time (``plan``), where a job stands (``status``), and what a manifest's
 jobs depend on (``fingerprint``: a resume of the same manifest skips loading its jobs again).
 
