@@ -1,8 +1,9 @@
-"""Helpers for the CLI's tests: a small manifest, and
+"""Helpers for the CLI's tests: a small manifest, a manifest run once for a module's tests to copy, and
 "the real API" (the simulator answering in-process for any host, no socket) with every request recorded."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,23 @@ def write_manifest(path: Path, *, name: str = "t", extra: str = "", xs: str = "c
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(MANIFEST.format(name=name, extra=extra, xs=xs), encoding="utf-8")
     return path
+
+
+def run_once(factory: pytest.TempPathFactory, name: str, manifest: str) -> Path:
+    """``manifest`` written as ``m.yaml`` in a folder of its own and run on the simulator into ``out``
+    beside it, once; a module's tests copy the folder (``copy_run``) rather than run it again each."""
+    from flux_batch.cli import main
+
+    base = factory.mktemp(name)
+    (base / "m.yaml").write_text(manifest, encoding="utf-8")
+    assert main(["run", str(base / "m.yaml"), "--out", str(base / "out"), "--quiet"]) == 0
+    return base
+
+
+def copy_run(ran: Path, to: Path) -> Path:
+    """A copy of ``run_once``'s folder in ``to``; returns the copy's output folder."""
+    shutil.copytree(ran, to, dirs_exist_ok=True)
+    return to / "out"
 
 
 @dataclass

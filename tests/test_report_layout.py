@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+from cli_helpers import copy_run, run_once
 from PIL import Image
 
 from flux_batch.cli import main
@@ -34,17 +34,12 @@ stages:
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The manifest run once (twelve 1-megapixel images) for the module's tests, which copy it."""
-    base = tmp_path_factory.mktemp("layout")
-    (base / "m.yaml").write_text(MANIFEST, encoding="utf-8")
-    assert main(["run", str(base / "m.yaml"), "--out", str(base / "out"), "--quiet"]) == 0
-    return base
+    return run_once(tmp_path_factory, "layout", MANIFEST)  # twelve 1-megapixel images: once a module
 
 
 @pytest.fixture
 def out(ran: Path, tmp_path: Path) -> Path:
-    shutil.copytree(ran, tmp_path, dirs_exist_ok=True)
-    return tmp_path / "out"
+    return copy_run(ran, tmp_path)
 
 
 def page_stages(out: Path) -> dict[str, dict[str, object]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import copy_run, run_once
 
 from flux_batch import load
 from flux_batch.cli import main
@@ -34,17 +34,12 @@ stages:
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The chain run once for the module's tests, which copy it."""
-    base = tmp_path_factory.mktemp("explored")
-    (base / "m.yaml").write_text(CHAIN, encoding="utf-8")
-    assert main(["run", str(base / "m.yaml"), "--out", str(base / "out"), "--quiet"]) == 0
-    return base
+    return run_once(tmp_path_factory, "explored", CHAIN)
 
 
 @pytest.fixture
 def explored(ran: Path, tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
-    shutil.copytree(ran, tmp_path, dirs_exist_ok=True)
-    out = tmp_path / "out"
+    out = copy_run(ran, tmp_path)
     with open(out / "manifest.csv", encoding="utf-8", newline="") as f:
         return out, list(csv.DictReader(f))
 
