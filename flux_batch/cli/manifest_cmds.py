@@ -16,8 +16,8 @@ from flux_batch.jobs.expand import count_jobs, expand
 from flux_batch.jobs.plan import Plan, build_plan
 from flux_batch.jobs.status import FAILED
 from flux_batch.manifest import Manifest
+from flux_batch.manifest.api_url import is_loopback, is_replicate
 from flux_batch.manifest.template import format_value
-from flux_batch.runner.api_url import is_loopback, is_replicate
 from flux_batch.runner.folder import read_folder
 from flux_batch.runner.prepare import budget_figures, exact_money, read_token
 

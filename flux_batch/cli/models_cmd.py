@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 
 from flux_batch.errors import EXIT_OK, UsageError
+from flux_batch.manifest.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url
 from flux_batch.manifest.template import format_value
 from flux_batch.models import cache, catalog
-from flux_batch.runner.api_url import DEFAULT_BASE_URL, BaseUrlError, check_base_url
 from flux_batch.runner.model_fetch import fetch_schemas
 from flux_batch.runner.prepare import read_token
 

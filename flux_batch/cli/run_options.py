@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 
 from flux_batch import defaults
-from flux_batch.runner.api_url import BaseUrlError, check_base_url
+from flux_batch.manifest.api_url import BaseUrlError, check_base_url
 
 MAX_WAIT_S = defaults.MAX_WAIT_S
 
@@ -60,7 +60,7 @@ def wait_seconds(text: str) -> int:
 
 
 def base_url(text: str) -> str:
-    """An argparse type: an http(s) URL with a host, as :func:`flux_batch.runner.api_url.check_base_url`."""
+    """An argparse type: an http(s) URL with a host, as :func:`flux_batch.manifest.api_url.check_base_url`."""
     try:
         return check_base_url(text)
     except BaseUrlError as exc:

@@ -5,7 +5,8 @@
 
 Modules: ``yaml_loader`` (YAML -> data + positions), ``validate`` (the JSON Schema check), ``parse``
 (semantic checks, data files), ``template`` (prompt templates), ``sweep`` (the axes and their file
-sources), ``graph`` (the stage graph), ``model`` (the frozen values), ``loader`` (the steps in order).
+sources), ``graph`` (the stage graph), ``model`` (the frozen values), ``loader`` (the steps in order),
+``api_url`` (what ``api.base_url`` / ``--base-url`` may be; the runner asks it whose host a URL names).
 Checks that need the jobs (the job limit, every job's input) are :mod:`flux_batch.jobs.checks`'; this
 package imports nothing of :mod:`flux_batch.jobs` but the job value's reference helpers (``jobs.job``):
 expansion builds on the manifest, never the other way.

@@ -13,10 +13,10 @@ from typing import Any
 
 from flux_batch import defaults
 from flux_batch.errors import Issue
+from flux_batch.manifest.api_url import DEFAULT_BASE_URL
 from flux_batch.manifest.sweep import Sweep
 from flux_batch.manifest.template import Template
 from flux_batch.models import catalog
-from flux_batch.runner.api_url import DEFAULT_BASE_URL
 
 DEFAULT_MAX_JOBS = defaults.MAX_JOBS
 #: The sweep variable that sets each job's model (``matrix: {model: [...]}``).

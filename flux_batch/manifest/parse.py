@@ -20,6 +20,7 @@ from flux_batch.errors import Issue
 from flux_batch.jobs.ids import canonical_json
 from flux_batch.jobs.job import is_ref
 from flux_batch.manifest import graph, sweep
+from flux_batch.manifest.api_url import BaseUrlError, check_base_url
 from flux_batch.manifest.model import (
     DEFAULT_MAX_JOBS,
     MODEL_VAR,
@@ -32,7 +33,6 @@ from flux_batch.manifest.schema_files import load_schema_files
 from flux_batch.manifest.template import TemplateError, compile_template
 from flux_batch.manifest.yaml_loader import Document, JsonPath
 from flux_batch.models import cache, catalog
-from flux_batch.runner.api_url import BaseUrlError, check_base_url
 
 
 def file_sha256(path: Path, shown: str = "") -> str:

@@ -1,7 +1,6 @@
 """The runner: executes a job graph against the API at the rate limit, with crash-safe resumable state.
 
 prepare.py       from a manifest and the caller's choices to everything a run needs (API, token, budget)
-api_url.py       what a base URL may be, and whether it is Replicate's or this machine's
 model_fetch.py   the manifest's models' schemas fetched over the client into the user's cache
 folder.py        what an output folder already holds, read without changing it
 session.py       one run on a folder, end to end: lock, state, executor, tables, report

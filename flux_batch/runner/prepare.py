@@ -25,10 +25,10 @@ from flux_batch.jobs.ids import canonical_json
 from flux_batch.jobs.plan import Plan, build_plan, job_cost
 from flux_batch.jobs.status import FAILED, JobStatus
 from flux_batch.manifest import ApiSettings, Manifest
+from flux_batch.manifest.api_url import DEFAULT_BASE_URL, host_of, is_loopback, is_replicate
 from flux_batch.models import catalog as models
 from flux_batch.models.catalog import ModelSpec
 from flux_batch.models.pricing import Price
-from flux_batch.runner.api_url import DEFAULT_BASE_URL, host_of, is_loopback, is_replicate
 from flux_batch.runner.executor import RunSettings
 from flux_batch.runner.folder import Folder, check_owner, owner_record, read_folder
 from flux_batch.runner.session import ApiTarget, RunInfo
