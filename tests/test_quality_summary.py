@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import write_manifest
@@ -69,14 +71,16 @@ def test_a_run_counts_its_flagged_images_in_run_json_and_its_last_line(
 ) -> None:
     real, lock, calls = quality.inspect_image, threading.Lock(), []
 
-    def two_blank(data: bytes, inputs: object = None) -> Quality:  # as a safety filter's black images
-        found = real(data)
+    def two_blank(data: bytes, inputs: object = None, **kwargs: Any) -> Quality:  # a safety filter's black
+        found = real(data, **kwargs)
         with lock:
             calls.append(1)
             first = len(calls) <= 2
         return Quality(found.phash, ("blank",)) if first else found
 
-    monkeypatch.setattr("flux_batch.runner.download.inspect_image", two_blank)
+    threads = ThreadPoolExecutor(2)  # the images are checked in this process, where the fake is
+    monkeypatch.setattr("flux_batch.outputs.quality.inspect_image", two_blank)
+    monkeypatch.setattr("flux_batch.runner.image_work.shared_pool", lambda: threads)
     monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
     out = tmp_path / "o"
     assert main(["run", str(write_manifest(tmp_path / "m.yaml")), "--simulator", "--out", str(out)]) == 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,16 +81,28 @@ def wrong_size(size: tuple[int, int], request: tuple[str, tuple[float, float]] |
     return abs((size[0] / size[1]) / (w / h) - 1) > RATIO_SLACK
 
 
-def inspect_image(data: bytes, inputs: Mapping[str, Any] | None = None) -> Quality:
-    """Decode ``data`` once: its perceptual hash and its flags against the job's ``inputs``."""
+def inspect_image(
+    data: bytes,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    then: Callable[[Image.Image], None] | None = None,
+) -> Quality:
+    """Decode ``data`` once: its perceptual hash and its flags against the job's ``inputs``. ``then`` is
+    handed the decoded image afterwards (and may change it): the thumbnail is made from the same decode."""
     import imagehash  # numpy and scipy: only where images are hashed
 
+    decoded = False
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             size = image.size
             rgb = image.convert("RGB")
+            decoded = True
+            if then is not None:
+                then(image)  # its failure is the caller's (a full disk), never "undecodable"
     except Exception:  # Pillow raises many types for a damaged file; any of them means undecodable
+        if decoded:
+            raise
         return Quality(None, (UNDECODABLE,))
     flags = []
     grey = rgb.convert("L").resize((64, 64), Image.Resampling.BOX)

@@ -52,27 +52,34 @@ def make_thumbnail(out_dir: Path, rel_image_path: str) -> str:
     leaves a truncated thumbnail behind. Raises ``OSError`` (Pillow's ``UnidentifiedImageError`` included)
     if the image cannot be read.
     """
-    rel_thumb = thumb_path_for(rel_image_path)
-    source, target = inside(out_dir, rel_image_path), inside(out_dir, rel_thumb)
-    if source is None or target is None:  # a tampered file_name: never read or write outside the folder
+    source = inside(out_dir, rel_image_path)
+    if source is None:  # a tampered file_name: never read or write outside the folder
         raise ValueError(f"{rel_image_path!r} is not a path inside the output folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(source) as image:
         image.draft("RGB", (THUMB_SIZE, THUMB_SIZE))  # JPEG: decode at a reduced scale, much faster
-        small = image
-        # In place: without it, exif_transpose copies every image, rotated or not.
-        ImageOps.exif_transpose(small, in_place=True)
-        small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
-        if small.mode not in ("RGB", "RGBA"):
-            small = small.convert(
-                "RGBA" if "transparency" in small.info or small.mode in ("LA", "PA") else "RGB"
-            )
-        tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-        try:
-            small.save(tmp, "WEBP", quality=THUMB_QUALITY, method=THUMB_WEBP_METHOD)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        return save_thumbnail(image, out_dir, rel_image_path)
+
+
+def save_thumbnail(image: Image.Image, out_dir: Path, rel_image_path: str) -> str:
+    """Write the thumbnail of ``image`` (opened from ``out_dir/rel_image_path``, decoded or not; changed
+    in place) as :func:`make_thumbnail` does, and return its path relative to ``out_dir``."""
+    rel_thumb = thumb_path_for(rel_image_path)
+    target = inside(out_dir, rel_thumb)
+    if target is None:
+        raise ValueError(f"{rel_image_path!r} is not a path inside the output folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    small = image
+    # In place: without it, exif_transpose copies every image, rotated or not.
+    ImageOps.exif_transpose(small, in_place=True)
+    small.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    if small.mode not in ("RGB", "RGBA"):
+        small = small.convert("RGBA" if "transparency" in small.info or small.mode in ("LA", "PA") else "RGB")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        small.save(tmp, "WEBP", quality=THUMB_QUALITY, method=THUMB_WEBP_METHOD)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return rel_thumb
 
 

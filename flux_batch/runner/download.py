@@ -33,7 +33,6 @@ from PIL import Image, UnidentifiedImageError
 
 from flux_batch.errors import BadOutputError, DownloadError, storage_error
 from flux_batch.outputs.layout import IMAGES_DIR
-from flux_batch.outputs.quality import inspect_image
 from flux_batch.outputs.safepath import inside
 from flux_batch.runner.deadline import within
 from flux_batch.runner.state.store import FileInfo, Store
@@ -105,14 +104,13 @@ def finish_file(tmp: Path, dest_dir: Path, stem: str, out_dir: Path, digest: str
         tail = fh.read(16)
     if not complete(fmt, head, tail, size):
         raise DownloadError(f"the {fmt} file for {stem} is truncated ({size} bytes)")
-    found = inspect_image(tmp.read_bytes())  # kept even when flagged: it was paid for; exports leave it out
     ext = _EXTENSIONS.get(fmt, fmt.lower() or "bin")
     final = dest_dir / f"{stem}.{ext}"
     os.replace(tmp, final)
     fsync_dir(dest_dir)
     mtime_ns = final.stat().st_mtime_ns
     rel = final.relative_to(out_dir).as_posix()
-    return FileInfo(rel, digest, size, width, height, mtime_ns, found.phash, found.flag_text)
+    return FileInfo(rel, digest, size, width, height, mtime_ns)  # its quality: runner/image_work.py
 
 
 async def download(
@@ -137,8 +135,12 @@ async def download(
     sha = hashlib.sha256()
     size = 0
     try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as fh:
+        try:
+            fh = tmp.open("wb")
+        except FileNotFoundError:  # the stage's first image: its folder is made once, not per download
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            fh = tmp.open("wb")
+        with fh:
             if scheme == "data":
                 data = decode_data_url(url)
                 if len(data) > max_bytes:

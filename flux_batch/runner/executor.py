@@ -28,6 +28,7 @@ from flux_batch.runner.client import ApiClient
 from flux_batch.runner.clock_offset import Window
 from flux_batch.runner.context import Job, RunContext
 from flux_batch.runner.fetch import Fetcher
+from flux_batch.runner.image_work import ImageWork
 from flux_batch.runner.in_flight import HoldTimes, Slots, in_flight_cap
 from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.job_flow import JobFlow, JobOutcome, Outcome
@@ -35,7 +36,7 @@ from flux_batch.runner.progress import OnEvent, Tracker, ignore
 from flux_batch.runner.queue import RunQueue
 from flux_batch.runner.ratelimit import Limiter
 from flux_batch.runner.reconcile import find_created
-from flux_batch.runner.settings import RunResult, RunSettings, RunStats, Thumbnailer
+from flux_batch.runner.settings import RunResult, RunSettings, RunStats
 from flux_batch.runner.state.store import JobRow, Store
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "RunResult",
     "RunSettings",
     "RunStats",
-    "Thumbnailer",
 ]
 
 #: With cancel_on_interrupt, a create held by ``Prefer: wait`` is given up once it has been out this long
@@ -68,7 +68,7 @@ class Executor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         on_event: OnEvent = ignore,
-        thumbnail: Thumbnailer | None = None,
+        images: ImageWork | None = None,
         checkpoint: Callable[[], None] | None = None,  # called in a worker thread
     ) -> None:
         self._ctx = ctx = RunContext(
@@ -92,7 +92,7 @@ class Executor:
         self._given_up: set[str] = set()
         self._jobs: dict[str, Job] = {}
         self._queue = RunQueue(store, lambda job_id: job_id in ctx.tasks or job_id in self._given_up)
-        self._flow = JobFlow(ctx, Fetcher(ctx, thumbnail), self.resolver, self._queue.release)
+        self._flow = JobFlow(ctx, Fetcher(ctx, images), self.resolver, self._queue.release)
         self.checkpoints = Checkpoints(
             checkpoint,
             every_s=settings.checkpoint_every_s,

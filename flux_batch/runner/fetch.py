@@ -1,5 +1,6 @@
-"""A succeeded job's outputs brought home: every file not yet on disk downloaded (retried), its thumbnail
-made, each recorded only once it is safely in place.
+"""A succeeded job's outputs brought home: every file not yet on disk downloaded (retried), each recorded
+only once it is safely in place, then handed to :mod:`flux_batch.runner.image_work` for its thumbnail and
+quality values (the job does not wait for them).
 
 Before downloading from a URL past its freshness, and after a download that keeps failing, the API is
 asked whether the output is gone (``data_removed``, or past the retention by the prediction's own
@@ -9,7 +10,6 @@ which the job flow may create the prediction again. A file host's 404 is not the
 
 from __future__ import annotations
 
-import asyncio
 from functools import partial
 from typing import Any
 
@@ -18,18 +18,18 @@ from flux_batch.outputs.layout import image_dir
 from flux_batch.outputs.safepath import inside
 from flux_batch.runner.context import RunContext
 from flux_batch.runner.download import download
+from flux_batch.runner.image_work import ImageWork
 from flux_batch.runner.retry import retry_call
-from flux_batch.runner.settings import Thumbnailer
 from flux_batch.runner.state.store import JobRow
 from flux_batch.timestamps import parse_epoch
 
 
 class Fetcher:
-    """Downloads and thumbnails for the jobs of one run."""
+    """Downloads for the jobs of one run; ``images`` derives from each image downloaded."""
 
-    def __init__(self, ctx: RunContext, thumbnail: Thumbnailer | None) -> None:
+    def __init__(self, ctx: RunContext, images: ImageWork | None) -> None:
         self._ctx = ctx
-        self._thumbnail = thumbnail
+        self._images = images
 
     async def download_all(self, row: JobRow) -> None:
         """Fetch every output not yet on disk (retried). OutputGoneError if the API says an output is gone;
@@ -70,8 +70,9 @@ class Fetcher:
             except DownloadError:
                 await self.check_gone(row.id)  # a file host's 404 is not the API saying it is gone
                 raise
-            thumb = await self._make_thumbnail(info.file_name)
-            ctx.store.record_download(row.id, output.idx, info, thumb)
+            ctx.store.record_download(row.id, output.idx, info)
+            if self._images is not None:
+                self._images.add(row.id, output.idx, info.file_name, info.sha256)
 
     async def check_gone(self, job_id: str) -> None:
         """OutputGoneError if the API says the job's prediction has lost its output: ``data_removed``, or
@@ -91,12 +92,3 @@ class Fetcher:
                 f"prediction {prediction_id} completed {api_now - completed:.0f} s ago, past the API's "
                 f"{retention:.0f}-s retention of outputs"
             )
-
-    async def _make_thumbnail(self, rel_path: str) -> str | None:
-        if self._thumbnail is None:
-            return None
-        try:
-            return await asyncio.to_thread(self._thumbnail, self._ctx.settings.out_dir, rel_path)
-        except Exception as exc:  # a thumbnail is a convenience: never fail a job over it
-            self._ctx.store.log_error(None, f"thumbnail for {rel_path} failed: {exc}")
-            return None

@@ -39,7 +39,8 @@ from flux_batch.outputs.tables import write_run_json, write_tables
 from flux_batch.report.leftovers import sweep_locked
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import remove_partials, reopen_missing_files
-from flux_batch.runner.executor import Executor, RunResult, RunSettings, Thumbnailer
+from flux_batch.runner.executor import Executor, RunResult, RunSettings
+from flux_batch.runner.image_work import ImageWork
 from flux_batch.runner.lock import FolderLock
 from flux_batch.runner.progress import OnEvent, ignore
 from flux_batch.runner.ratelimit import Limiter
@@ -87,14 +88,6 @@ def _iso(epoch: float | None) -> str | None:
     if epoch is None:
         return None
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def default_thumbnailer() -> Thumbnailer | None:
-    try:
-        from flux_batch.report.thumbnails import make_thumbnail
-    except ImportError:  # pragma: no cover - the report package is part of flux-batch
-        return None
-    return make_thumbnail
 
 
 def write_report(out_dir: Path) -> str | None:
@@ -230,6 +223,8 @@ async def run_jobs(
                 summary.clear()
                 summary.update(new)
 
+            images = ImageWork(store, out_dir, thumbnails=thumbnails, clock=clock)
+            images.load_unknown()
             executor = Executor(
                 store,
                 client,
@@ -241,12 +236,20 @@ async def run_jobs(
                 sleep=sleep,
                 rng=rng,
                 on_event=on_event,
-                thumbnail=default_thumbnailer() if thumbnails else None,
+                images=images,
                 checkpoint=checkpoint,
             )
             if on_executor is not None:
                 on_executor(executor)
-            result = await executor.run()
+            try:
+                result = await executor.run()
+                try:
+                    if not result.interrupted and result.fatal is None:
+                        await images.drain()  # the final tables carry every image's quality
+                except StorageError as err:
+                    result = dataclasses.replace(result, fatal=result.fatal or err)
+            finally:
+                images.close()  # what is not made stays unknown, for the next run or the report
             try:
                 checkpoint(finished=result)
             except StorageError as err:  # the state is intact; the tables are rewritten by the next run

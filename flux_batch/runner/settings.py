@@ -3,7 +3,7 @@ as it goes (:class:`RunStats`) and how it ended (:class:`RunResult`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,9 +11,6 @@ from flux_batch import defaults
 from flux_batch.errors import FluxBatchError
 from flux_batch.models.pricing import Price
 from flux_batch.runner.download import DEFAULT_MAX_BYTES
-
-#: Makes a thumbnail of an image (folder, path relative to it) and returns the thumbnail's relative path.
-Thumbnailer = Callable[[Path, str], str]
 
 
 @dataclass(frozen=True)

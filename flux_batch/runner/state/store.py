@@ -136,9 +136,10 @@ class FileInfo:
     width: int
     height: int
     mtime_ns: int | None = None
-    #: The image's perceptual hash and its flags (``blank``, ``undecodable``), see flux_batch.outputs.quality.
+    #: The image's perceptual hash and its flags (``blank``, ``undecodable``), see flux_batch.outputs.quality;
+    #: flags None: not known yet (made after the download, see flux_batch.runner.image_work).
     phash: str | None = None
-    flags: str = ""
+    flags: str | None = None
 
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html) that say what went wrong.
@@ -740,6 +741,24 @@ class Store:
                 "UPDATE outputs SET file_name = ?, sha256 = ?, bytes = ?, width = ?, height = ?, thumb = ?,"
                 " mtime_ns = ?, phash = ?, flags = ? WHERE job_id = ? AND idx = ?",
                 (*values, job_id, idx),
+            )
+
+    def unknown_quality(self) -> list[tuple[str, int, str, str]]:
+        """``(job id, output index, file_name, sha256)`` of every downloaded image whose quality values are
+        not recorded yet (:mod:`flux_batch.runner.image_work`)."""
+        return self._db.execute(
+            "SELECT job_id, idx, file_name, sha256 FROM outputs"
+            " WHERE flags IS NULL AND file_name IS NOT NULL AND sha256 IS NOT NULL ORDER BY rowid"
+        ).fetchall()
+
+    def record_quality(self, rows: Iterable[tuple[str | None, str | None, str, str, int, str, str]]) -> None:
+        """Record ``(thumb, phash, flags, job id, output index, file_name, sha256)`` in one transaction,
+        each only if the output still holds that file (not one downloaded again since)."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE outputs SET thumb = ?, phash = ?, flags = ?"
+                " WHERE job_id = ? AND idx = ? AND file_name = ? AND sha256 = ?",
+                rows,
             )
 
     def move_files(self, moves: Iterable[tuple[str, str | None, str, int]]) -> None:

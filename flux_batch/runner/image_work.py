@@ -1,0 +1,252 @@
+"""What is made from each downloaded image, off the run's hot path: its thumbnail and its quality values
+(perceptual hash and flags, :mod:`flux_batch.outputs.quality`), from one decode, in a worker process.
+
+A download is recorded with its quality unknown (``flags`` NULL in the state) and the job goes on at once;
+:class:`ImageWork` sends the file to a worker process and records what comes back, many images to a
+transaction. Nothing is taken as made before it is recorded, and a recorded value names the file's hash,
+so it never lands on a file downloaded again meanwhile. A run killed at any point leaves some images
+unknown: the next run queues them again at its start (a thumbnail is written to a temporary name and
+renamed, so a half-written one is never in its place), the report makes what it lacks itself, and an
+export computes an unknown image's flags from the file. A run that ends normally waits for what is still
+queued before it writes its final tables, so they are exact.
+
+Why a process: decoding, hashing and thumbnailing an image costs more CPU than everything else the
+runner does for a job, and in the runner's process it competes with the event loop for the GIL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from flux_batch.errors import FluxBatchError
+from flux_batch.runner.state.store import Store
+from flux_batch.safepath import inside
+
+#: Images recorded per transaction, and the longest a result waits for its transaction, in seconds.
+RECORD_BATCH = 64
+RECORD_EVERY_S = 1.0
+#: Images handed to each worker process ahead of the one it is working on.
+AHEAD_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class Item:
+    """A downloaded image to derive from: the output it is, and the file as recorded."""
+
+    job_id: str
+    idx: int
+    file_name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a worker made: the thumbnail's path (None without one), the image's hash and flags."""
+
+    thumb: str | None
+    phash: str | None
+    flags: str
+    error: str | None = None
+
+
+def derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
+    """Decode ``out_dir/file_name`` once for its quality values and (with ``thumbnails``) its thumbnail.
+    None when the file cannot be read (gone or moved: the next run's check of the folder finds it)."""
+    from flux_batch.outputs import quality
+    from flux_batch.report.thumbnails import save_thumbnail
+
+    folder = Path(out_dir)
+    path = inside(folder, file_name)
+    try:
+        data = path.read_bytes() if path is not None else None
+    except OSError:
+        data = None
+    if data is None:
+        return None
+    made: list[str] = []
+    errors: list[str] = []
+
+    def thumbnail(image: object) -> None:
+        try:
+            made.append(save_thumbnail(image, folder, file_name))  # type: ignore[arg-type]
+        except Exception as exc:  # a thumbnail is a convenience: its failure never loses the quality
+            errors.append(f"thumbnail for {file_name} failed: {exc}")
+
+    found = quality.inspect_image(data, then=thumbnail if thumbnails else None)
+    return Derived(made[0] if made else None, found.phash, found.flag_text, errors[0] if errors else None)
+
+
+def workers() -> int:
+    """Worker processes: one core is left to the runner (and the simulator beside it, if any)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def shared_pool() -> ProcessPoolExecutor:
+    """The process's pool, started at its first use and kept for the next runs (a process started for
+    each run would cost a short run more than its images). Workers fork from a clean server process,
+    never from the runner with its threads."""
+    global _POOL
+    if _POOL is None:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        _POOL = ProcessPoolExecutor(max_workers=workers(), mp_context=context)
+    return _POOL
+
+
+def _drop_pool(pool: Executor) -> None:
+    global _POOL
+    if _POOL is pool:
+        _POOL = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class ImageWork:
+    """The images of one run still to derive from, sent to worker processes as they come."""
+
+    def __init__(
+        self,
+        store: Store,
+        out_dir: Path,
+        *,
+        thumbnails: bool = True,
+        pool: Callable[[], Executor] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._out_dir = str(out_dir)
+        self._thumbnails = thumbnails
+        self._pool = pool
+        self._clock = clock
+        self._queue: deque[Item] = deque()
+        self._running: set[asyncio.Future[Derived | None]] = set()
+        self._results: list[tuple[Item, Derived]] = []
+        self._last_record = clock()
+        self._dead: set[Executor] = set()
+        self._closed = False
+        self.error: FluxBatchError | None = None
+        self.done = 0
+
+    def __repr__(self) -> str:
+        return f"<ImageWork queued={len(self._queue)} running={len(self._running)} done={self.done}>"
+
+    def load_unknown(self) -> int:
+        """Queue the folder's downloaded images whose quality is unknown (an earlier run was killed, or
+        came before images were checked); return how many."""
+        items = [Item(*row) for row in self._store.unknown_quality()]
+        self._queue.extend(items)
+        self._pump()
+        return len(items)
+
+    def add(self, job_id: str, idx: int, file_name: str, sha256: str) -> None:
+        """A file is downloaded and recorded: derive from it."""
+        self._queue.append(Item(job_id, idx, file_name, sha256))
+        self._pump()
+
+    async def drain(self) -> None:
+        """Wait until every queued image is derived from and recorded. Raises the state's error, if
+        recording failed (the images stay unknown; the next run makes them)."""
+        while self._queue or self._running:
+            if self._running:
+                await asyncio.wait(set(self._running))
+            self._pump()
+        self._record()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop (an interrupted run): record what is made; what is not stays unknown for the next run."""
+        self._queue.clear()
+        for future in list(self._running):
+            future.cancel()
+        self._record()
+        self._closed = True
+
+    def _pump(self) -> None:
+        if self.error is not None:
+            self._queue.clear()
+            return
+        loop = asyncio.get_running_loop()
+        ahead = workers() * AHEAD_PER_WORKER
+        while self._queue and len(self._running) < ahead:
+            item = self._queue.popleft()
+            pool = (self._pool or shared_pool)()
+            try:
+                future = loop.run_in_executor(pool, derive, self._out_dir, item.file_name, self._thumbnails)
+            except (BrokenProcessPool, RuntimeError):  # the pool died or was shut: another, or threads
+                self._queue.appendleft(item)
+                self._replace(pool)
+                continue
+            self._running.add(future)
+            future.add_done_callback(functools.partial(self._finished, item=item, pool=pool))
+
+    def _replace(self, pool: Executor) -> None:
+        """``pool`` broke (a worker was killed, or ran out of memory): the next image goes to a new one;
+        if that breaks too, the work is done in threads."""
+        if pool in self._dead:
+            return
+        self._dead.add(pool)
+        if pool is _POOL:
+            _drop_pool(pool)
+        if len(self._dead) > 1 or self._pool is not None:
+            self._pool = _threads
+
+    def _finished(self, future: asyncio.Future[Derived | None], *, item: Item, pool: Executor) -> None:
+        self._running.discard(future)
+        if future.cancelled() or self._closed:
+            return
+        exc = future.exception()
+        if isinstance(exc, BrokenProcessPool):
+            self._queue.appendleft(item)
+            self._replace(pool)
+        elif exc is not None:
+            self._results.append((item, Derived(None, None, "", f"checking {item.file_name} failed: {exc}")))
+        else:
+            derived = future.result()
+            if derived is not None:
+                self._results.append((item, derived))
+        if len(self._results) >= RECORD_BATCH or self._clock() - self._last_record >= RECORD_EVERY_S:
+            self._record()
+        self._pump()
+
+    def _record(self) -> None:
+        self._last_record = self._clock()
+        results, self._results = self._results, []
+        made = [(item, d) for item, d in results if d.phash is not None or d.flags]
+        if not results or self.error is not None:
+            return
+        try:
+            self._store.record_quality(
+                (d.thumb, d.phash, d.flags, i.job_id, i.idx, i.file_name, i.sha256) for i, d in made
+            )
+            for _, derived in results:
+                if derived.error:
+                    self._store.log_error(None, derived.error)
+        except FluxBatchError as err:  # the state cannot be written: the run's own next write says so too
+            self.error = err
+            return
+        self.done += len(made)
+
+
+_THREADS: Executor | None = None
+
+
+def _threads() -> Executor:
+    global _THREADS
+    if _THREADS is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _THREADS = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="flux-batch-images")
+    return _THREADS
