@@ -19,6 +19,8 @@ import pytest
 from served import chain_manifest, simulator_process, simulator_stats, start_run
 
 from flux_batch.cli import main
+from flux_batch.outputs.quality import inspect_image
+from flux_batch.report.thumbnails import thumb_path_for
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +53,9 @@ def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> N
     for row in rows:
         data = (out / row["file_name"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == row["sha256"] and len(data) == int(row["bytes"])
+        found = inspect_image(data)  # made after the download, in a worker: never left unknown
+        assert (row["phash"], row["flags"]) == (found.phash, found.flag_text)
+        assert (out / thumb_path_for(row["file_name"])).stat().st_size > 0
     assert not list(out.rglob("*.part"))
 
     stats = simulator_stats(served)

@@ -80,7 +80,7 @@ def test_a_run_counts_its_flagged_images_in_run_json_and_its_last_line(
 
     threads = ThreadPoolExecutor(2)  # the images are checked in this process, where the fake is
     monkeypatch.setattr("flux_batch.outputs.quality.inspect_image", two_blank)
-    monkeypatch.setattr("flux_batch.runner.image_work.shared_pool", lambda: threads)
+    monkeypatch.setattr("flux_batch.outputs.derived.shared_pool", lambda: threads)
     monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
     out = tmp_path / "o"
     assert main(["run", str(write_manifest(tmp_path / "m.yaml")), "--simulator", "--out", str(out)]) == 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,14 @@ def wrong_size(size: tuple[int, int], request: tuple[str, tuple[float, float]] |
     if size[1] <= 0:
         return True
     return abs((size[0] / size[1]) / (w / h) - 1) > RATIO_SLACK
+
+
+def with_size_flag(flags: Iterable[str], size: tuple[int, int], inputs: Mapping[str, Any]) -> str:
+    """``flags`` as the tables write them, with ``wrong_size`` when ``size`` is not what ``inputs`` asked."""
+    found = set(flags)
+    if WRONG_SIZE not in found and wrong_size(size, requested_size(inputs)):
+        found.add(WRONG_SIZE)
+    return ";".join(f for f in FLAGS if f in found)
 
 
 def inspect_image(

@@ -30,7 +30,7 @@ from flux_batch.outputs.layout import (
     TAIL_COLUMNS,
     VAR_PREFIX,
 )
-from flux_batch.outputs.quality import FLAGS, WRONG_SIZE, Tally, parse_flags, requested_size, wrong_size
+from flux_batch.outputs.quality import Tally, parse_flags, with_size_flag
 from flux_batch.runner.state.store import JobRow, OutputRow, Store
 
 
@@ -119,15 +119,11 @@ def _rows_of(store: Store, cols: Columns, rows: list[JobRow]) -> Iterator[dict[s
 
 
 def table_flags(output: OutputRow, inputs: Mapping[str, Any]) -> str | None:
-    """The image's flags as the tables show them: those found at its download (none recorded: None, an
-    older run's image), and ``wrong_size`` when its size is not what the job asked for."""
+    """The image's flags as the tables show them: those found once it was downloaded (None: not known yet,
+    see flux_batch.runner.image_work), and ``wrong_size`` when its size is not what the job asked for."""
     if output.flags is None:
         return None
-    found = list(parse_flags(output.flags))
-    size = (output.width or 0, output.height or 0)
-    if WRONG_SIZE not in found and wrong_size(size, requested_size(inputs)):
-        found.append(WRONG_SIZE)
-    return ";".join(f for f in FLAGS if f in found)
+    return with_size_flag(parse_flags(output.flags), (output.width or 0, output.height or 0), inputs)
 
 
 def _input_value(value: Any, outputs: Mapping[str, list[OutputRow]]) -> Any:

@@ -27,7 +27,7 @@ from flux_batch.report.grid import GridSpec, Layout, grid_of
 from flux_batch.report.html import render
 from flux_batch.report.leftovers import sweep
 from flux_batch.report.parts import INLINE_ROWS, PARTS_DIR, prune, write_parts
-from flux_batch.report.thumbnails import ensure_thumbnail, make_thumbnail
+from flux_batch.report.thumbnails import make_thumbnail, with_thumbnails
 
 __all__ = ["REPORT_HTML", "Layout", "make_thumbnail", "write_report"]
 
@@ -50,11 +50,11 @@ def write_report(
     report's path.
 
     Reads manifest.csv twice, a row at a time (memory stays small at any size): once to write the data
-    parts and count, once to pick the rows the contact sheets show. Thumbnails the runner did not make (an
-    older folder, an image it could not read then) are made here; an image that is missing or unreadable
-    is shown as missing instead of breaking the report. Raises :class:`flux_batch.errors.UsageError` if
-    ``out_dir`` is not an output folder, :class:`flux_batch.errors.StorageError` if it cannot be written
-    (read-only, full).
+    parts and count, once to pick the rows the contact sheets show. Thumbnails and quality values the
+    runner did not make (a killed run, an older folder) are made here, on every core; an image that is
+    missing or unreadable is shown as missing instead of breaking the report. Raises
+    :class:`flux_batch.errors.UsageError` if ``out_dir`` is not an output folder,
+    :class:`flux_batch.errors.StorageError` if it cannot be written (read-only, full).
 
     ``layout``: the variables to put on rows, columns and the grouping axis of every stage that has them
     (one contact sheet per value of the grouping axis); with ``save``, it is kept in the folder and used
@@ -72,7 +72,7 @@ def write_report(
     try:
         sweep(out_dir, PARTS_DIR)
         other = Comparison(folder, data.Folder(compare)) if compare is not None else None
-        written = write_parts(folder, lambda name: ensure_thumbnail(out_dir, name), other)
+        written = write_parts(folder, with_thumbnails(folder), other)
         grids = {s.info.id: grid_of(s.info, s.axis_values(), layout) for s in written.stages.values()}
         _remove_old_sheets(out_dir, folder.stages)
         for stage_id, spec in grids.items():  # a grouped stage has a sheet per value, none of its own

@@ -94,10 +94,12 @@ def part_js(call: str, k: int, rows: Iterable[list[Any]]) -> str:
 
 
 def write_parts(
-    folder: Folder, thumbnail: Callable[[str], str | None], compare: Callable[[Row], str] | None = None
+    folder: Folder,
+    rows: Iterable[tuple[Row, str | None]],
+    compare: Callable[[Row], str] | None = None,
 ) -> Written:
-    """Stream ``folder``'s rows into a new generation under ``.report/``; ``thumbnail(file_name)`` gives
-    (making it if need be) an image's thumbnail path, or None when the image cannot be read. With
+    """Stream ``folder``'s ``rows``, each with its thumbnail's path (None when the image cannot be read,
+    :func:`flux_batch.report.thumbnails.with_thumbnails`), into a new generation under ``.report/``. With
     ``compare``, each row also gets ``cmp``: the path of another run's image for the same variables
     (:mod:`flux_batch.report.compare`), or ""."""
     root = folder.out_dir / PARTS_DIR
@@ -118,7 +120,7 @@ def write_parts(
         written.parts.append({"src": f"p{k}.js", "detail": f"d{k}.js", "stage": stage, "rows": len(light)})
         written.stages[stage].parts.append(k)
 
-    for row in folder.rows():
+    for row, thumb in rows:
         data = written.stages.get(row.stage)
         if data is None:
             data = written.stages[row.stage] = StageData(folder.stage(row.stage))
@@ -127,7 +129,6 @@ def write_parts(
             data.values.setdefault(var, {}).setdefault(row.vars.get(var, ""), None)
         written.job_status.setdefault(row.job_id, row.status)
         written.rows += 1
-        thumb = thumbnail(row.file_name) if row.file_name else None
         labels: tuple[str, ...] = ()
         if row.status == "succeeded" and row.file_name:
             written.images += 1

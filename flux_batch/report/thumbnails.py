@@ -1,21 +1,30 @@
 """Small WebP thumbnails of output images, under the output folder's hidden ``.thumbs/`` folder.
 
-The runner makes one right after each image is downloaded, so the report never has to decode thousands of
-full-size images. ``images/<stage>/<stem>.<ext>`` gets ``.thumbs/<stage>/<stem>.webp``: the folder starts
-with a dot so that the Hugging Face imagefolder loader, which skips hidden folders, does not count
-thumbnails as dataset rows.
+The runner has one made after each image is downloaded (in a worker process, with the image's quality
+values: :mod:`flux_batch.outputs.derived`), so the report rarely has to decode full-size images.
+``images/<stage>/<stem>.<ext>`` gets ``.thumbs/<stage>/<stem>.webp``: the folder starts with a dot so that
+the Hugging Face imagefolder loader, which skips hidden folders, does not count thumbnails as dataset
+rows.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
 
+from flux_batch.outputs.derived import derive_in_order
 from flux_batch.outputs.layout import IMAGES_DIR, THUMBS_DIR
+from flux_batch.outputs.quality import parse_flags, with_size_flag
 from flux_batch.outputs.safepath import inside
+
+if TYPE_CHECKING:
+    from flux_batch.report.data import Folder, Row
 
 #: The longest side of a thumbnail, in pixels: sharp in a grid cell, a few kilobytes on disk.
 THUMB_SIZE = 256
@@ -83,11 +92,45 @@ def save_thumbnail(image: Image.Image, out_dir: Path, rel_image_path: str) -> st
     return rel_thumb
 
 
+def with_thumbnails(folder: Folder) -> Iterator[tuple[Row, str | None]]:
+    """``folder``'s rows, each with its thumbnail's path (None: no image, or it cannot be read). What a
+    killed run did not make is made here, on every core: a missing thumbnail, and the quality values of
+    an image manifest.csv has none for (the next run records them in the state); an older manifest.csv
+    without the ``flags`` column is taken as it is."""
+    out_dir = folder.out_dir
+    checked = "flags" in folder.header
+
+    def to_make(row: Row) -> str | None:
+        if not row.file_name:
+            return None
+        if checked and row.status == "succeeded" and not row.phash and not row.flags:
+            return row.file_name
+        return None if _made(out_dir, row.thumb) else row.file_name
+
+    for row, made in derive_in_order(out_dir, folder.rows(), to_make):
+        if made is None:
+            yield row, (row.thumb if row.file_name and _made(out_dir, row.thumb) else None)
+            continue
+        if checked and not row.phash and not row.flags:
+            size = (row.width or 0, row.height or 0)
+            flags = with_size_flag(parse_flags(made.flags), size, row.input)
+            row = replace(row, phash=made.phash or "", flags=flags)
+        yield row, made.thumb
+
+
+def _made(out_dir: Path, rel_thumb: str) -> bool:
+    """Whether the thumbnail is in place (not empty: a power cut can leave a renamed file without data)."""
+    try:
+        return os.stat(os.path.join(out_dir, rel_thumb)).st_size > 0
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_thumbnail(out_dir: Path, rel_image_path: str) -> str | None:
     """The thumbnail's relative path, making it if it is missing; None if the image cannot be read."""
     try:
         rel_thumb = thumb_path_for(rel_image_path)
-        if os.path.isfile(os.path.join(out_dir, rel_thumb)):
+        if _made(out_dir, rel_thumb):
             return rel_thumb
         return make_thumbnail(out_dir, rel_image_path)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):

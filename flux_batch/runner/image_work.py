@@ -18,19 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import multiprocessing
-import os
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
 from flux_batch.errors import FluxBatchError
+from flux_batch.outputs import derived as _derived
+from flux_batch.outputs.derived import Derived, derive, threads, workers
 from flux_batch.runner.state.store import Store
-from flux_batch.safepath import inside
 
 #: Images recorded per transaction, and the longest a result waits for its transaction, in seconds.
 RECORD_BATCH = 64
@@ -47,70 +46,6 @@ class Item:
     idx: int
     file_name: str
     sha256: str
-
-
-@dataclass(frozen=True)
-class Derived:
-    """What a worker made: the thumbnail's path (None without one), the image's hash and flags."""
-
-    thumb: str | None
-    phash: str | None
-    flags: str
-    error: str | None = None
-
-
-def derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
-    """Decode ``out_dir/file_name`` once for its quality values and (with ``thumbnails``) its thumbnail.
-    None when the file cannot be read (gone or moved: the next run's check of the folder finds it)."""
-    from flux_batch.outputs import quality
-    from flux_batch.report.thumbnails import save_thumbnail
-
-    folder = Path(out_dir)
-    path = inside(folder, file_name)
-    try:
-        data = path.read_bytes() if path is not None else None
-    except OSError:
-        data = None
-    if data is None:
-        return None
-    made: list[str] = []
-    errors: list[str] = []
-
-    def thumbnail(image: object) -> None:
-        try:
-            made.append(save_thumbnail(image, folder, file_name))  # type: ignore[arg-type]
-        except Exception as exc:  # a thumbnail is a convenience: its failure never loses the quality
-            errors.append(f"thumbnail for {file_name} failed: {exc}")
-
-    found = quality.inspect_image(data, then=thumbnail if thumbnails else None)
-    return Derived(made[0] if made else None, found.phash, found.flag_text, errors[0] if errors else None)
-
-
-def workers() -> int:
-    """Worker processes: one core is left to the runner (and the simulator beside it, if any)."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-_POOL: ProcessPoolExecutor | None = None
-
-
-def shared_pool() -> ProcessPoolExecutor:
-    """The process's pool, started at its first use and kept for the next runs (a process started for
-    each run would cost a short run more than its images). Workers fork from a clean server process,
-    never from the runner with its threads."""
-    global _POOL
-    if _POOL is None:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        _POOL = ProcessPoolExecutor(max_workers=workers(), mp_context=context)
-    return _POOL
-
-
-def _drop_pool(pool: Executor) -> None:
-    global _POOL
-    if _POOL is pool:
-        _POOL = None
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 class ImageWork:
@@ -182,7 +117,7 @@ class ImageWork:
         ahead = workers() * AHEAD_PER_WORKER
         while self._queue and len(self._running) < ahead:
             item = self._queue.popleft()
-            pool = (self._pool or shared_pool)()
+            pool = (self._pool or _derived.shared_pool)()
             try:
                 future = loop.run_in_executor(pool, derive, self._out_dir, item.file_name, self._thumbnails)
             except (BrokenProcessPool, RuntimeError):  # the pool died or was shut: another, or threads
@@ -198,10 +133,9 @@ class ImageWork:
         if pool in self._dead:
             return
         self._dead.add(pool)
-        if pool is _POOL:
-            _drop_pool(pool)
+        _derived.drop_pool(pool)
         if len(self._dead) > 1 or self._pool is not None:
-            self._pool = _threads
+            self._pool = threads
 
     def _finished(self, future: asyncio.Future[Derived | None], *, item: Item, pool: Executor) -> None:
         self._running.discard(future)
@@ -238,15 +172,3 @@ class ImageWork:
             self.error = err
             return
         self.done += len(made)
-
-
-_THREADS: Executor | None = None
-
-
-def _threads() -> Executor:
-    global _THREADS
-    if _THREADS is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _THREADS = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="flux-batch-images")
-    return _THREADS

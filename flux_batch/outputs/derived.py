@@ -1,0 +1,151 @@
+"""What is made from a downloaded image once it is safe on disk: its thumbnail and its quality values
+(perceptual hash and flags, :mod:`flux_batch.outputs.quality`), from one decode.
+
+:func:`derive` does one image, in whatever process calls it (a worker's, usually). The run hands images to
+the worker processes of :func:`shared_pool` as they are downloaded (:mod:`flux_batch.runner.image_work`);
+the report, for a folder whose images were never done (a killed run), makes what it lacks with
+:func:`derive_in_order`, on every core.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from flux_batch.safepath import inside
+
+T = TypeVar("T")
+#: Images handed to each worker process ahead of the one it is working on.
+AHEAD_PER_WORKER = 4
+#: Below this many images to do, the report does them itself: starting processes would cost more.
+POOL_FROM = 16
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a worker made: the thumbnail's path (None without one), the image's hash and flags."""
+
+    thumb: str | None
+    phash: str | None
+    flags: str
+    error: str | None = None
+
+
+def derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
+    """Decode ``out_dir/file_name`` once for its quality values and (with ``thumbnails``) its thumbnail.
+    None when the file cannot be read (gone or moved: the next run's check of the folder finds it)."""
+    from flux_batch.outputs import quality
+    from flux_batch.report.thumbnails import save_thumbnail
+
+    folder = Path(out_dir)
+    path = inside(folder, file_name)
+    try:
+        data = path.read_bytes() if path is not None else None
+    except OSError:
+        data = None
+    if data is None:
+        return None
+    made: list[str] = []
+    errors: list[str] = []
+
+    def thumbnail(image: object) -> None:
+        try:
+            made.append(save_thumbnail(image, folder, file_name))  # type: ignore[arg-type]
+        except Exception as exc:  # a thumbnail is a convenience: its failure never loses the quality
+            errors.append(f"thumbnail for {file_name} failed: {exc}")
+
+    found = quality.inspect_image(data, then=thumbnail if thumbnails else None)
+    return Derived(made[0] if made else None, found.phash, found.flag_text, errors[0] if errors else None)
+
+
+def workers() -> int:
+    """Worker processes: one core is left to the runner (and the simulator beside it, if any)."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+_POOL: ProcessPoolExecutor | None = None
+
+
+def new_pool(n: int) -> ProcessPoolExecutor:
+    """``n`` worker processes. They fork from a clean server process, never from the runner with its
+    threads."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(max_workers=n, mp_context=context)
+
+
+def shared_pool() -> ProcessPoolExecutor:
+    """The process's pool for runs, started at its first use and kept for the next runs (processes
+    started for each run would cost a short run more than its images)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = new_pool(workers())
+    return _POOL
+
+
+def drop_pool(pool: Executor) -> None:
+    """``pool`` is broken: shut it (and make the next :func:`shared_pool` a new one if it was that)."""
+    global _POOL
+    if _POOL is pool:
+        _POOL = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+_THREADS: Executor | None = None
+
+
+def threads() -> Executor:
+    global _THREADS
+    if _THREADS is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _THREADS = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="flux-batch-images")
+    return _THREADS
+
+
+def derive_in_order(
+    out_dir: Path, items: Iterable[T], name_of: Callable[[T], str | None], *, thumbnails: bool = True
+) -> Iterator[tuple[T, Derived | None]]:
+    """Each of ``items`` with what :func:`derive` made of the image ``name_of(item)`` names (None: no
+    image named, or it cannot be read), in order. Past :data:`POOL_FROM` images, on a worker process per
+    core, a few images ahead of the one yielded (memory stays small for any number of items)."""
+    folder = str(out_dir)
+    pool: ProcessPoolExecutor | None = None
+    window = (os.cpu_count() or 1) * AHEAD_PER_WORKER * 8
+    ahead: deque[tuple[T, str | None, Future[Derived | None] | None]] = deque()
+    done = 0
+
+    def result(name: str | None, future: Future[Derived | None] | None) -> Derived | None:
+        if name is None:
+            return None
+        try:
+            if future is not None:
+                return future.result()
+        except Exception:  # a worker died (killed, out of memory): this image is done here instead
+            pass
+        return derive(folder, name, thumbnails)
+
+    try:
+        for item in items:
+            name = name_of(item)
+            if name is not None and done >= POOL_FROM:
+                pool = pool or new_pool(os.cpu_count() or 1)
+                ahead.append((item, name, pool.submit(derive, folder, name, thumbnails)))
+            else:
+                done += name is not None
+                ahead.append((item, name, None))
+            while ahead and (ahead[0][2] is None or ahead[0][2].done() or len(ahead) > window):
+                first, first_name, future = ahead.popleft()
+                yield first, result(first_name, future)
+        while ahead:
+            first, first_name, future = ahead.popleft()
+            yield first, result(first_name, future)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
