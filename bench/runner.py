@@ -26,6 +26,11 @@ Scenarios (``--parts``):
   httpx's own transport, aiohttp the one ``flux-batch run`` uses), to compare them in one run.
 - ``memory``: the overhead configuration at ``--memory-jobs`` (100,000) for the runner's peak RSS.
 
+``--before SOURCE`` adds the overhead part's two flux-batch runs on another checkout's code (SOURCE holds
+its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the thumbnails and quality
+values are made in worker processes: their CPU is shown apart (*image workers CPU*), the runner's own is
+*client CPU*.
+
 Figures: *create-phase rate* = (creates - 1) / (last created_at - first created_at), from the server's
 own timestamps of the predictions it created; *steady rate* = the same over the middle 90 % of creates
 (from the 5th to the 95th percentile by order), which leaves out the opening burst and the tail; *whole
@@ -135,7 +140,25 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         "retries": s.get("retries", 0),
         "reattached": s.get("reattached", 0),
         "possible_duplicates": s.get("possible_duplicates", 0),
+        "image_cpu_s": _image_workers_cpu(),
     }
+
+
+def _image_workers_cpu() -> float:
+    """CPU seconds of the worker processes that made the thumbnails and quality values, out of the
+    runner's process since #15 (0 for code that makes them in the runner's process)."""
+    try:
+        from flux_batch.outputs import derived
+    except ImportError:
+        return 0.0
+    total = 0.0
+    for pid in list(getattr(derived._POOL, "_processes", None) or {}):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
 
 
 async def child_replicate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -249,11 +272,15 @@ class Simulator:
 
 
 def run_child(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    env = dict(os.environ)
+    if spec.get("source"):  # another checkout's flux_batch (--before), imported ahead of the installed one
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (spec["source"], env.get("PYTHONPATH"))))
     proc = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"the {spec['tool']} child failed:\n{proc.stderr[-3000:]}")
@@ -394,6 +421,8 @@ def figures(r: dict[str, Any]) -> dict[str, str]:
     if "reattached" in r:
         rows["reattached after ambiguous create"] = str(r["reattached"])
     rows["client CPU ms/job"] = f"{r['cpu_s'] * 1000 / jobs:.2f}"
+    if r.get("image_cpu_s"):
+        rows["image workers CPU ms/job"] = f"{r['image_cpu_s'] * 1000 / jobs:.2f}"
     rows["client CPU, cores (CPU s / wall s)"] = f"{r['cpu_s'] / r['wall_s']:.2f}"
     rows["server CPU ms/job"] = f"{r['server_cpu_s'] * 1000 / jobs:.2f}"
     rows["client peak RSS MiB"] = f"{r['maxrss_mib']:.0f}"
@@ -455,6 +484,12 @@ def main() -> None:
         "--transports", default="httpcore,aiohttp", help="for the transports part: httpcore, aiohttp"
     )
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="batch size of the memory part")
+    parser.add_argument(
+        "--before",
+        metavar="SOURCE",
+        help="overhead part: also run flux-batch from this checkout (a folder holding flux_batch/), "
+        "to compare two versions in one invocation",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed")
     args = parser.parse_args()
     if args.child:
@@ -488,6 +523,10 @@ def main() -> None:
         plan.append(
             ("overhead-no-thumbs", unlimited, {**free, "jobs": args.overhead_jobs, "thumbnails": False})
         )
+        if args.before:
+            before = {**free, "jobs": args.overhead_jobs, "source": args.before}
+            plan.append(("overhead-before", unlimited, before))
+            plan.append(("overhead-no-thumbs-before", unlimited, {**before, "thumbnails": False}))
         rep_free = {"tool": "replicate", "concurrency": args.overhead_in_flight, "jobs": args.overhead_jobs}
         plan.append(("replicate-overhead", unlimited, rep_free))
     if "transports" in parts:  # the runner without thumbnails over each HTTP transport, in one run
