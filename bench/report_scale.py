@@ -1,8 +1,10 @@
 """How the report scales: write_report and the page in chromium on a synthetic output folder.
 
     python bench/report_scale.py [--subjects 50 --guidances 50 --styles 3]   # 2,500 + 7,500 = 10,000 images
+                                 [--image-size 64] [--no-thumbnails] [--no-browser]
 
-Builds the folder with the tests' fixture (small PNGs; thumbnails made by the real make_thumbnail), then
+Builds the folder with the tests' fixture (small PNGs, ``--image-size`` pixels a side; thumbnails made by
+the real make_thumbnail, or none with ``--no-thumbnails``: the report then makes them all), then
 prints: the time make_thumbnail takes on a full-size 1024x1024 image; write_report's wall time and peak
 memory; report.html's size; and, in Debian's chromium driven by Playwright, the time from navigation to a
 drawn grid, to a sorted and a filtered table, to the image viewer, and the page's JavaScript heap.
@@ -92,6 +94,11 @@ def browser_figures(report: Path) -> dict[str, float]:
     return figures
 
 
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,6 +107,12 @@ def main() -> None:
     parser.add_argument("--guidances", type=int, default=50)
     parser.add_argument("--styles", type=int, default=3)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--image-size", type=int, default=64, help="the images' side, pixels")
+    parser.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="a folder whose thumbnails were never made (the report makes them all)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "out"
@@ -110,15 +123,25 @@ def main() -> None:
         styles = [f"style {i}" for i in range(args.styles)]
         fail = (subjects[-1], guidances[-1])
         syn = build_output_folder(
-            folder, subjects=subjects, guidances=guidances, styles=styles, fail=fail, image_size=64
+            folder,
+            subjects=subjects,
+            guidances=guidances,
+            styles=styles,
+            fail=fail,
+            image_size=args.image_size,
+            thumbnails=not args.no_thumbnails,
         )
         images = sum(1 for r in syn.rows if r["status"] == "succeeded")
         took = time.perf_counter() - start
         print(f"synthetic folder: {len(syn.rows):,} rows, {images:,} images ({took:.1f} s)")
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = time.perf_counter()
+        cpu = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         report = write_report(folder)
-        print(f"write_report: {time.perf_counter() - start:.2f} s")
+        took = time.perf_counter() - start
+        own = _cpu(resource.RUSAGE_SELF) - cpu[0].ru_utime - cpu[0].ru_stime
+        workers = _cpu(resource.RUSAGE_CHILDREN) - cpu[1].ru_utime - cpu[1].ru_stime
+        print(f"write_report: {took:.2f} s (CPU: {own:.1f} s here, {workers:.1f} s in worker processes)")
         start = time.perf_counter()
         write_report(folder)
         print(f"write_report again (thumbnails and sheets exist): {time.perf_counter() - start:.2f} s")

@@ -27,6 +27,7 @@ from PIL import Image, ImageDraw
 from flux_batch.jobs import Job, ids
 from flux_batch.outputs.layout import image_dir
 from flux_batch.outputs.metadata import MetadataWriter
+from flux_batch.outputs.quality import inspect_image
 from flux_batch.report.thumbnails import make_thumbnail
 
 DEV = "black-forest-labs/flux-dev"
@@ -232,6 +233,8 @@ def _finish(
 ) -> None:
     digest = hashlib.sha256(data).hexdigest()
     row.update(file_name=rel, sha256=digest, bytes=len(data), width=size, height=size, cost_usd=cost)
+    found = inspect_image(data)  # recorded by every run (made after the download, like the thumbnail)
+    row.update(phash=found.phash, flags=found.flag_text)
     if thumbnails:
         make_thumbnail(out, rel)
 

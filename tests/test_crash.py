@@ -38,11 +38,17 @@ def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> N
     manifest.write_text(chain_manifest(served, name="crash", seed=11, subjects=subjects, styles=styles))
     out = tmp_path / "out"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
+    left: set[int] = set()
     for _ in range(5):
         proc = start_run(manifest, out)
         time.sleep(rng.uniform(0.6, 2.0))
+        left |= _descendants(proc.pid)  # the image workers and their fork server, once started
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_running(pid) for pid in left) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in left if _running(pid)], "a killed run left processes behind"
     final = start_run(manifest, out)
     _, err = final.communicate(timeout=120)
     assert final.returncode == 0, err.decode()
@@ -61,6 +67,29 @@ def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> N
     stats = simulator_stats(served)
     assert stats["duplicate_predictions"] == 0
     assert stats["predictions_created"] == 48
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes under ``pid`` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_a_run_killed_while_it_set_up_the_folder_leaves_a_folder_the_next_run_takes(tmp_path: Path) -> None:

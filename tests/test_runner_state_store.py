@@ -86,6 +86,29 @@ def test_write_ahead_lifecycle_and_downstream_release(store: Store) -> None:
     assert store.outputs(base.id)[0].file_name == "images/base/cat.png"
 
 
+def test_a_job_s_last_file_and_its_success_share_one_commit(store: Store) -> None:
+    base = make_job("base", "cat")
+    edit = make_job("edit", "gold cat", needs=(base.id,))
+    load(store, [base, edit])
+    store.begin_attempt(base.id, {"prompt": "cat", "seed": 1}, intent_at=999.0)
+    store.attach(base.id, "p1", "starting", None)
+    store.record_terminal(
+        base.id, status="succeeded", error=None, urls=("http://x/a.png", "http://x/b.png"),
+        url_until=4600.0, completed_at=None, predict_time=1.2,
+    )  # fmt: skip
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    assert store.record_download(base.id, 0, FileInfo("images/base/a.png", "ab" * 32, 10, 4, 4)) is None
+    assert store.job(base.id).status == "downloading"  # one file of two: not done
+    released = store.record_download(
+        base.id, 1, FileInfo("images/base/b.png", "cd" * 32, 10, 4, 4), last=True
+    )
+    store._db.set_trace_callback(None)
+    assert released == [edit.id] and store.job(base.id).status == "succeeded"
+    assert statements.count("COMMIT") == 2  # a transaction per file, the job's success in the last one
+    assert [o.flags for o in store.outputs(base.id)] == [None, None]  # quality unknown until derived
+
+
 def test_only_the_intent_commit_is_fsynced(store: Store) -> None:
     job = make_job("base", "cat")
     load(store, [job])

@@ -9,14 +9,20 @@ the report, for a folder whose images were never done (a killed run), makes what
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import select
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from PIL import Image
 
 from flux_batch.safepath import inside
 
@@ -41,7 +47,7 @@ def derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
     """Decode ``out_dir/file_name`` once for its quality values and (with ``thumbnails``) its thumbnail.
     None when the file cannot be read (gone or moved: the next run's check of the folder finds it)."""
     from flux_batch.outputs import quality
-    from flux_batch.report.thumbnails import save_thumbnail
+    from flux_batch.report.thumbnails import THUMB_SIZE, save_thumbnail
 
     folder = Path(out_dir)
     path = inside(folder, file_name)
@@ -54,9 +60,14 @@ def derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
     made: list[str] = []
     errors: list[str] = []
 
-    def thumbnail(image: object) -> None:
+    def thumbnail(image: Image.Image) -> None:
         try:
-            made.append(save_thumbnail(image, folder, file_name))  # type: ignore[arg-type]
+            if image.format == "JPEG":  # decoding again at a quarter scale costs less than shrinking this
+                with Image.open(io.BytesIO(data)) as small:
+                    small.draft("RGB", (THUMB_SIZE, THUMB_SIZE))
+                    made.append(save_thumbnail(small, folder, file_name))
+            else:
+                made.append(save_thumbnail(image, folder, file_name))
         except Exception as exc:  # a thumbnail is a convenience: its failure never loses the quality
             errors.append(f"thumbnail for {file_name} failed: {exc}")
 
@@ -74,10 +85,39 @@ _POOL: ProcessPoolExecutor | None = None
 
 def new_pool(n: int) -> ProcessPoolExecutor:
     """``n`` worker processes. They fork from a clean server process, never from the runner with its
-    threads."""
+    threads, and each exits when the process that started it does (killed, too)."""
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(max_workers=n, mp_context=context)
+    return ProcessPoolExecutor(
+        max_workers=n, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
+    )
+
+
+def _exit_with(pid: int) -> None:
+    """In a worker: exit as soon as process ``pid`` ends. A pool's workers wait for work on a pipe they
+    hold both ends of, so they would outlive a killed run forever (and keep the fork server alive)."""
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)  # Linux: readable once the process has ended
+        except (AttributeError, OSError):
+            while _alive(pid):
+                time.sleep(1.0)
+        else:
+            select.select([fd], [], [])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="flux-batch-watch-parent", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal: it is there
+        pass
+    return True
 
 
 def shared_pool() -> ProcessPoolExecutor:

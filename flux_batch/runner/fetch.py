@@ -31,16 +31,19 @@ class Fetcher:
         self._ctx = ctx
         self._images = images
 
-    async def download_all(self, row: JobRow) -> None:
+    async def download_all(self, row: JobRow) -> list[str] | None:
         """Fetch every output not yet on disk (retried). OutputGoneError if the API says an output is gone;
-        DownloadError if one could not be fetched although the API still has it."""
+        DownloadError if one could not be fetched although the API still has it. The job's last file is
+        recorded with its success, in one transaction: then the downstream jobs that made runnable are
+        returned (None: the caller marks the job succeeded)."""
         ctx = self._ctx
         settings = ctx.settings
         outputs = ctx.store.outputs(row.id)
         if not outputs:
             if ctx.store.job(row.id).status == "downloading":
                 await self.check_gone(row.id)  # succeeded without outputs: removed, or none were made
-            return
+            return None
+        released = None
         for output in outputs:
             if output.file_name:
                 path = inside(settings.out_dir, output.file_name)
@@ -70,9 +73,11 @@ class Fetcher:
             except DownloadError:
                 await self.check_gone(row.id)  # a file host's 404 is not the API saying it is gone
                 raise
-            ctx.store.record_download(row.id, output.idx, info)
+            # The file and its folder are fsynced: it is recorded (and the job done) only now.
+            released = ctx.store.record_download(row.id, output.idx, info, last=output is outputs[-1])
             if self._images is not None:
                 self._images.add(row.id, output.idx, info.file_name, info.sha256)
+        return released
 
     async def check_gone(self, job_id: str) -> None:
         """OutputGoneError if the API says the job's prediction has lost its output: ``data_removed``, or

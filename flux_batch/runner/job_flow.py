@@ -148,7 +148,7 @@ class JobFlow:
                 if step.status != "succeeded":  # its end is recorded: nothing to download
                     return Outcome.ENDED
             try:
-                await self._fetcher.download_all(row)
+                released = await self._fetcher.download_all(row)
             except OutputGoneError as gone:
                 if redo >= self._ctx.settings.max_redo:
                     self._ctx.fail(
@@ -167,7 +167,8 @@ class JobFlow:
                     f"{err} (the prediction is kept: run again to download it)",
                 )
                 return Outcome.ENDED
-            released = self._ctx.store.mark_succeeded(row.id)
+            if released is None:  # not marked with its last file (none was downloaded now)
+                released = self._ctx.store.mark_succeeded(row.id)
             self._ctx.set(job, JobStatus.SUCCEEDED)
             self._release(released)
             return Outcome.SUCCEEDED

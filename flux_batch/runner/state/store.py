@@ -731,9 +731,14 @@ class Store:
                 return self._skip_dependents(db, job_id)
         return {}
 
-    def record_download(self, job_id: str, idx: int, info: FileInfo, thumb: str | None = None) -> None:
+    def record_download(
+        self, job_id: str, idx: int, info: FileInfo, *, last: bool = False
+    ) -> list[str] | None:
+        """Record a file safely on disk. With ``last`` (every other output of the job is on disk), the job
+        succeeds in the same transaction: returns the downstream jobs that made runnable, as
+        :meth:`mark_succeeded` does (None without ``last``)."""
         values = (
-            *(info.file_name, info.sha256, info.bytes, info.width, info.height, thumb, info.mtime_ns),
+            *(info.file_name, info.sha256, info.bytes, info.width, info.height, None, info.mtime_ns),
             *(info.phash, info.flags),
         )
         with self._tx() as db:
@@ -742,6 +747,7 @@ class Store:
                 " mtime_ns = ?, phash = ?, flags = ? WHERE job_id = ? AND idx = ?",
                 (*values, job_id, idx),
             )
+            return self._succeeded(db, job_id) if last else None
 
     def unknown_quality(self) -> list[tuple[str, int, str, str]]:
         """``(job id, output index, file_name, sha256)`` of every downloaded image whose quality values are
@@ -770,19 +776,22 @@ class Store:
         """Every output is on disk: the job succeeded. Returns the downstream jobs it made runnable, in
         manifest order."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE jobs SET status = 'succeeded', finished_at = ? WHERE id = ?", (self._clock(), job_id)
-            )
-            db.execute(
-                "UPDATE jobs SET waiting = waiting - 1 WHERE status = 'pending' AND waiting > 0 AND id IN"
-                " (SELECT job_id FROM deps WHERE needs_id = ?)",
-                (job_id,),
-            )
-            released = db.execute(
-                "SELECT j.id FROM deps d JOIN jobs j ON j.id = d.job_id WHERE d.needs_id = ?"
-                " AND j.status = 'pending' AND j.waiting = 0 AND j.live = 1 ORDER BY j.seq",
-                (job_id,),
-            ).fetchall()
+            return self._succeeded(db, job_id)
+
+    def _succeeded(self, db: sqlite3.Connection, job_id: str) -> list[str]:
+        db.execute(
+            "UPDATE jobs SET status = 'succeeded', finished_at = ? WHERE id = ?", (self._clock(), job_id)
+        )
+        db.execute(
+            "UPDATE jobs SET waiting = waiting - 1 WHERE status = 'pending' AND waiting > 0 AND id IN"
+            " (SELECT job_id FROM deps WHERE needs_id = ?)",
+            (job_id,),
+        )
+        released = db.execute(
+            "SELECT j.id FROM deps d JOIN jobs j ON j.id = d.job_id WHERE d.needs_id = ?"
+            " AND j.status = 'pending' AND j.waiting = 0 AND j.live = 1 ORDER BY j.seq",
+            (job_id,),
+        ).fetchall()
         return [r[0] for r in released]
 
     def mark_failed(self, job_id: str, status: str, error: str) -> dict[str, int]:
