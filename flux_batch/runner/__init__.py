@@ -7,7 +7,8 @@ session.py       one run on a folder, end to end: lock, state, executor, tables,
 executor.py      the dispatcher: slots, budget, interrupts; acts on each job's outcome
 in_flight.py     how many jobs may be in flight (the create rate times the observed hold time)
 job_flow.py      one job's state machine, ending in an Outcome
-fetch.py         a succeeded job's files downloaded, thumbnailed, recorded
+fetch.py         a succeeded job's files downloaded and recorded
+image_work.py    each downloaded image's thumbnail and quality values, made in worker processes
 checkpoints.py   when the tables are rewritten during a run
 context.py       what those pieces share (store, client, limiters, clocks, figures, stop flags)
 settings.py      RunSettings, RunStats, RunResult

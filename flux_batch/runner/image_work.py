@@ -28,14 +28,12 @@ from pathlib import Path
 
 from flux_batch.errors import FluxBatchError
 from flux_batch.outputs import derived as _derived
-from flux_batch.outputs.derived import Derived, derive, threads, workers
+from flux_batch.outputs.derived import AHEAD_PER_WORKER, Derived, derive, threads, workers
 from flux_batch.runner.state.store import Store
 
 #: Images recorded per transaction, and the longest a result waits for its transaction, in seconds.
 RECORD_BATCH = 64
 RECORD_EVERY_S = 1.0
-#: Images handed to each worker process ahead of the one it is working on.
-AHEAD_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,11 @@ class ImageWork:
 
     def __repr__(self) -> str:
         return f"<ImageWork queued={len(self._queue)} running={len(self._running)} done={self.done}>"
+
+    @property
+    def pending(self) -> int:
+        """Images queued or being worked on."""
+        return len(self._queue) + len(self._running)
 
     def load_unknown(self) -> int:
         """Queue the folder's downloaded images whose quality is unknown (an earlier run was killed, or

@@ -104,6 +104,9 @@ def write_report(out_dir: Path) -> str | None:
     return None
 
 
+#: A run that ends with this many images still to check says so while it waits for them.
+IMAGES_NOTICE = 200
+
 #: errno values that say the output folder's path cannot be a folder at all (a file in the way, /proc).
 _NOT_A_FOLDER = frozenset({errno.EEXIST, errno.ENOTDIR, errno.ENOENT, errno.EISDIR, errno.ENAMETOOLONG})
 
@@ -245,6 +248,9 @@ async def run_jobs(
                 result = await executor.run()
                 try:
                     if not result.interrupted and result.fatal is None:
+                        if images.pending >= IMAGES_NOTICE:
+                            message = f"making the thumbnails and checks of {images.pending:,} images"
+                            on_event_notice(on_event, executor, message)
                         await images.drain()  # the final tables carry every image's quality
                 except StorageError as err:
                     result = dataclasses.replace(result, fatal=result.fatal or err)
