@@ -141,6 +141,7 @@ _THREADS: Executor | None = None
 
 
 def threads() -> Executor:
+    """Threads of this process, for when worker processes cannot be had, or this process is idle."""
     global _THREADS
     if _THREADS is None:
         from concurrent.futures import ThreadPoolExecutor

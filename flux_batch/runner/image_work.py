@@ -69,6 +69,7 @@ class ImageWork:
         self._last_record = clock()
         self._dead: set[Executor] = set()
         self._closed = False
+        self._draining = False
         self.error: FluxBatchError | None = None
         self.done = 0
 
@@ -96,9 +97,10 @@ class ImageWork:
     async def drain(self) -> None:
         """Wait until every queued image is derived from and recorded. Raises the state's error, if
         recording failed (the images stay unknown; the next run makes them)."""
+        self._draining = True  # the run is over: its own process helps with the rest
         while self._queue or self._running:
             if self._running:
-                await asyncio.wait(set(self._running))
+                await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
             self._pump()
         self._record()
         if self.error is not None:
@@ -118,9 +120,14 @@ class ImageWork:
             return
         loop = asyncio.get_running_loop()
         ahead = workers() * AHEAD_PER_WORKER
-        while self._queue and len(self._running) < ahead:
+        while self._queue:
+            if len(self._running) < ahead:
+                pool = (self._pool or _derived.shared_pool)()
+            elif self._draining and len(self._running) < ahead + AHEAD_PER_WORKER:
+                pool = threads()  # the event loop is idle now: its process has a core to give
+            else:
+                break
             item = self._queue.popleft()
-            pool = (self._pool or _derived.shared_pool)()
             try:
                 future = loop.run_in_executor(pool, derive, self._out_dir, item.file_name, self._thumbnails)
             except (BrokenProcessPool, RuntimeError):  # the pool died or was shut: another, or threads
