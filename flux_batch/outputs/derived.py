@@ -43,9 +43,25 @@ class Derived:
     error: str | None = None
 
 
+#: CPU seconds :func:`derive` has spent in this process, threads included (what a run's own process gave
+#: to its images, apart from its worker processes').
+cpu_s = 0.0
+_cpu_lock = threading.Lock()
+
+
 def derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
     """Decode ``out_dir/file_name`` once for its quality values and (with ``thumbnails``) its thumbnail.
     None when the file cannot be read (gone or moved: the next run's check of the folder finds it)."""
+    global cpu_s
+    started = time.thread_time()
+    try:
+        return _derive(out_dir, file_name, thumbnails)
+    finally:
+        with _cpu_lock:
+            cpu_s += time.thread_time() - started
+
+
+def _derive(out_dir: str, file_name: str, thumbnails: bool) -> Derived | None:
     from flux_batch.outputs import quality
     from flux_batch.report.thumbnails import THUMB_SIZE, save_thumbnail
 
