@@ -3,15 +3,16 @@ download's other per-image work.
 
     python bench/quality.py [--repeat 20]
 
-``flux_batch.outputs.quality.inspect_image`` runs once per downloaded file
-(runner/download.py ``finish_file``):
+``flux_batch.outputs.quality.inspect_image`` runs once per downloaded file (since #15 in a worker
+process, with the thumbnail: ``flux_batch.outputs.derived.derive``, the last column):
 it decodes the whole image, converts it to RGB, measures a 64 x 64 grey copy (blank) and takes
 ``imagehash.phash``. This prints its CPU time per image (``time.process_time``, the median of
 ``--repeat`` calls) on the simulator's images (flux-schnell's default 1:1 WebP and its PNG and JPEG, 1 MP)
 and on a 1024 x 1024 photographic-like picture (noise over several scales, as a photo's detail is) in
 WebP, JPEG and PNG; then, on the same files, the full decode alone (the floor of any check that looks at
 the pixels), the sha256 of the bytes (done while downloading) and a report thumbnail
-(``make_thumbnail``: what the run already decodes each image for).
+(``make_thumbnail``: what the run already decodes each image for), and both from one decode as the run
+makes them (``derive``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from PIL import Image
 
 from flux_batch.models.catalog import get_model
+from flux_batch.outputs.derived import derive
 from flux_batch.outputs.quality import inspect_image
 from flux_batch.report.thumbnails import make_thumbnail
 from flux_batch.simulator.images import image_spec, render
@@ -83,7 +85,7 @@ def main() -> None:
         cases.append((f"photo-like 1024x1024 {fmt.lower()}", encode(photo, fmt)))
     inspect_image(cases[0][1])  # imports numpy, scipy and imagehash once, outside the timings
     print(f"CPU ms per image, median of {args.repeat}")
-    print(f"{'image':<30} {'kB':>6} {'quality':>8} {'decode':>7} {'sha256':>7} {'thumb':>7}")
+    print(f"{'image':<30} {'kB':>6} {'quality':>8} {'decode':>7} {'sha256':>7} {'thumb':>7} {'both':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "images").mkdir()
@@ -95,6 +97,7 @@ def main() -> None:
                 cpu_ms(lambda d=data: decode(d), args.repeat),
                 cpu_ms(lambda d=data: hashlib.sha256(d).digest(), args.repeat),
                 cpu_ms(lambda r=rel: make_thumbnail(out, r), args.repeat),
+                cpu_ms(lambda r=rel: derive(str(out), r, True), args.repeat),
             ]
             print(f"{name:<30} {len(data) / 1000:6.0f} " + " ".join(f"{v:7.1f}" for v in row))
 
