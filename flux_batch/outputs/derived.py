@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from PIL import Image
 
-from flux_batch.safepath import inside
+from flux_batch.outputs.safepath import inside
 
 T = TypeVar("T")
 #: Images handed to each worker process ahead of the one it is working on.
