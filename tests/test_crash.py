@@ -42,7 +42,7 @@ def test_sigkill_at_random_moments_then_resume(served: str, tmp_path: Path) -> N
     for _ in range(5):
         proc = start_run(manifest, out)
         time.sleep(rng.uniform(0.6, 2.0))
-        left |= _descendants(proc.pid)  # the image workers and their fork server, once started
+        left |= _descendants(proc.pid)  # the image workers, once started
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     deadline = time.monotonic() + 10

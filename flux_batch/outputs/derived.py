@@ -100,10 +100,10 @@ _POOL: ProcessPoolExecutor | None = None
 
 
 def new_pool(n: int) -> ProcessPoolExecutor:
-    """``n`` worker processes. They fork from a clean server process, never from the runner with its
-    threads, and each exits when the process that started it does (killed, too)."""
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    """``n`` worker processes, started fresh (spawn: never forked from the runner with its threads), each
+    exiting when the process that started it does (killed, too). Not a fork server: it keeps a socket in
+    a ``pymp-*`` folder under TMPDIR that a killed run would leave behind; spawn writes nothing there."""
+    context = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(
         max_workers=n, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
     )
@@ -111,7 +111,7 @@ def new_pool(n: int) -> ProcessPoolExecutor:
 
 def _exit_with(pid: int) -> None:
     """In a worker: exit as soon as process ``pid`` ends. A pool's workers wait for work on a pipe they
-    hold both ends of, so they would outlive a killed run forever (and keep the fork server alive)."""
+    hold both ends of, so they would outlive a killed run forever."""
 
     def watch() -> None:
         try:
