@@ -10,17 +10,19 @@ the report, for a folder whose images were never done (a killed run), makes what
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import select
+import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -103,10 +105,30 @@ def new_pool(n: int) -> ProcessPoolExecutor:
     """``n`` worker processes, started fresh (spawn: never forked from the runner with its threads), each
     exiting when the process that started it does (killed, too). Not a fork server: it keeps a socket in
     a ``pymp-*`` folder under TMPDIR that a killed run would leave behind; spawn writes nothing there."""
-    context = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(
-        max_workers=n, mp_context=context, initializer=_exit_with, initargs=(os.getpid(),)
+        max_workers=n, mp_context=_WorkerContext(), initializer=_exit_with, initargs=(os.getpid(),)
     )
+
+
+class _WorkerProcess(SpawnProcess):
+    """A spawned worker that does not import the parent's ``__main__``. multiprocessing runs the
+    parent's main script again in every spawned child; a user's script calling ``flux_batch.run``
+    without an ``if __name__ == "__main__":`` guard would start a whole second run in each worker (a paid
+    one, if its folder differs), and ``python -m flux_batch`` would run its command again. The workers
+    need nothing of ``__main__``: their functions live in this module."""
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")  # no file, no spec: nothing to re-run
+        try:
+            return SpawnProcess._Popen(process_obj)
+        finally:
+            sys.modules["__main__"] = main
+
+
+class _WorkerContext(SpawnContext):
+    Process = _WorkerProcess
 
 
 def _exit_with(pid: int) -> None:
