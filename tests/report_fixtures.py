@@ -28,6 +28,7 @@ from flux_batch.jobs import Job, ids
 from flux_batch.outputs.layout import image_dir
 from flux_batch.outputs.metadata import MetadataWriter
 from flux_batch.outputs.quality import inspect_image
+from flux_batch.outputs.tables import columns as table_columns
 from flux_batch.report.thumbnails import make_thumbnail
 
 DEV = "black-forest-labs/flux-dev"
@@ -53,30 +54,8 @@ class Synthetic:
 
 
 def columns(var_names: Sequence[str], input_names: Sequence[str]) -> list[str]:
-    """manifest.csv's columns in the contract's order."""
-    return [
-        "job_id",
-        "stage",
-        "model",
-        "status",
-        "prompt",
-        "seed",
-        *var_names,
-        *(f"input_{n}" for n in input_names),
-        "prediction_id",
-        "upstream_job_id",
-        "file_name",
-        "sha256",
-        "bytes",
-        "width",
-        "height",
-        "predict_time",
-        "created_at",
-        "completed_at",
-        "attempts",
-        "cost_usd",
-        "error",
-    ]
+    """manifest.csv's columns in the contract's order (the tables' own, so the fixture cannot drift)."""
+    return list(table_columns(var_names, input_names).header)
 
 
 def _draw(path: Path, size: int, hue: float, label: str, ring: float | None = None) -> bytes:
