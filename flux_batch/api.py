@@ -39,7 +39,7 @@ from flux_batch.manifest import Manifest, read, read_text
 from flux_batch.outputs.results import Results, read_results
 from flux_batch.report.data import Row
 from flux_batch.runner.executor import Executor
-from flux_batch.runner.folder import read_folder
+from flux_batch.runner.folder import earlier_checks, read_folder
 from flux_batch.runner.http_client import http_client
 from flux_batch.runner.prepare import Prepared, RunChoices, host_question, prepare
 from flux_batch.runner.progress import Event, OnEvent, Tracker
@@ -77,15 +77,29 @@ class Declined(FluxBatchError):
     exit_code = EXIT_OK
 
 
-def load(path: str | os.PathLike[str], *, max_jobs: int | None = None) -> Manifest:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    max_jobs: int | None = None,
+    resume: bool | str | os.PathLike[str] = False,
+) -> Manifest:
     """Read and validate the manifest file at ``path``.
 
     Raises :class:`flux_batch.errors.ManifestError` carrying every issue at once (``err.issues``, each
     with file, line, column, JSON path, message and hint); warnings are kept in ``manifest.warnings``.
 
+    ``resume``: the output folder the manifest is loaded to run in (True: its own ``output``). When a run
+    there already checked this very manifest (the same text and files, model schemas, job limit and
+    flux-batch), every job is not checked again: at 100,000 jobs that is seconds of a resume's start-up.
+    The file itself is always read and checked.
+
     >>> manifest = flux_batch.load("pipelines/quickstart.yaml")  # doctest: +SKIP
     """
-    return checked(read(Path(path), max_jobs=max_jobs))
+    loaded = read(Path(path), max_jobs=max_jobs)
+    if resume is False:
+        return checked(loaded)
+    out = loaded.manifest.output if resume is True else Path(resume)
+    return checked(loaded, earlier=earlier_checks(out))
 
 
 def loads(

@@ -119,7 +119,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    manifest = api.load(args.manifest, max_jobs=args.max_jobs)
+    manifest = api.load(args.manifest, max_jobs=args.max_jobs, resume=args.out or True)
     choices = {k: getattr(args, k) for k in CHOICES}
     prepared = api.prepare_run(manifest, **choices, simulator=True if args.simulator else None)
     say = _teller(args.quiet)

@@ -13,6 +13,11 @@
 - :func:`duplicate_requests`: two jobs that send the very same request (model, input, seed) have one job
   id, so one would silently stand for the other and a stage could vanish from the outputs. Only a fixed
   seed (or ``same_seed_across``) can make that happen: derived seeds differ by stage and by sweep values.
+
+A run records in its folder that its manifest passed these checks (:func:`check_record`); resuming the
+folder with the very same manifest (:func:`flux_batch.jobs.fingerprint.checks_fingerprint`: the same
+jobs, model schemas, job limit and flux-batch) trusts that record instead of checking every job again,
+and shows the warnings it kept.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from flux_batch.errors import Issue, ManifestError
 from flux_batch.jobs import expand
+from flux_batch.jobs.fingerprint import checks_fingerprint
 from flux_batch.jobs.ids import canonical_json
 from flux_batch.manifest.loader import Read
 from flux_batch.manifest.model import MODEL_VAR, ImageSource, Manifest, Stage
@@ -43,12 +49,20 @@ def _stands_in(spec: catalog.ModelSpec, name: str, expected: dict[str, Any]) -> 
     return rule == expected and f'"{name}"' not in cross
 
 
-def checked(read: Read) -> Manifest:
+def checked(read: Read, *, earlier: Any = None) -> Manifest:
     """The manifest once its sound stages' jobs pass every check; ManifestError with every issue (steps 1
-    to 4) otherwise. Warnings are kept in ``Manifest.warnings``."""
+    to 4) otherwise. Warnings are kept in ``Manifest.warnings``. ``earlier``: the :func:`check_record` of
+    the folder the manifest is to run in; when it is this very manifest's, the jobs are not checked again.
+    """
     doc, manifest = read.doc, read.manifest
-    sound = dataclasses.replace(manifest, stages=read.sound)
     issues = list(read.issues)
+    if not any(i.severity == "error" for i in issues):
+        kept = earlier_warnings(manifest, earlier)
+        if kept is not None:
+            return dataclasses.replace(
+                manifest, warnings=tuple(dict.fromkeys(read.ordered([*issues, *kept])))
+            )
+    sound = dataclasses.replace(manifest, stages=read.sound)
     try:
         limit = limit_issue(doc, sound)
         if limit is not None:
@@ -61,6 +75,37 @@ def checked(read: Read) -> Manifest:
     if any(i.severity == "error" for i in issues):
         raise ManifestError(read.ordered(issues))
     return dataclasses.replace(manifest, warnings=tuple(read.ordered(issues)))
+
+
+def check_record(manifest: Manifest) -> dict[str, Any]:
+    """What a folder keeps of a checked manifest: the fingerprint of what its checks depend on, and the
+    warnings they gave (as JSON)."""
+    return {
+        "key": checks_fingerprint(manifest),
+        "warnings": [dataclasses.asdict(w) for w in manifest.warnings],
+    }
+
+
+def earlier_warnings(manifest: Manifest, record: Any) -> list[Issue] | None:
+    """The warnings kept by ``record`` (a :func:`check_record`, as read back from a folder) when it is of
+    this very manifest; None when it is not, or is not a record (a damaged or older folder)."""
+    if not isinstance(record, Mapping) or not isinstance(record.get("warnings"), list):
+        return None
+    if record.get("key") != checks_fingerprint(manifest):
+        return None
+    kept = []
+    for fields in record["warnings"]:
+        try:
+            issue = Issue(**fields)
+        except TypeError:
+            return None
+        texts = (issue.file, issue.path, issue.message, issue.hint, issue.severity)
+        if not (isinstance(issue.line, int) and isinstance(issue.column, int)) or not all(
+            isinstance(text, str) for text in texts
+        ):
+            return None
+        kept.append(issue)
+    return kept
 
 
 def limit_issue(doc: Document, manifest: Manifest) -> Issue | None:

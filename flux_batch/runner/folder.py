@@ -3,7 +3,8 @@
 The state is read through :mod:`flux_batch.runner.state.store`'s read-only connection (safe beside a running
 run): the counts by status of the manifest's jobs, the spend so far, and which manifest the folder
 belongs to (recorded by each run in the state's ``meta`` table; folders from before that record are
-read from their ``run.json``).
+read from their ``run.json``), and the record of the manifest checks its last run passed
+(:func:`earlier_checks`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flux_batch.errors import StateError, UsageError
 from flux_batch.jobs.expand import stage_job_ids
 from flux_batch.jobs.fingerprint import manifest_fingerprint
 from flux_batch.manifest import Manifest
-from flux_batch.runner.session import OWNER_META_KEY
+from flux_batch.runner.session import CHECKS_META_KEY, OWNER_META_KEY
 from flux_batch.runner.state import queries
 from flux_batch.runner.state.store import STATE_FILE, done_counts, open_readonly
 
@@ -57,6 +58,24 @@ def read_folder(out_dir: Path, manifest: Manifest) -> Folder:
         db.close()
     owner = recorded if isinstance(recorded, dict) else None
     return Folder(out_dir, done, spent, owner or _owner_from_run_json(out_dir), fingerprint)
+
+
+def earlier_checks(out_dir: Path) -> Any:
+    """What the folder's last run recorded of its manifest's checks
+    (:func:`flux_batch.jobs.checks.check_record`); None when there is none, or the state cannot be read
+    (then the checks are simply done, and the run reports the state's problem)."""
+    try:
+        db = open_readonly(out_dir)
+    except (StateError, OSError):
+        return None
+    if db is None:
+        return None
+    try:
+        return queries.meta(db, CHECKS_META_KEY)
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
 
 
 def owner_record(manifest: Manifest) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import httpx
 
 from flux_batch.errors import InputError, MissingTokenError, UsageError
 from flux_batch.jobs import Job
+from flux_batch.jobs.checks import check_record
 from flux_batch.jobs.expand import expand
 from flux_batch.jobs.ids import canonical_json
 from flux_batch.jobs.plan import Plan, build_plan, job_cost
@@ -342,6 +343,7 @@ def run_info(manifest: Manifest, plan: Plan) -> RunInfo:
             for s in manifest.stages
         ),
         owner=owner_record(manifest),
+        checked=check_record(manifest),
     )
 
 

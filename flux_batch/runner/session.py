@@ -49,6 +49,8 @@ from flux_batch.runner.state.store import Store
 INGEST_BATCH = 2000
 #: The state's ``meta`` key naming the manifest whose run the folder holds (``{"name": ..., "path": ...}``).
 OWNER_META_KEY = "manifest"
+#: The state's ``meta`` key of the checks the run's manifest passed (flux_batch.jobs.checks.check_record).
+CHECKS_META_KEY = "checked"
 #: Jobs checked against the state before a load is skipped (their ids, and places in manifest order).
 INGEST_SAMPLE = 50
 
@@ -67,12 +69,14 @@ class ApiTarget:
 @dataclass(frozen=True)
 class RunInfo:
     """What run.json records besides the summary: the manifest (path, sha256, document), plan, stages;
-    ``owner``, recorded in the state, names the manifest the folder now belongs to."""
+    ``owner``, recorded in the state, names the manifest the folder now belongs to; ``checked``, recorded
+    there too, says that the manifest passed its job checks (:func:`flux_batch.jobs.checks.check_record`)."""
 
     manifest: Mapping[str, Any] | None = None
     plan: Mapping[str, Any] | None = None
     stages: tuple[Mapping[str, Any], ...] = ()
     owner: Mapping[str, Any] | None = None
+    checked: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ async def run_jobs(
         try:
             if info.owner:
                 store.set_meta(OWNER_META_KEY, dict(info.owner))
+            if info.checked:
+                store.set_meta(CHECKS_META_KEY, dict(info.checked))
             ingest(store, jobs, retry_failed=retry_failed, reseed=reseed, fingerprint=fingerprint)
             relayout(store, out_dir)  # before missing files are looked for: it moves them
             reopen_missing_files(store, out_dir)
