@@ -86,6 +86,10 @@ class Child:
 
     def __init__(self, args: list[str], out: Path | None = None, every: float = 2.0) -> None:
         env = {**os.environ, "REPLICATE_API_TOKEN": "r8_bench"}
+        # A user's installation has its modules' bytecode (pip compiles it, an editable one writes it on
+        # first use): with PYTHONDONTWRITEBYTECODE set, as some sandboxes do, an editable install would
+        # compile flux-batch's modules again in every command (0.1-0.2 CPU s of each start-up here).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.started = time.time()
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(
