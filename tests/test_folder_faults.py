@@ -448,3 +448,27 @@ async def test_an_image_overwritten_after_it_was_recorded_is_fetched_again(
     await run(sim, jobs, tmp_path)
     assert hashed == [touched]  # hashed once, found the same, its new mtime recorded
     assert sim.stats()["predictions_created"] == 4
+
+
+async def test_resume_finds_gone_files_by_one_walk_of_the_images_folder(tmp_path: Path) -> None:
+    from flux_batch.runner.download import reopen_missing_files
+    from flux_batch.runner.state.store import Store
+
+    sim = simulator()
+    jobs = base_jobs(5)
+    await run(sim, jobs, tmp_path)
+    table = rows(tmp_path)
+    gone, folder, elsewhere = (tmp_path / table[i]["file_name"] for i in range(3))
+    gone.unlink()
+    folder.unlink()
+    folder.mkdir()  # a folder where the image was
+    moved = tmp_path / "old-layout.jpg"  # a name outside images/, as an older layout had it
+    os.replace(elsewhere, moved)
+    _tamper(tmp_path, "UPDATE outputs SET file_name = ? WHERE job_id = ?", moved.name, table[2]["job_id"])
+    store = Store.open(tmp_path)
+    try:
+        assert reopen_missing_files(store, tmp_path) == 2
+        reopened = {j for j, s in store._db.execute("SELECT id, status FROM jobs") if s == "downloading"}
+    finally:
+        store.close()
+    assert reopened == {table[0]["job_id"], table[1]["job_id"]}

@@ -14,10 +14,13 @@ from pathlib import Path
 
 def inside(out_dir: Path, rel_path: str) -> Path | None:
     """``out_dir / rel_path`` if ``rel_path`` is a relative path that stays inside ``out_dir``, else None."""
+    return Path(out_dir) / rel_path if stays_inside(rel_path) else None
+
+
+def stays_inside(rel_path: str) -> bool:
+    """Whether ``rel_path`` is a relative path that stays inside the folder it is relative to."""
     if not rel_path or len(rel_path) > 4096 or "\x00" in rel_path or "\\" in rel_path:
-        return None
+        return False
     if rel_path.startswith("/") or (len(rel_path) > 1 and rel_path[1] == ":"):  # absolute, a drive
-        return None
-    if any(part in ("", ".", "..") for part in rel_path.split("/")):
-        return None
-    return Path(out_dir) / rel_path
+        return False
+    return not any(part in ("", ".", "..") for part in rel_path.split("/"))
