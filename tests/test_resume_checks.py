@@ -16,6 +16,7 @@ from flux_batch.cli import main
 from flux_batch.errors import ManifestError
 from flux_batch.jobs import checks
 from flux_batch.runner.session import CHECKS_META_KEY
+from flux_batch.testing import simulate
 
 BFL = "black-forest-labs"
 MANIFEST = textwrap.dedent(
@@ -51,7 +52,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _run(path: Path) -> flux_batch.RunResult:
-    return flux_batch.run(flux_batch.load(path), simulator=True)
+    return simulate(flux_batch.load(path))  # on a fake clock: no waiting
 
 
 def _warned(manifest: flux_batch.Manifest) -> list[str]:
@@ -65,7 +66,7 @@ def test_a_resume_of_the_same_manifest_trusts_its_checks_and_keeps_their_warning
     path.write_text(MANIFEST)
     first = flux_batch.load(path)
     assert any("has no input 'guidance'" in w for w in _warned(first))  # a warning of the job checks
-    assert flux_batch.run(first, simulator=True).counts == {"succeeded": 4}
+    assert simulate(first).counts == {"succeeded": 4}
     assert counted == ["t"]
     again = flux_batch.load(path, resume=True)
     assert counted == ["t"]  # not checked again
