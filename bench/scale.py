@@ -16,9 +16,11 @@ Parts:
 - ``report``: ``flux-batch report`` on that folder: wall, peak RSS, report.html's and the parts' size;
   with ``--browser``, Debian's chromium opening the page from file:// (time to a drawn grid, JS heap),
   then the table of every row.
-- ``resume``: a second run from nothing, interrupted (SIGINT, as Ctrl-C) once 90 % of its jobs are done;
-  ``flux-batch status`` on it (three times); then the resume: time from its start to its first create
-  (the first intent it records) and its peak RSS at that moment, then to its end.
+- ``resume``: a second run from nothing, interrupted (SIGINT, as Ctrl-C; ``--stop kill``: SIGKILL, as a
+  crash) once 90 % of its jobs are done; ``flux-batch status`` on it (three times); then the resume: time
+  from its start to its first create (the first intent it records) and its peak RSS at that moment, then
+  to its end. The stopped folder is kept as ``resume/stopped`` under ``--dir``; ``--resume-from`` that
+  folder times the resume again on a copy of it (modification times kept), without the first run.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Child:
         self.out, self.every = out, every
         self.samples: list[tuple[float, float, int]] = []
         self.stop_at: int | None = None
+        self.stop_signal = signal.SIGINT
         self.hwm_kb = 0
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -116,7 +119,7 @@ class Child:
                 done = done_count(self.out) if self.out else 0
                 self.samples.append((now, cpu, done))
                 if self.stop_at is not None and done >= self.stop_at:
-                    self.proc.send_signal(signal.SIGINT)
+                    self.proc.send_signal(self.stop_signal)
                     self.stop_at = None
             time.sleep(0.25)
 
@@ -232,13 +235,25 @@ def browser_figures(page: Path) -> dict[str, float]:
     return figures
 
 
-def resume_part(sim: Simulator, folder: Path, manifest: Path, jobs: int) -> dict[str, Any]:
+def resume_part(
+    sim: Simulator, folder: Path, manifest: Path, jobs: int, stop: str, source: Path | None, keep: bool
+) -> dict[str, Any]:
     out = folder / "out"
     shutil.rmtree(out, ignore_errors=True)
-    first = Child(run_args(manifest, out, sim), out, every=0.5)
-    first.stop_at = int(jobs * 0.9)
-    interrupted = first.wait()
-    done = done_count(out)
+    figures: dict[str, Any] = {}
+    if source is None:
+        first = Child(run_args(manifest, out, sim), out, every=0.5)
+        first.stop_at = int(jobs * 0.9)
+        first.stop_signal = signal.SIGKILL if stop == "kill" else signal.SIGINT
+        figures["stopped_run"] = {k: v for k, v in first.wait().items() if k != "stderr_tail"}
+        figures["stopped_by"] = first.stop_signal.name
+        if keep:
+            shutil.rmtree(folder / "stopped", ignore_errors=True)
+            shutil.copytree(out, folder / "stopped")  # copy2: modification times kept
+    else:
+        shutil.copytree(source, out)  # times kept: the resume trusts a file whose size and time match
+        figures["resumed_from"] = str(source)
+    figures["done_before_resume"] = done_count(out)
     status = [Child(["status", str(out)]).wait() for _ in range(3)]
     resume = Child(run_args(manifest, out, sim), None, every=3600)
     first_create, hwm, cpu = None, 0, 0.0
@@ -258,8 +273,7 @@ def resume_part(sim: Simulator, folder: Path, manifest: Path, jobs: int) -> dict
         time.sleep(0.05)
     end = resume.wait()
     return {
-        "interrupted_run": {k: v for k, v in interrupted.items() if k != "stderr_tail"},
-        "done_before_resume": done,
+        **figures,
         "status_wall_s": [s["wall_s"] for s in status],
         "status_peak_rss_mb": max(s["peak_rss_mb"] for s in status),
         "resume_first_create_s": round(first_create, 2) if first_create is not None else None,
@@ -277,6 +291,8 @@ def main() -> None:
     parser.add_argument("--parts", default="run,report,resume")
     parser.add_argument("--browser", action="store_true", help="open the report in chromium")
     parser.add_argument("--dir", help="work in this folder (kept) instead of a temporary one")
+    parser.add_argument("--stop", choices=("interrupt", "kill"), default="interrupt", help="resume part")
+    parser.add_argument("--resume-from", type=Path, help="a stopped folder of this manifest to resume")
     args = parser.parse_args()
     parts = args.parts.split(",")
     root = Path(args.dir or tempfile.mkdtemp(prefix="flux-batch-scale-"))
@@ -295,7 +311,9 @@ def main() -> None:
             results["report"] = report_part(root / "run", args.browser)
             print(json.dumps({"report": results["report"]}), flush=True)
         if "resume" in parts:
-            results["resume"] = resume_part(sim, root / "resume", manifest, jobs)
+            results["resume"] = resume_part(
+                sim, root / "resume", manifest, jobs, args.stop, args.resume_from, keep=bool(args.dir)
+            )
             print(json.dumps({"resume": results["resume"]}), flush=True)
     results["load_average_after"] = os.getloadavg()
     results["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
