@@ -235,15 +235,25 @@ async def execute(
             on_event(event, tracker)
 
     loop = asyncio.get_running_loop()
-    installed: list[int] = []
+    installed: dict[int, Any] = {}  # signal -> its handler before the run's
 
     def on_executor(executor: Executor) -> None:
         if not handle_signals:
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                before = signal.getsignal(sig)
                 loop.add_signal_handler(sig, executor.interrupt)
-                installed.append(sig)
+                installed[sig] = before
+
+    def on_end() -> None:
+        """The jobs are over: Ctrl-C (or SIGTERM) during the run's end stops it at once, as
+        KeyboardInterrupt. The end runs in this thread, where the loop's handler could not run until it is
+        over (a report of 100,000 images takes tens of seconds); what it leaves unwritten the next run
+        writes (the state is complete)."""
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.default_int_handler)
 
     if http is None:
         if prepared.simulator:
@@ -262,12 +272,15 @@ async def execute(
                 reseed=prepared.reseed,
                 on_event=events,
                 on_executor=on_executor,
+                on_end=on_end,
                 fingerprint=prepared.folder.fingerprint,
                 **session,
             )
     finally:
-        for sig in installed:
+        for sig, before in installed.items():
             loop.remove_signal_handler(sig)
+            if before is not None:  # None: a handler not set from Python, left as the loop leaves it
+                signal.signal(sig, before)
     return _result(prepared, session_result, tally)
 
 

@@ -179,6 +179,7 @@ async def run_jobs(
     reseed: bool = False,
     on_event: OnEvent = ignore,
     on_executor: Callable[[Executor], None] | None = None,
+    on_end: Callable[[], None] | None = None,
     thumbnails: bool = True,
     report: bool = True,
     clock: Callable[[], float] = time.monotonic,
@@ -189,7 +190,8 @@ async def run_jobs(
 ) -> SessionResult:
     """Run ``(job, estimated cost)`` pairs into ``settings.out_dir`` (resuming what is there).
     ``fingerprint``: the manifest's (:mod:`flux_batch.jobs.fingerprint`), to skip loading jobs already
-    loaded."""
+    loaded. ``on_end`` is called when the jobs are over, before the run's end (the last images' checks,
+    the tables, the report)."""
     out_dir = settings.out_dir
     info = info or RunInfo()
     open_folder(out_dir)
@@ -252,6 +254,8 @@ async def run_jobs(
                 on_executor(executor)
             try:
                 result = await executor.run()
+                if on_end is not None:
+                    on_end()
                 try:
                     if not result.interrupted and result.fatal is None:
                         if images.pending >= IMAGES_NOTICE:
