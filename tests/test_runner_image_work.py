@@ -5,6 +5,7 @@ tables, the report and the state come out as if nothing had been interrupted."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from PIL import Image
 from test_quality_summary import report_rows
 
 from flux_batch.cli import main
-from flux_batch.outputs.derived import derive
+from flux_batch.outputs.derived import WORKER_NICENESS, derive, new_pool
 from flux_batch.outputs.quality import inspect_image
 from flux_batch.outputs.tables import write_tables
 from flux_batch.report import write_report
@@ -146,3 +147,17 @@ def test_a_run_records_every_image_s_quality_and_thumbnail(tmp_path: Path) -> No
         quality = inspect_image((out / name).read_bytes())
         assert (phash, flags) == (quality.phash, quality.flag_text)
         assert thumb == thumb_path_for(name) and (out / thumb).stat().st_size > 0
+
+
+@pytest.mark.slow  # starts a worker process
+def test_image_workers_run_below_the_runner_s_priority() -> None:
+    """The run's pace comes first: a worker making thumbnails and quality values must not take CPU time
+    from the runner (or a simulator beside it) while they have work. Before, workers ran at the runner's
+    own priority."""
+    pool = new_pool(1)
+    try:
+        worker = pool.submit(os.nice, 0).result(timeout=60)
+    finally:
+        pool.shutdown()
+    assert worker >= min(19, os.nice(0) + WORKER_NICENESS)
+    assert worker > os.nice(0) or os.nice(0) == 19

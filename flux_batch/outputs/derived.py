@@ -33,6 +33,12 @@ T = TypeVar("T")
 AHEAD_PER_WORKER = 4
 #: Below this many images to do, the report does them itself: starting processes would cost more.
 POOL_FROM = 16
+#: How much lower the worker processes' scheduling priority is than the process that starts them
+#: (``os.nice``). A run's pace (its creates, the API's answers) comes first; its images are made in the CPU
+#: left over, and a run that ends waits for the last of them. On 2 cores a run at 6,000 creates a minute,
+#: the simulator and a worker at the same priority each waited for the others' time slices: creates went
+#: out late and bunched, which the server counted as bursts (429s).
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -102,11 +108,12 @@ _POOL: ProcessPoolExecutor | None = None
 
 
 def new_pool(n: int) -> ProcessPoolExecutor:
-    """``n`` worker processes, started fresh (spawn: never forked from the runner with its threads), each
-    exiting when the process that started it does (killed, too). Not a fork server: it keeps a socket in
+    """``n`` worker processes, started fresh (spawn: never forked from the runner with its threads), at a
+    lower priority (:data:`WORKER_NICENESS`), each exiting when the process that started it does (killed,
+    too). Not a fork server: it keeps a socket in
     a ``pymp-*`` folder under TMPDIR that a killed run would leave behind; spawn writes nothing there."""
     return ProcessPoolExecutor(
-        max_workers=n, mp_context=_WorkerContext(), initializer=_exit_with, initargs=(os.getpid(),)
+        max_workers=n, mp_context=_WorkerContext(), initializer=_start_worker, initargs=(os.getpid(),)
     )
 
 
@@ -129,6 +136,15 @@ class _WorkerProcess(SpawnProcess):
 
 class _WorkerContext(SpawnContext):
     Process = _WorkerProcess
+
+
+def _start_worker(pid: int) -> None:
+    """A worker's start: below its parent's priority (:data:`WORKER_NICENESS`), and gone with it."""
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: the work is the same
+        pass
+    _exit_with(pid)
 
 
 def _exit_with(pid: int) -> None:
