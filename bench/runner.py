@@ -26,8 +26,8 @@ Scenarios (``--parts``):
   httpx's own transport, aiohttp the one ``flux-batch run`` uses), to compare them in one run.
 - ``memory``: the overhead configuration at ``--memory-jobs`` (100,000) for the runner's peak RSS.
 
-``--before SOURCE`` adds the overhead part's two flux-batch runs on another checkout's code (SOURCE holds
-its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the thumbnails and quality
+``--before SOURCE`` adds the limit part's flux-batch run and the overhead part's two on another checkout's
+code (SOURCE holds its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the thumbnails and quality
 values are made in worker processes (and, at a run's end, in the runner's idle threads): their CPU is shown
 apart (*images CPU*), the runner's own is *client CPU*.
 
@@ -497,7 +497,7 @@ def main() -> None:
     parser.add_argument(
         "--before",
         metavar="SOURCE",
-        help="overhead part: also run flux-batch from this checkout (a folder holding flux_batch/), "
+        help="limit and overhead parts: also run flux-batch from this checkout (a folder holding flux_batch/), "
         "to compare two versions in one invocation",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed")
@@ -523,6 +523,8 @@ def main() -> None:
     plan: list[tuple[str, list[str], dict[str, Any]]] = []
     if "limit" in parts:
         plan.append(("flux-batch", limited, fb))
+        if args.before:
+            plan.append(("flux-batch-before", limited, {**fb, "source": args.before}))
     if "replicate" in parts:
         plan.append(("replicate", limited, rep))
     if "faults" in parts:
