@@ -27,9 +27,9 @@ Scenarios (``--parts``):
 - ``memory``: the overhead configuration at ``--memory-jobs`` (100,000) for the runner's peak RSS.
 
 ``--before SOURCE`` adds the limit part's flux-batch run and the overhead part's two on another checkout's
-code (SOURCE holds its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the thumbnails and quality
-values are made in worker processes (and, at a run's end, in the runner's idle threads): their CPU is shown
-apart (*images CPU*), the runner's own is *client CPU*.
+code (SOURCE holds its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the
+thumbnails and quality values are made in worker processes (and, at a run's end, in the runner's idle
+threads): their CPU is shown apart (*images CPU*), the runner's own is *client CPU*.
 
 Figures: *create-phase rate* = (creates - 1) / (last created_at - first created_at), from the server's
 own timestamps of the predictions it created; *steady rate* = the same over the middle 90 % of creates
@@ -497,8 +497,8 @@ def main() -> None:
     parser.add_argument(
         "--before",
         metavar="SOURCE",
-        help="limit and overhead parts: also run flux-batch from this checkout (a folder holding flux_batch/), "
-        "to compare two versions in one invocation",
+        help="limit and overhead parts: also run flux-batch from this checkout (a folder holding "
+        "flux_batch/), to compare two versions in one invocation",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed")
     args = parser.parse_args()

@@ -9,6 +9,7 @@ the report, for a folder whose images were never done (a killed run), makes what
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import select
@@ -140,10 +141,8 @@ class _WorkerContext(SpawnContext):
 
 def _start_worker(pid: int) -> None:
     """A worker's start: below its parent's priority (:data:`WORKER_NICENESS`), and gone with it."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not on this platform, or not allowed
         os.nice(WORKER_NICENESS)
-    except (AttributeError, OSError):  # not on this platform, or not allowed: the work is the same
-        pass
     _exit_with(pid)
 
 
