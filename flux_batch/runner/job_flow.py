@@ -83,6 +83,16 @@ class JobOutcome:
     message: str = ""
 
 
+def _readable_end(prediction: Prediction) -> bool:
+    """Whether recording ``prediction``'s end cannot fail on its answer (an output that is not URLs): only
+    then is it recorded with the create's answer, which must be kept whatever its end says."""
+    try:
+        prediction.output_urls()
+    except ProtocolError:
+        return False
+    return True
+
+
 class JobFlow:
     """Drives jobs, one :meth:`run` per job, sharing what a run's creates learn (the clock offset, whether
     any create worked, the creates still held by ``Prefer: wait``)."""
@@ -147,7 +157,8 @@ class JobFlow:
             if isinstance(step, Outcome):
                 return step
             if step is not None:
-                self._record_end(job, step)
+                if job.status in ("submitting", "submitted", "running"):  # not recorded with its create
+                    self._record_end(job, step)
                 if step.status != "succeeded":  # its end is recorded: nothing to download
                     return Outcome.ENDED
             try:
@@ -234,7 +245,13 @@ class JobFlow:
                 await self._backoff(tries, err)
                 continue
             self._created_any = True
-            self._attach(job, prediction)
+            if prediction.done and _readable_end(prediction):
+                # Answered once it ended (Prefer: wait): its end goes in the same transaction.
+                with self._ctx.store.one_transaction():
+                    self._attach(job, prediction)
+                    self._record_end(job, prediction)
+            else:
+                self._attach(job, prediction)
             return prediction
 
     async def _post(self, row: JobRow, sent: dict[str, Any], intent: float) -> Prediction:

@@ -318,6 +318,7 @@ class Store:
         self._input_names: dict[str, None] = {}
         self._seq = 0
         self._loading = False  # jobs are being (re)loaded in this session: see begin_ingest
+        self._joined = False  # writes go into one_transaction's
 
     @classmethod
     def open(cls, out_dir: Path, *, clock: Callable[[], float] = time.time) -> Store:
@@ -365,8 +366,23 @@ class Store:
             self._db.execute("COMMIT")
 
     @contextmanager
+    def one_transaction(self) -> Iterator[None]:
+        """Every write inside is one transaction: committed at the end, or none of it on an error."""
+        with self._tx():
+            self._joined = True
+            try:
+                yield
+            finally:
+                self._joined = False
+
+    @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """A write transaction; ``durable`` fsyncs its commit before returning (once per create)."""
+        """A write transaction (or a part of :meth:`one_transaction`'s); ``durable`` fsyncs its commit
+        before returning (once per create; never inside another)."""
+        if self._joined:
+            assert not durable, "a durable commit cannot be part of another transaction"
+            yield self._db
+            return
         if durable:
             self._db.execute("PRAGMA synchronous=FULL")
         try:
