@@ -36,9 +36,9 @@ AHEAD_PER_WORKER = 4
 POOL_FROM = 16
 #: How much lower the worker processes' scheduling priority is than the process that starts them
 #: (``os.nice``). A run's pace (its creates, the API's answers) comes first; its images are made in the CPU
-#: left over, and a run that ends waits for the last of them. On 2 cores a run at 6,000 creates a minute,
-#: the simulator and a worker at the same priority each waited for the others' time slices: creates went
-#: out late and bunched, which the server counted as bursts (429s).
+#: left over, and a run that ends waits for the last of them. On 2 cores, the runner, a simulator beside it
+#: and a worker at one priority wait for each other's time slices; niced, the worker takes what the other
+#: two leave (docs/benchmarks.md: at a load of 11 that was too little to show a faster pace).
 WORKER_NICENESS = 10
 
 

@@ -368,11 +368,11 @@ class Store:
     def one_transaction(self) -> Iterator[None]:
         """Every write inside is one transaction: committed at the end, or none of it on an error."""
         with self._tx():
-            self._joined = True
+            outer, self._joined = self._joined, True
             try:
                 yield
             finally:
-                self._joined = False
+                self._joined = outer
 
     @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
