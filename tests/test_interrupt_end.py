@@ -34,13 +34,13 @@ def test_ctrl_c_while_a_run_writes_its_report_stops_it_at_once(
     written: list[str] = []
     real = session.write_report
 
-    def slow_report(out_dir: Path) -> str | None:
+    def slow_report(out_dir: Path, **options: bool) -> str | None:
         os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, while the report is being written
         give_up = time.monotonic() + 5
         while time.monotonic() < give_up:
             time.sleep(0.01)
         written.append("all of it")
-        return real(out_dir)
+        return real(out_dir, **options)
 
     monkeypatch.setattr(session, "write_report", slow_report)
     started = time.monotonic()
@@ -49,6 +49,13 @@ def test_ctrl_c_while_a_run_writes_its_report_stops_it_at_once(
     assert time.monotonic() - started < 30
     assert "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # as before the run
-    monkeypatch.setattr(session, "write_report", real)
+    passed: list[dict[str, bool]] = []
+
+    def recorded(out_dir: Path, **options: bool) -> str | None:
+        passed.append(options)
+        return real(out_dir, **options)
+
+    monkeypatch.setattr(session, "write_report", recorded)
     assert main(["run", str(manifest), "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
+    assert passed == [{"make_missing": True}]  # a run that ended: its report makes what is missing
     assert (out / "report.html").is_file() and (out / "manifest.csv").is_file()

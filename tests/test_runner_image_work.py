@@ -20,6 +20,7 @@ from flux_batch.outputs.derived import WORKER_NICENESS, derive, new_pool
 from flux_batch.outputs.quality import inspect_image
 from flux_batch.outputs.tables import write_tables
 from flux_batch.report import write_report
+from flux_batch.report.contact_sheet import PENDING_FILL
 from flux_batch.report.thumbnails import thumb_path_for
 from flux_batch.runner.image_work import ImageWork
 from flux_batch.runner.state.store import STATE_FILE, Store
@@ -161,3 +162,21 @@ def test_image_workers_run_below_the_runner_s_priority() -> None:
         pool.shutdown()
     assert worker >= min(19, os.nice(0) + WORKER_NICENESS)
     assert worker > os.nice(0) or os.nice(0) == 19
+
+
+def test_a_stopped_runs_report_makes_nothing_and_shows_the_images(tmp_path: Path) -> None:
+    # An interrupted run's end waited 10 minutes at 100,000 jobs while its report made the 65,000
+    # thumbnails a starved worker had not: its user, who pressed Ctrl-C, waits for it to exit.
+    folder = build_folder(tmp_path / "out", 12)
+    _killed_before_its_images_were_done(folder.out)
+    write_report(folder.out, make_missing=False)
+    assert not list((folder.out / ".thumbs").rglob("*.webp"))
+    shown = {row["file_name"]: row["thumb"] for row in report_rows(folder.out)}
+    assert len(shown) == 12 and all(thumb == name for name, thumb in shown.items())  # the image itself
+    sheets = list(folder.out.glob("grid_*.png"))
+    assert sheets
+    for sheet in sheets:  # drawn from the images: no cell left as a placeholder
+        with Image.open(sheet) as image:
+            assert PENDING_FILL not in {color for _, color in image.convert("RGB").getcolors(1 << 24)}
+    write_report(folder.out)  # the next report makes them
+    assert len(list((folder.out / ".thumbs").rglob("*.webp"))) == 12

@@ -45,6 +45,7 @@ def write_report(
     layout: Layout | None = None,
     save: bool = False,
     compare: Path | None = None,
+    make_missing: bool = True,
 ) -> Path:
     """Write ``out_dir/report.html`` (with its data parts) and the stages' contact sheets; return the
     report's path.
@@ -60,7 +61,9 @@ def write_report(
     (one contact sheet per value of the grouping axis); with ``save``, it is kept in the folder and used
     by the next reports (the runner's too). Without it, the layout kept, if any. ``compare``: another
     output folder whose images for the same variables are shown beside this one's
-    (:mod:`flux_batch.report.compare`).
+    (:mod:`flux_batch.report.compare`). ``make_missing=False`` (a run that was stopped, whose user is
+    waiting for it to exit) makes no thumbnail or quality value: an image without a thumbnail is shown
+    at full size, and the next report makes them.
     """
     out_dir = Path(out_dir)
     folder = data.Folder(out_dir)
@@ -72,7 +75,7 @@ def write_report(
     try:
         sweep(out_dir, PARTS_DIR)
         other = Comparison(folder, data.Folder(compare)) if compare is not None else None
-        written = write_parts(folder, with_thumbnails(folder), other)
+        written = write_parts(folder, with_thumbnails(folder, make=make_missing), other)
         grids = {s.info.id: grid_of(s.info, s.axis_values(), layout) for s in written.stages.values()}
         _remove_old_sheets(out_dir, folder.stages)
         for stage_id, spec in grids.items():  # a grouped stage has a sheet per value, none of its own

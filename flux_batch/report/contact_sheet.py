@@ -226,8 +226,11 @@ def _paste(
 ) -> None:
     x, y = at
     path = inside(out_dir, rel_thumb) if rel_thumb else None
+    if path is not None and not path.is_file() and row is not None and row.file_name:
+        path = inside(out_dir, row.file_name)  # no thumbnail yet (a stopped run's report): the image
     if path is not None and path.is_file():
         with Image.open(path) as thumb:
+            thumb.draft("RGB", (cell, cell))  # a JPEG decodes at the scale it is shown
             thumb.thumbnail((cell, cell))
             sheet.paste(thumb.convert("RGB"), (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
         return

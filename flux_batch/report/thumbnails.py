@@ -92,16 +92,17 @@ def save_thumbnail(image: Image.Image, out_dir: Path, rel_image_path: str) -> st
     return rel_thumb
 
 
-def with_thumbnails(folder: Folder) -> Iterator[tuple[Row, str | None]]:
+def with_thumbnails(folder: Folder, *, make: bool = True) -> Iterator[tuple[Row, str | None]]:
     """``folder``'s rows, each with its thumbnail's path (None: no image, or it cannot be read). What a
     killed run did not make is made here, on every core: a missing thumbnail, and the quality values of
     an image manifest.csv has none for (the next run records them in the state); an older manifest.csv
-    without the ``flags`` column is taken as it is."""
+    without the ``flags`` column is taken as it is. With ``make=False`` nothing is made: an image without
+    its thumbnail stands for it (a stopped run's report, written while its user waits)."""
     out_dir = folder.out_dir
     checked = "flags" in folder.header
 
     def to_make(row: Row) -> str | None:
-        if not row.file_name:
+        if not row.file_name or not make:
             return None
         if checked and row.status == "succeeded" and not row.phash and not row.flags:
             return row.file_name
@@ -109,7 +110,12 @@ def with_thumbnails(folder: Folder) -> Iterator[tuple[Row, str | None]]:
 
     for row, made in derive_in_order(out_dir, folder.rows(), to_make):
         if made is None:
-            yield row, (row.thumb if row.file_name and _made(out_dir, row.thumb) else None)
+            if not row.file_name:
+                yield row, None
+            elif _made(out_dir, row.thumb):
+                yield row, row.thumb
+            else:
+                yield row, None if make or not _made(out_dir, row.file_name) else row.file_name
             continue
         if checked and not row.phash and not row.flags:
             size = (row.width or 0, row.height or 0)

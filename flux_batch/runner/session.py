@@ -94,15 +94,16 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_report(out_dir: Path) -> str | None:
+def write_report(out_dir: Path, *, make_missing: bool = True) -> str | None:
     """Write report.html (and grids); return an error message instead of raising: the run's outputs
-    are complete without it."""
+    are complete without it. ``make_missing``: make the thumbnails and quality values the run did not
+    (not after a stop: its user waits for it to exit)."""
     try:
         from flux_batch.report import write_report as report
     except ImportError:  # pragma: no cover
         return "the report package is not available"
     try:
-        report(out_dir)
+        report(out_dir, make_missing=make_missing)
     except Exception as exc:
         return f"the report could not be written: {exc}"
     return None
@@ -274,7 +275,7 @@ async def run_jobs(
         finally:
             store.close()
     if report:
-        problem = write_report(out_dir)
+        problem = write_report(out_dir, make_missing=not (result.interrupted or result.fatal))
         if problem:
             on_event_notice(on_event, executor, problem)
     return SessionResult(
