@@ -16,19 +16,27 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from flux_batch.api import (
-    Declined,
-    Results,
-    RunResult,
-    arun,
-    load,
-    loads,
-    plan,
-    results,
-    run,
-    status,
-)
+from typing import TYPE_CHECKING, Any
+
 from flux_batch.jobs.status import JobStatus
+
+if TYPE_CHECKING:
+    from flux_batch.api import Declined, Results, RunResult, arun, load, loads, plan, results, run, status
+
+_API = frozenset(
+    {"Declined", "Results", "RunResult", "arun", "load", "loads", "plan", "results", "run", "status"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The library's calls, imported at their first use: a process that needs one module of the package
+    (the image workers, the process writing a run's tables) does not load the HTTP clients with it."""
+    if name in _API:
+        from flux_batch import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'flux_batch' has no attribute {name!r}")
+
 
 __all__ = [
     "Declined",
