@@ -22,6 +22,15 @@ def _instant_simulator(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("flux_batch.api.SIMULATOR_LATENCY_S", 0.01)
 
 
+@pytest.fixture(autouse=True)
+def _tables_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quick tests write a run's tables in their own process: starting the child process a run writes
+    them in (flux_batch.outputs.snapshot) would cost more than most of their runs. Slow tests, and
+    ``flux-batch`` started as a command, use the child."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setattr("flux_batch.runner.session.TABLES_IN_CHILD", False)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line per chaos scenario run (tests/test_chaos.py records them), then the totals."""
     lines: list[str] = []

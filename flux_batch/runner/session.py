@@ -33,9 +33,9 @@ from flux_batch.errors import (
 )
 from flux_batch.jobs import Job
 from flux_batch.jobs.status import JobStatus, fold_counts
-from flux_batch.outputs.quality import Tally
 from flux_batch.outputs.relayout import relayout
-from flux_batch.outputs.tables import write_run_json, write_tables
+from flux_batch.outputs.snapshot import Snapshot, TableProcess
+from flux_batch.outputs.tables import write_run_json
 from flux_batch.report.leftovers import sweep_locked
 from flux_batch.runner.client import ApiClient
 from flux_batch.runner.download import remove_partials, reopen_missing_files
@@ -53,6 +53,9 @@ OWNER_META_KEY = "manifest"
 CHECKS_META_KEY = "checked"
 #: Jobs checked against the state before a load is skipped (their ids, and places in manifest order).
 INGEST_SAMPLE = 50
+#: Whether a run writes its tables in a child process (:mod:`flux_batch.outputs.snapshot`); the quick
+#: tests write them in theirs, where a child's start would cost more than their whole run.
+TABLES_IN_CHILD = True
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ async def run_jobs(
     open_folder(out_dir)
     with FolderLock(out_dir):
         store = Store.open(out_dir, clock=wall_clock)
+        tables = TableProcess(in_child=TABLES_IN_CHILD)
         try:
             if info.owner:
                 store.set_meta(OWNER_META_KEY, dict(info.owner))
@@ -219,19 +223,14 @@ async def run_jobs(
             def checkpoint(finished: RunResult | None = None) -> None:
                 """Rewrite manifest.csv, metadata.parquet and run.json from one snapshot of the state
                 (``finished``: how the run ended, for the last one). During the run the executor calls
-                this in a worker thread, hence its own read-only connection."""
-                reader = Store.reader(out_dir)
+                this in a worker thread; the tables are written in their own process
+                (:mod:`flux_batch.outputs.snapshot`)."""
+                seen = tables.write(out_dir)
+                new = _summary(seen, executor, started, started_mono, clock, wall_clock, finished)
                 try:
-                    with reader.snapshot():
-                        new = _summary(reader, executor, started, started_mono, clock, wall_clock, finished)
-                        tally = Tally()
-                        new["images"] = write_tables(reader, out_dir, tally)[1]
-                        new.update(tally.summary())
                     write_run_json(out_dir, _run_json(info, new))
                 except OSError as exc:
                     raise storage_error(exc, f"writing the tables in {out_dir}") from exc
-                finally:
-                    reader.close()
                 summary.clear()
                 summary.update(new)
 
@@ -271,8 +270,11 @@ async def run_jobs(
                 checkpoint(finished=result)
             except StorageError as err:  # the state is intact; the tables are rewritten by the next run
                 result = dataclasses.replace(result, fatal=result.fatal or err)
+            finally:
+                tables.close()  # its memory leaves before the report is written
             counts = _public_counts(store)
         finally:
+            tables.close()
             store.close()
     if report:
         problem = write_report(out_dir, make_missing=not (result.interrupted or result.fatal))
@@ -294,7 +296,7 @@ def _public_counts(store: Store) -> dict[str, int]:
 
 
 def _summary(
-    store: Store,
+    seen: Snapshot,
     executor: Executor,
     started: float,
     started_mono: float,
@@ -302,7 +304,7 @@ def _summary(
     wall_clock: Callable[[], float],
     finished: RunResult | None,
 ) -> dict[str, Any]:
-    counts = _public_counts(store)
+    counts = seen.counts
     wall = clock() - started_mono
     calls = {
         kind: executor._client.calls.get(kind, 0) for kind in ("create", "get", "list", "cancel", "upload")
@@ -312,8 +314,8 @@ def _summary(
     return {
         "counts": counts,
         "jobs": sum(counts.values()),
-        "images": 0,
-        "cost_usd": round(store.spent_usd(), 6),
+        "images": seen.images,
+        "cost_usd": round(seen.spent_usd, 6),
         "wall_time_s": round(wall, 3),
         "started_at": _iso(started),
         "finished_at": _iso(wall_clock()) if finished else None,
@@ -327,6 +329,7 @@ def _summary(
         "reattached": stats.reattached,
         "recreated": stats.recreated,
         "create_rate_per_min": round(calls["create"] / wall * 60, 2) if wall > 0 else 0.0,
+        **seen.quality,
     }
 
 

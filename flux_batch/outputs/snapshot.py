@@ -1,0 +1,122 @@
+"""The run's tables written from one snapshot of its state, in a process of their own.
+
+:func:`write_snapshot` rewrites ``manifest.csv`` and ``metadata.parquet`` from one read transaction of the
+folder's state and returns what the run's summary takes from that same snapshot (counts, spend, images,
+the quality tally). :class:`TableProcess` calls it in a spawned child process, started at the run's first
+checkpoint, kept for the next ones and its final tables, and ended before the report is written.
+
+Why a process: pyarrow's first Parquet write leaves about 90 MB with the process that makes it (its
+libraries, and native memory it never gives back: measured with any of its memory pools), and a
+process's memory only ever grows to its peak. Written in the run's own process, the tables put that on
+top of the running run for its whole length, and the report on top of both at its end. In a child, it
+leaves with the child. The child is spawned like the image workers (:func:`flux_batch.outputs.derived.
+new_pool`: a blank ``__main__``, so a user's unguarded script is not run again, and it exits when the run
+does, killed too), and ignores SIGINT: Ctrl-C reaches the whole process group, and the run decides what
+an interrupt means (its final tables are still written). Files are replaced atomically (temporary name,
+fsync, rename), so a child killed mid-write leaves the last complete tables in place.
+
+Errors come back as they were raised (a full disk as :class:`flux_batch.errors.DiskFullError`). A child
+that cannot be started or that dies (killed, out of memory) costs only the memory: the tables are then
+written in the run's own process, so they are never missing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flux_batch.errors import storage_error
+from flux_batch.jobs.status import fold_counts
+from flux_batch.outputs.quality import Tally
+from flux_batch.outputs.tables import write_tables
+from flux_batch.runner.state.store import Store
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one write of the tables saw: live jobs by public status, spend, rows, images, quality tally."""
+
+    counts: dict[str, int]
+    spent_usd: float
+    rows: int
+    images: int
+    quality: dict[str, Any]
+
+
+def write_snapshot(out_dir: str) -> Snapshot:
+    """Rewrite ``out_dir``'s tables from one snapshot of its state (a read-only connection of its own)."""
+    folder = Path(out_dir)
+    try:
+        reader = Store.reader(folder)
+        try:
+            with reader.snapshot():
+                counts = fold_counts(*reader.counts().values())
+                spent = reader.spent_usd()
+                tally = Tally()
+                rows, images = write_tables(reader, folder, tally)
+        finally:
+            reader.close()
+    except OSError as exc:
+        raise storage_error(exc, f"writing the tables in {folder}") from exc
+    return Snapshot(counts, spent, rows, images, tally.summary())
+
+
+def _child_setup(parent: int) -> None:
+    """In the child: Ctrl-C is the run's to handle; exit when the run's process ends."""
+    from flux_batch.outputs.derived import _exit_with
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with(parent)
+
+
+class TableProcess:
+    """Writes a run's tables in one child process: ``write(out_dir)`` returns the :class:`Snapshot`;
+    ``close()`` ends the child. ``in_child=False`` writes in this process (as after a child's failure)."""
+
+    def __init__(self, *, in_child: bool = True) -> None:
+        self._in_child = in_child
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        """Start the child (at the first write, unless called before). A run starts it at its first
+        checkpoint, in the checkpoint's thread: never during a resume's start-up, where it would take CPU
+        from the first creates."""
+        if self._in_child and self._pool is None:
+            from flux_batch.outputs.derived import _WorkerContext
+
+            try:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=_WorkerContext(),
+                    initializer=_child_setup,
+                    initargs=(os.getpid(),),
+                )
+                self._pool.submit(int).result()  # started (a child that cannot start fails here)
+            except (OSError, BrokenProcessPool):  # no process to be had: this process writes
+                self._fall_back()
+
+    def write(self, out_dir: Path) -> Snapshot:
+        self.start()
+        if self._pool is not None:
+            try:
+                return self._pool.submit(write_snapshot, str(out_dir)).result()
+            except BrokenProcessPool:  # the child died (killed, out of memory)
+                self._fall_back()
+        return write_snapshot(str(out_dir))
+
+    def _fall_back(self) -> None:
+        self._in_child = False
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        """End the child (after the write it is doing, if any)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
