@@ -24,7 +24,9 @@ Scenarios (``--parts``):
   client on the same batch (create + download, nothing else) as the floor of httpx itself.
 - ``transports``: flux-batch without thumbnails, no limit, over each of ``--transports`` (httpcore is
   httpx's own transport, aiohttp the one ``flux-batch run`` uses), to compare them in one run.
-- ``memory``: the overhead configuration at ``--memory-jobs`` (100,000) for the runner's peak RSS.
+- ``memory``: the overhead configuration at ``--memory-jobs`` (100,000), its report written at the end as
+  ``flux-batch run`` does, for the runner's peak RSS, its child processes' (image workers, the tables'
+  writer: each one's peak) and that of all its processes together (their RSS summed, sampled every 0.5 s).
 
 ``--before SOURCE`` adds the limit part's flux-batch run and the overhead part's two on another checkout's
 code (SOURCE holds its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the
@@ -119,14 +121,21 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         other_rpm=spec["other_rpm"],
         burst=spec.get("burst", 10),
     )
+    tree = TreeMemory() if spec.get("report") else None  # the memory part: every process of the run
     async with transport_client(spec.get("transport", "aiohttp"), spec["max_in_flight"]) as http:
         cpu0, _ = _usage()
         t0 = time.perf_counter()
         session = await run_jobs(
-            _jobs(spec["jobs"]), settings, target, http, thumbnails=spec["thumbnails"], report=False
+            _jobs(spec["jobs"]),
+            settings,
+            target,
+            http,
+            thumbnails=spec["thumbnails"],
+            report=spec.get("report", False),
         )
         wall = time.perf_counter() - t0
         cpu1, rss = _usage()
+    memory = tree.stop() if tree is not None else {}
     lost = {k: v for k, v in session.counts.items() if k != "succeeded" and v}
     s = session.summary
     return {
@@ -141,7 +150,59 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         "reattached": s.get("reattached", 0),
         "possible_duplicates": s.get("possible_duplicates", 0),
         "image_cpu_s": _image_workers_cpu() + _image_cpu_here(),
+        **memory,
     }
+
+
+class TreeMemory:
+    """Samples, every half second in a thread, the RSS of this process and of all its descendants (the
+    image workers, the process writing the tables): the peak of their sum, and each child's own peak
+    (``ru_maxrss`` of the children this process waited for)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak_kb = max(self.peak_kb, tree_rss_kb(os.getpid()))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return {"tree_peak_mib": self.peak_kb / 1024, "children_maxrss_mib": children / 1024}
+
+
+def tree_rss_kb(pid: int) -> int:
+    """The RSS of process ``pid`` and of all its descendants, summed, in kB (0 for a process gone)."""
+    return sum(_rss_kb(p) for p in _tree(pid))
+
+
+def _tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            pids += _tree(int(child))
+    return pids
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def _image_cpu_here() -> float:
@@ -436,6 +497,9 @@ def figures(r: dict[str, Any]) -> dict[str, str]:
     rows["client CPU, cores (CPU s / wall s)"] = f"{r['cpu_s'] / r['wall_s']:.2f}"
     rows["server CPU ms/job"] = f"{r['server_cpu_s'] * 1000 / jobs:.2f}"
     rows["client peak RSS MiB"] = f"{r['maxrss_mib']:.0f}"
+    if "tree_peak_mib" in r:
+        rows["its child processes' peak RSS MiB, each"] = f"{r['children_maxrss_mib']:.0f}"
+        rows["peak RSS of all its processes together MiB"] = f"{r['tree_peak_mib']:.0f}"
     return rows
 
 
@@ -497,7 +561,7 @@ def main() -> None:
     parser.add_argument(
         "--before",
         metavar="SOURCE",
-        help="limit and overhead parts: also run flux-batch from this checkout (a folder holding "
+        help="limit, overhead and memory parts: also run flux-batch from this checkout (a folder holding "
         "flux_batch/), to compare two versions in one invocation",
     )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed")
@@ -546,7 +610,10 @@ def main() -> None:
             spec = {**free, "jobs": args.overhead_jobs, "thumbnails": False, "transport": name}
             plan.append((f"no-thumbs-{name}", unlimited, spec))
     if "memory" in parts:
-        plan.append(("memory", unlimited, {**free, "jobs": args.memory_jobs}))
+        plan.append(("memory", unlimited, {**free, "jobs": args.memory_jobs, "report": True}))
+        if args.before:
+            before = {**free, "jobs": args.memory_jobs, "report": True, "source": args.before}
+            plan.append(("memory-before", unlimited, before))
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
         for name, sim_args, spec in plan:

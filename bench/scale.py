@@ -6,7 +6,9 @@ The manifest is the scale test's (tests/scale_run.py): three stages, 4 jobs per 
 two edits of it, an edit of one edit), prompts full of words a loader could misread. The simulator is
 served on loopback in its own process (``flux-batch simulate``, latency 0.05 s, no rate limit, the scale
 test's faults), and every flux-batch command runs as ``flux-batch ...`` in a child process, so each
-figure is that process alone: its wall time, its peak RSS (the kernel's high-water mark) and its CPU.
+figure is that process alone: its wall time, its peak RSS (the kernel's high-water mark) and its CPU;
+``tree_peak_rss_mb`` is the peak of its RSS and its child processes' (image workers, the tables' writer)
+summed, sampled every 0.25 s.
 
 Parts:
 
@@ -43,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runner import CLK_TCK, SERVE, Simulator
+from runner import CLK_TCK, SERVE, Simulator, tree_rss_kb
 from scale_run import FAULTS, check_folder, manifest_text
 
 from flux_batch import load
@@ -102,6 +104,7 @@ class Child:
         self.stop_at: int | None = None
         self.stop_signal = signal.SIGINT
         self.hwm_kb = 0
+        self.tree_kb = 0
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
@@ -111,6 +114,7 @@ class Child:
             now = time.perf_counter() - self.t0
             try:
                 self.hwm_kb = max(self.hwm_kb, proc_kb(self.proc.pid, "VmHWM"))
+                self.tree_kb = max(self.tree_kb, tree_rss_kb(self.proc.pid))
                 cpu = proc_cpu(self.proc.pid)
             except OSError:
                 return
@@ -148,6 +152,8 @@ class Child:
             # The kernel's high-water mark of the child's own image, sampled every 0.25 s: the rusage
             # figure counts the pages the child shared with this process before it ran flux-batch.
             "peak_rss_mb": round(self.hwm_kb / 1024, 1),
+            # With its child processes (image workers, the tables' writer): their RSS summed, sampled.
+            "tree_peak_rss_mb": round(self.tree_kb / 1024, 1),
             "stderr_tail": stderr[-400:],
         }
 
