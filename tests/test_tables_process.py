@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,13 +96,43 @@ def test_a_child_that_dies_leaves_the_tables_to_the_run_s_process(
     assert tables._pool is None  # written here, and so are the next ones
 
 
-def test_ctrl_c_is_the_run_s_to_handle_not_the_child_s(tmp_path: Path, tables: TableProcess) -> None:
-    """Ctrl-C reaches the whole process group: the child goes on, the run decides (its handler only
-    marks it interrupted, and the final tables are still written)."""
+def test_ctrl_c_reaching_the_child_is_the_run_s_to_handle(tmp_path: Path, tables: TableProcess) -> None:
+    """Ctrl-C reaches the whole process group: the child goes on, the run decides (during the jobs its
+    handler marks the run interrupted and the final tables are still written)."""
     build_folder(tmp_path, 20, tables=False)
     os.kill(_child(tables), signal.SIGINT)
     assert tables.write(tmp_path).rows == 20
     assert tables._pool is not None
+
+
+def test_ctrl_c_during_the_run_s_end_stops_the_child_s_write_at_once(tmp_path: Path) -> None:
+    """Since the jobs are over, Ctrl-C in the run's end is a KeyboardInterrupt in the run's process: the
+    child's write stops with it, and leaves no table in place (the next run writes them)."""
+    build_folder(tmp_path, 20, tables=False)
+    os.mkfifo(tmp_path / ".manifest.csv.tmp")  # the child's write blocks on it until it is stopped
+    tables = TableProcess()
+    pid = _child(tables)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tables.write(tmp_path)
+    finally:
+        timer.cancel()
+        tables.close()
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
+    assert not (tmp_path / "manifest.csv").exists() and not (tmp_path / "metadata.parquet").exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
 
 
 def test_a_run_s_own_process_never_loads_pyarrow_nor_the_child_the_library_s_api(

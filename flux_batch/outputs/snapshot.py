@@ -6,14 +6,15 @@ the quality tally). :class:`TableProcess` calls it in a spawned child process, s
 checkpoint, kept for the next ones and its final tables, and ended before the report is written.
 
 Why a process: pyarrow's first Parquet write leaves about 90 MB with the process that makes it (its
-libraries, and native memory it never gives back: measured with any of its memory pools), and a
-process's memory only ever grows to its peak. Written in the run's own process, the tables put that on
-top of the running run for its whole length, and the report on top of both at its end. In a child, it
-leaves with the child. The child is spawned like the image workers (:func:`flux_batch.outputs.derived.
-new_pool`: a blank ``__main__``, so a user's unguarded script is not run again, and it exits when the run
-does, killed too), and ignores SIGINT: Ctrl-C reaches the whole process group, and the run decides what
-an interrupt means (its final tables are still written). Files are replaced atomically (temporary name,
-fsync, rename), so a child killed mid-write leaves the last complete tables in place.
+libraries, and native memory it never gives back: measured with any of its memory pools), and a process's
+memory only ever grows to its peak. Written in the run's own process, the tables put that on top of the
+running run for its whole length, and the report on top of both at its end. In a child, it leaves with the
+child. The child is spawned like the image workers (:func:`flux_batch.outputs.derived. new_pool`: a blank
+``__main__``, so a user's unguarded script is not run again, and it exits when the run does, killed too),
+and ignores SIGINT: Ctrl-C reaches the whole process group, and the run decides what an interrupt means.
+Files are replaced atomically (temporary name, fsync, rename), so a child killed mid-write leaves the last
+complete tables in place. Ctrl-C during the run's end (a KeyboardInterrupt in the run's process, since the
+jobs are over) stops the child's write at once: the next run writes the tables.
 
 Errors come back as they were raised (a full disk as :class:`flux_batch.errors.DiskFullError`). A child
 that cannot be started or that dies (killed, out of memory) costs only the memory: the tables are then
@@ -107,7 +108,18 @@ class TableProcess:
                 return self._pool.submit(write_snapshot, str(out_dir)).result()
             except BrokenProcessPool:  # the child died (killed, out of memory)
                 self._fall_back()
+            except BaseException:  # Ctrl-C during the run's end: stop at once, the write with it
+                self.kill()
+                raise
         return write_snapshot(str(out_dir))
+
+    def kill(self) -> None:
+        """End the child now, mid-write if it is writing: its temporary files are never renamed into
+        place, so the tables in the folder stay the last complete ones (the next run writes them)."""
+        if self._pool is not None:
+            for process in list(self._pool._processes.values()):  # no public way to stop a pool's work
+                process.kill()
+            self._fall_back()
 
     def _fall_back(self) -> None:
         self._in_child = False
