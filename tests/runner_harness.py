@@ -108,26 +108,30 @@ async def run_session(
     ``run_jobs``' own keywords (``retry_failed``, ``on_event``, ``thumbnails``, ...)."""
     own = ("retry_failed", "reseed", "on_executor", "on_event", "thumbnails")
     kw = {k: settings.pop(k) for k in own if k in settings}
-    return await run_jobs(
-        list(jobs),
-        RunSettings(out_dir=out, **settings),
-        ApiTarget(base_url, "r8_test", create_rpm=create_rpm, other_rpm=other_rpm),
-        http,
-        clock=clock,
-        wall_clock=clock,
-        sleep=clock.sleep,
-        rng=random.Random(3),
-        report=False,
-        **kw,
-    )
+    real, asyncio.to_thread = asyncio.to_thread, _inline  # type: ignore[assignment]
+    try:  # the clock cannot see a thread's work: time would run on meanwhile (see threads_inline)
+        return await run_jobs(
+            list(jobs),
+            RunSettings(out_dir=out, **settings),
+            ApiTarget(base_url, "r8_test", create_rpm=create_rpm, other_rpm=other_rpm),
+            http,
+            clock=clock,
+            wall_clock=clock,
+            sleep=clock.sleep,
+            rng=random.Random(3),
+            report=False,
+            **kw,
+        )
+    finally:
+        asyncio.to_thread = real
+
+
+async def _inline(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    return func(*args, **kwargs)
 
 
 @pytest.fixture
 def threads_inline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Work the runner hands to threads (file syncs, thumbnails, checkpoints) runs inline: on a
-    :class:`VirtualClock` a thread's work would let time run on meanwhile."""
-
-    async def inline(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        return func(*args, **kwargs)
-
-    monkeypatch.setattr(asyncio, "to_thread", inline)
+    """Work the runner hands to threads (the intents' and downloads' fsyncs, thumbnails, checkpoints) runs
+    inline: on a :class:`VirtualClock` a thread's work would let time run on meanwhile."""
+    monkeypatch.setattr(asyncio, "to_thread", _inline)

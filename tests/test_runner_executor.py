@@ -130,8 +130,10 @@ async def test_a_low_credit_429_sets_the_stated_rate_and_says_so(tmp_path: Path)
     result = await run(sim, base_jobs(4), tmp_path, create_rpm=600, on_event=on_event)
     assert result.counts == {"succeeded": 4}
     assert sim.stats()["predictions_created"] == 4
-    # One 429 to learn the limit (halving from 600 a minute would have taken seven), then 10 s apart.
-    assert result.summary["throttled_429"] == 1
+    # The stated limit is learned from the first 429 (halving from 600 a minute would have taken seven),
+    # then creates go 10 s apart. The creates let go together before it came back (the limiter's burst of 5
+    # at 600 a minute, whose intents share one fsync) are answered 429 too, and slow nothing further.
+    assert 1 <= result.summary["throttled_429"] <= 4
     assert sim.clock.now - started >= 30
     assert any("cut creates to 6 a minute" in n for n in notices)
 

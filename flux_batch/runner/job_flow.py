@@ -59,6 +59,7 @@ from flux_batch.runner.inputs import InputResolver
 from flux_batch.runner.progress import Event
 from flux_batch.runner.reconcile import Found, find_created, should_create_again
 from flux_batch.runner.retry import POLL_BACKOFF, REQUEST_BACKOFF
+from flux_batch.runner.state.group_sync import GroupSync
 from flux_batch.runner.state.store import JobRow
 from flux_batch.timestamps import parse_epoch
 
@@ -113,6 +114,8 @@ class JobFlow:
         self._created_any = False  # a create was answered with a prediction in this run
         self._404s: list[tuple[str, str]] = []  # (job, stage) whose create got the same 404 in a row
         self._last_404 = ""
+        # One fsync of the state's log, in a worker thread, for every intent committed before it began.
+        self._intents_durable = GroupSync(lambda: asyncio.to_thread(ctx.store.sync_wal))
 
     async def run(self, job: Job) -> JobOutcome:
         """Drive ``job`` until it ends or the run stops it; StateError or StorageError (or another
@@ -202,8 +205,13 @@ class JobFlow:
             intent = job.intent_at = self._ctx.wall()
             self._ctx.sent.pop(row.id, None)  # a create sent again goes to the end
             self._ctx.sent[row.id] = intent
-            self._ctx.store.begin_attempt(row.id, sent, intent)
+            self._ctx.store.begin_attempt(row.id, sent, intent, durable=False)
             self._ctx.set(job, "submitting")
+            try:
+                await self._intents_durable()  # fsynced before it is sent; the loop goes on meanwhile
+            except asyncio.CancelledError:
+                self._ctx.store.abandon_attempt(row.id, "not sent")
+                raise
             try:
                 prediction = await self._post(row, sent, intent)
             except RateLimitedError as err:

@@ -9,7 +9,8 @@ Write-ahead discipline lives here as the only way to change a job:
 
 Every write is its own short transaction, so a crash at any point leaves a state from which a resume knows
 exactly what to do. Commits are synchronous=NORMAL (in WAL mode they survive a killed process, as the WAL is
-in the operating system's hands), except the intent's, which is FULL: fsynced before the create is sent, so
+in the operating system's hands), except the intent's, which is fsynced before the create is sent (a FULL
+commit, or the runner's group commit of the write-ahead log: :meth:`Store.sync_wal`), so
 that even a power cut cannot lose the record of a prediction that may have been made (and then pay for it
 twice). Then: a job ``submitting`` may have a prediction (reconcile before creating again), a job with a
 prediction id is re-attached, a job ``downloading`` fetches its missing files.
@@ -661,10 +662,14 @@ class Store:
 
     # -- writing (each call one transaction) ----------------------------------------------------------------
 
-    def begin_attempt(self, job_id: str, sent_input: Mapping[str, Any], intent_at: float) -> int:
+    def begin_attempt(
+        self, job_id: str, sent_input: Mapping[str, Any], intent_at: float, *, durable: bool = True
+    ) -> int:
         """Record the intent to create a prediction with exactly ``sent_input``; return the attempt number.
-        Durable (fsynced) before it returns: the create is sent next."""
-        with self._tx(durable=True) as db:
+        Durable (fsynced) before it returns: the create is sent next. With ``durable`` False the caller
+        makes it durable before sending, by :meth:`sync_wal` (the runner shares one fsync among the intents
+        committed meanwhile, in a worker thread: :mod:`flux_batch.runner.state.group_sync`)."""
+        with self._tx(durable=durable) as db:
             (n,) = db.execute("SELECT attempts + 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
             db.execute(
                 "INSERT INTO attempts (job_id, n, intent_at, sent_input) VALUES (?, ?, ?, ?)",
@@ -676,6 +681,21 @@ class Store:
                 (n, job_id),
             )
         return int(n)
+
+    def sync_wal(self) -> None:
+        """fsync the write-ahead log: every commit made before this call is then durable, as a FULL commit
+        would have made it. Safe from any thread (it touches no connection)."""
+        try:
+            try:
+                fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            except FileNotFoundError:  # no log: commits went to the database file itself
+                fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise storage_error(exc, f"syncing {self.path}") from exc
 
     def abandon_attempt(self, job_id: str, outcome: str) -> None:
         """The last create certainly made nothing (a 429, a 422, a connection never made): say so."""
