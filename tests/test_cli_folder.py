@@ -55,7 +55,7 @@ def test_a_folder_left_where_a_relative_output_used_to_go_is_pointed_at(
 def test_another_manifest_does_not_take_over_a_folder_unless_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    out = tmp_path / "shared"
+    out = tmp_path / "one-folder"
     cats = write(tmp_path / "cats.yaml", name="cats", xs="cat, lion")
     dogs = write(tmp_path / "dogs.yaml", name="dogs", xs="dog, wolf")
     assert main(["run", str(cats), "--simulator", "--out", str(out), "-q"]) == 0

@@ -59,3 +59,26 @@ def test_ctrl_c_while_a_run_writes_its_report_stops_it_at_once(
     assert main(["run", str(manifest), "--simulator", "--out", str(out), "--quiet"]) == EXIT_OK
     assert passed == [{"make_missing": True}]  # a run that ended: its report makes what is missing
     assert (out / "report.html").is_file() and (out / "manifest.csv").is_file()
+
+
+def test_an_interrupted_runs_report_makes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flux_batch.runner.executor import Executor
+
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(MANIFEST)
+    passed: list[dict[str, bool]] = []
+    real_report, real_run = session.write_report, Executor.run
+
+    def recorded(out_dir: Path, **options: bool) -> str | None:
+        passed.append(options)
+        return real_report(out_dir, **options)
+
+    async def interrupted_run(self: Executor) -> object:
+        self.interrupt()  # Ctrl-C before the first job
+        return await real_run(self)
+
+    monkeypatch.setattr(session, "write_report", recorded)
+    monkeypatch.setattr(Executor, "run", interrupted_run)
+    code = main(["run", str(manifest), "--simulator", "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == EXIT_INTERRUPTED
+    assert passed == [{"make_missing": False}]  # its user waits for it to exit: no thumbnail is made

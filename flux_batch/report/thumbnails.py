@@ -102,7 +102,7 @@ def with_thumbnails(folder: Folder, *, make: bool = True) -> Iterator[tuple[Row,
     checked = "flags" in folder.header
 
     def to_make(row: Row) -> str | None:
-        if not row.file_name or not make:
+        if not make or not row.file_name:
             return None
         if checked and row.status == "succeeded" and not row.phash and not row.flags:
             return row.file_name
@@ -110,18 +110,22 @@ def with_thumbnails(folder: Folder, *, make: bool = True) -> Iterator[tuple[Row,
 
     for row, made in derive_in_order(out_dir, folder.rows(), to_make):
         if made is None:
-            if not row.file_name:
-                yield row, None
-            elif _made(out_dir, row.thumb):
-                yield row, row.thumb
-            else:
-                yield row, None if make or not _made(out_dir, row.file_name) else row.file_name
+            yield row, _shown(out_dir, row, stand_in=not make)
             continue
         if checked and not row.phash and not row.flags:
             size = (row.width or 0, row.height or 0)
             flags = with_size_flag(parse_flags(made.flags), size, row.input)
             row = replace(row, phash=made.phash or "", flags=flags)
         yield row, made.thumb
+
+
+def _shown(out_dir: Path, row: Row, *, stand_in: bool) -> str | None:
+    """What shows a row nothing was made for: its thumbnail, or with ``stand_in`` the image itself."""
+    if not row.file_name:
+        return None
+    if _made(out_dir, row.thumb):
+        return row.thumb
+    return row.file_name if stand_in and _made(out_dir, row.file_name) else None
 
 
 def _made(out_dir: Path, rel_thumb: str) -> bool:
