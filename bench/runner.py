@@ -26,7 +26,8 @@ Scenarios (``--parts``):
   httpx's own transport, aiohttp the one ``flux-batch run`` uses), to compare them in one run.
 - ``memory``: the overhead configuration at ``--memory-jobs`` (100,000), its report written at the end as
   ``flux-batch run`` does, for the runner's peak RSS, its child processes' (image workers, the tables'
-  writer: each one's peak) and that of all its processes together (their RSS summed, sampled every 0.5 s).
+  writer, multiprocessing's resource tracker: each one's peak) and that of all its processes together
+  (their RSS summed at one instant, sampled every 0.2 s; ``--memory-timeline`` keeps every sample).
 
 ``--before SOURCE`` adds the limit part's flux-batch run and the overhead part's two on another checkout's
 code (SOURCE holds its ``flux_batch/``), so two versions are compared in one invocation. Since #15 the
@@ -121,7 +122,9 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         other_rpm=spec["other_rpm"],
         burst=spec.get("burst", 10),
     )
-    tree = TreeMemory() if spec.get("report") else None  # the memory part: every process of the run
+    _count_ended_workers()
+    # the memory part: every process of the run
+    tree = TreeMemory(timeline=spec.get("timeline")) if spec.get("report") else None
     async with transport_client(spec.get("transport", "aiohttp"), spec["max_in_flight"]) as http:
         cpu0, _ = _usage()
         t0 = time.perf_counter()
@@ -155,32 +158,83 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 class TreeMemory:
-    """Samples, every half second in a thread, the RSS of this process and of all its descendants (the
-    image workers, the process writing the tables): the peak of their sum, and each child's own peak
-    (``ru_maxrss`` of the children this process waited for)."""
+    """Samples, every ``every_s`` seconds in a thread, the RSS of this process and of each of its
+    descendants (the image workers, the process writing the tables, multiprocessing's resource tracker):
+    the peak of their sum at one instant (each sample reads every process once, a few milliseconds apart),
+    and each process's own peak, by role (its kernel high-water mark, ``VmHWM``, read at each sample, so a
+    peak between two samples is not missed). With ``timeline``, every sample is also written there as a
+    line of JSON (seconds since the start, kB per process), to see when each peak comes."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = 0.2, timeline: str | None = None) -> None:
         import threading
 
         self.peak_kb = 0
+        self.peak_at = 0.0
+        self.roles: dict[str, int] = {}  # role -> peak kB (the largest high-water mark seen)
+        self._every = every_s
+        self._t0 = time.monotonic()
+        self._timeline = open(timeline, "w") if timeline else None  # noqa: SIM115 (closed by stop)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self.peak_kb = max(self.peak_kb, tree_rss_kb(os.getpid()))
+        while not self._stop.wait(self._every):
+            self.sample()
 
-    def stop(self) -> dict[str, float]:
+    def sample(self) -> None:
+        here = os.getpid()
+        now: dict[str, int] = {}
+        total = 0
+        for pid in _tree(here):
+            rss, hwm = _rss_kb(pid)
+            role = _role(pid, here)
+            now[f"{role}:{pid}"] = rss
+            total += rss
+            self.roles[role] = max(self.roles.get(role, 0), hwm)
+        at = time.monotonic() - self._t0
+        if total > self.peak_kb:
+            self.peak_kb, self.peak_at = total, at
+        if self._timeline is not None:
+            self._timeline.write(json.dumps({"t": round(at, 2), "sum": total, **now}) + "\n")
+
+    def stop(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        return {"tree_peak_mib": self.peak_kb / 1024, "children_maxrss_mib": children / 1024}
+        self.sample()
+        if self._timeline is not None:
+            self._timeline.close()
+        return {
+            "tree_peak_mib": self.peak_kb / 1024,
+            "tree_peak_at_s": self.peak_at,
+            "process_peaks_mib": {role: kb / 1024 for role, kb in sorted(self.roles.items())},
+        }
+
+
+def _role(pid: int, here: int) -> str:
+    """What process ``pid`` of the run is: the run's own, an image worker, the tables' writer, or
+    multiprocessing's resource tracker (told apart by its command line)."""
+    if pid == here:
+        return "run"
+    try:
+        from flux_batch.outputs import derived
+
+        if pid in (getattr(derived._POOL, "_processes", None) or {}):
+            return "image worker"
+    except ImportError:
+        pass
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "other"
+    if b"resource_tracker" in command:
+        return "resource tracker"
+    return "tables" if b"multiprocessing" in command else "other"
 
 
 def tree_rss_kb(pid: int) -> int:
     """The RSS of process ``pid`` and of all its descendants, summed, in kB (0 for a process gone)."""
-    return sum(_rss_kb(p) for p in _tree(pid))
+    return sum(_rss_kb(p)[0] for p in _tree(pid))
 
 
 def _tree(pid: int) -> list[int]:
@@ -195,14 +249,18 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int) -> tuple[int, int]:
+    """Process ``pid``'s RSS and its peak RSS (``VmHWM``), in kB ((0, 0) for a process gone)."""
+    rss = hwm = 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
     except OSError:
         pass
-    return 0
+    return rss, hwm
 
 
 def _image_cpu_here() -> float:
@@ -215,21 +273,42 @@ def _image_cpu_here() -> float:
     return float(getattr(derived, "cpu_s", 0.0))
 
 
+_ENDED_WORKERS_CPU = [0.0]
+
+
 def _image_workers_cpu() -> float:
     """CPU seconds of the worker processes that made the thumbnails and quality values, out of the
-    runner's process since #15 (0 for code that makes them in the runner's process)."""
+    runner's process since #15 (0 for code that makes them in the runner's process): those alive, and
+    those a run ended (read just before, see :func:`_count_ended_workers`)."""
     try:
         from flux_batch.outputs import derived
     except ImportError:
         return 0.0
-    total = 0.0
-    for pid in list(getattr(derived._POOL, "_processes", None) or {}):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    total = _ENDED_WORKERS_CPU[0]
+    for name in ("_POOL", "_HELPER"):  # the niced workers, and the helper of a run's end
+        for pid in list(getattr(getattr(derived, name, None), "_processes", None) or {}):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
     return total
+
+
+def _count_ended_workers() -> None:
+    """A run ends its image workers before it returns (since the memory work of #15): count their CPU
+    just before it does."""
+    from flux_batch.runner import session
+
+    end = getattr(session, "end_shared_pool", None)
+    if end is None:  # code that keeps its workers: they are read after the run
+        return
+
+    def counted() -> None:
+        _ENDED_WORKERS_CPU[0] = _image_workers_cpu()  # those ended before, and these
+        end()
+
+    session.end_shared_pool = counted  # type: ignore[attr-defined]
 
 
 async def child_replicate(spec: dict[str, Any]) -> dict[str, Any]:
@@ -498,8 +577,11 @@ def figures(r: dict[str, Any]) -> dict[str, str]:
     rows["server CPU ms/job"] = f"{r['server_cpu_s'] * 1000 / jobs:.2f}"
     rows["client peak RSS MiB"] = f"{r['maxrss_mib']:.0f}"
     if "tree_peak_mib" in r:
-        rows["its child processes' peak RSS MiB, each"] = f"{r['children_maxrss_mib']:.0f}"
-        rows["peak RSS of all its processes together MiB"] = f"{r['tree_peak_mib']:.0f}"
+        for role, mib in r["process_peaks_mib"].items():
+            rows[f"peak RSS MiB: {role}"] = f"{mib:.0f}"
+        rows["peak RSS of all its processes together MiB (at s)"] = (
+            f"{r['tree_peak_mib']:.0f} ({r['tree_peak_at_s']:.0f})"
+        )
     return rows
 
 
@@ -559,6 +641,11 @@ def main() -> None:
     )
     parser.add_argument("--memory-jobs", type=int, default=100_000, help="batch size of the memory part")
     parser.add_argument(
+        "--memory-timeline",
+        metavar="PREFIX",
+        help="memory part: write each process's RSS, sampled every 0.2 s, to PREFIX.<scenario>.jsonl",
+    )
+    parser.add_argument(
         "--before",
         metavar="SOURCE",
         help="limit, overhead and memory parts: also run flux-batch from this checkout (a folder holding "
@@ -610,9 +697,12 @@ def main() -> None:
             spec = {**free, "jobs": args.overhead_jobs, "thumbnails": False, "transport": name}
             plan.append((f"no-thumbs-{name}", unlimited, spec))
     if "memory" in parts:
-        plan.append(("memory", unlimited, {**free, "jobs": args.memory_jobs, "report": True}))
+        memory = {**free, "jobs": args.memory_jobs, "report": True}
+        timeline = args.memory_timeline
+        plan.append(("memory", unlimited, {**memory, "timeline": timeline and f"{timeline}.memory.jsonl"}))
         if args.before:
-            before = {**free, "jobs": args.memory_jobs, "report": True, "source": args.before}
+            before = {**memory, "source": args.before}
+            before["timeline"] = timeline and f"{timeline}.memory-before.jsonl"
             plan.append(("memory-before", unlimited, before))
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:

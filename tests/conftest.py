@@ -33,6 +33,15 @@ def _tables_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.Monke
 
 
 @pytest.fixture(autouse=True)
+def _image_workers_kept(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quick tests keep the image worker processes from one test's run to the next (a run ends them, so
+    that their memory is gone before its final tables: starting them again for each test would cost more
+    than most of their runs). Slow tests, and ``flux-batch`` started as a command, end them."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setattr("flux_batch.runner.session.IMAGE_WORKERS_KEPT", True)
+
+
+@pytest.fixture(autouse=True)
 def _no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     """``os.fsync`` returns at once in the tests' own process. What it buys, files that survive a power
     cut, no test can observe (a killed process loses nothing the kernel holds), and on a busy disk the

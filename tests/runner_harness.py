@@ -106,7 +106,7 @@ async def run_session(
 ) -> SessionResult:
     """``run_jobs`` on ``clock`` with a fixed RNG and no report; ``settings`` are RunSettings fields and
     ``run_jobs``' own keywords (``retry_failed``, ``on_event``, ``thumbnails``, ...)."""
-    own = ("retry_failed", "reseed", "on_executor", "on_event", "thumbnails")
+    own = ("retry_failed", "reseed", "on_executor", "on_event", "on_end", "thumbnails")
     kw = {k: settings.pop(k) for k in own if k in settings}
     real, asyncio.to_thread = asyncio.to_thread, _inline  # type: ignore[assignment]
     try:  # the clock cannot see a thread's work: time would run on meanwhile (see threads_inline)

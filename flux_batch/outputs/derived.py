@@ -108,13 +108,16 @@ def workers() -> int:
 _POOL: ProcessPoolExecutor | None = None
 
 
-def new_pool(n: int) -> ProcessPoolExecutor:
+def new_pool(n: int, *, niceness: int = WORKER_NICENESS) -> ProcessPoolExecutor:
     """``n`` worker processes, started fresh (spawn: never forked from the runner with its threads), at a
-    lower priority (:data:`WORKER_NICENESS`), each exiting when the process that started it does (killed,
-    too). Not a fork server: it keeps a socket in
+    lower priority (``niceness``, :data:`WORKER_NICENESS` unless told), each exiting when the process that
+    started it does (killed, too). Not a fork server: it keeps a socket in
     a ``pymp-*`` folder under TMPDIR that a killed run would leave behind; spawn writes nothing there."""
     return ProcessPoolExecutor(
-        max_workers=n, mp_context=_WorkerContext(), initializer=_start_worker, initargs=(os.getpid(),)
+        max_workers=n,
+        mp_context=_WorkerContext(),
+        initializer=_start_worker,
+        initargs=(os.getpid(), niceness),
     )
 
 
@@ -139,10 +142,11 @@ class _WorkerContext(SpawnContext):
     Process = _WorkerProcess
 
 
-def _start_worker(pid: int) -> None:
-    """A worker's start: below its parent's priority (:data:`WORKER_NICENESS`), and gone with it."""
-    with contextlib.suppress(AttributeError, OSError):  # not on this platform, or not allowed
-        os.nice(WORKER_NICENESS)
+def _start_worker(pid: int, niceness: int = WORKER_NICENESS) -> None:
+    """A worker's start: below its parent's priority (by ``niceness``), and gone with it."""
+    if niceness:
+        with contextlib.suppress(AttributeError, OSError):  # not on this platform, or not allowed
+            os.nice(niceness)
     _exit_with(pid)
 
 
@@ -182,11 +186,39 @@ def shared_pool() -> ProcessPoolExecutor:
     return _POOL
 
 
+_HELPER: ProcessPoolExecutor | None = None
+
+
+def helper_pool() -> ProcessPoolExecutor:
+    """One more worker process, at the run's own priority, for a run's last images: once its jobs are
+    over, the run's process is idle, and the niced workers alone would be starved on a busy machine. A
+    process rather than the run's own threads: the images' libraries (numpy and scipy for the hash, about
+    36 MB) then never load in the run's process, which writes its report after its final tables."""
+    global _HELPER
+    if _HELPER is None:
+        _HELPER = new_pool(1, niceness=0)
+    return _HELPER
+
+
+def end_shared_pool() -> None:
+    """End the worker processes of :func:`shared_pool` and :func:`helper_pool` (after the work given to
+    them), so that their memory is gone before what comes next (a run's final tables, its report); the
+    next use starts them again."""
+    global _POOL, _HELPER
+    pools, _POOL, _HELPER = (_POOL, _HELPER), None, None
+    for pool in pools:
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
 def drop_pool(pool: Executor) -> None:
-    """``pool`` is broken: shut it (and make the next :func:`shared_pool` a new one if it was that)."""
-    global _POOL
+    """``pool`` is broken: shut it (and make the next :func:`shared_pool` or :func:`helper_pool` a new one
+    if it was that)."""
+    global _POOL, _HELPER
     if _POOL is pool:
         _POOL = None
+    if _HELPER is pool:
+        _HELPER = None
     pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -49,8 +49,9 @@ class Snapshot:
     quality: dict[str, Any]
 
 
-def write_snapshot(out_dir: str) -> Snapshot:
-    """Rewrite ``out_dir``'s tables from one snapshot of its state (a read-only connection of its own)."""
+def write_snapshot(out_dir: str, parquet: bool = True) -> Snapshot:
+    """Rewrite ``out_dir``'s tables from one snapshot of its state (a read-only connection of its own);
+    manifest.csv only, without ``parquet`` (pyarrow is then not imported)."""
     folder = Path(out_dir)
     try:
         reader = Store.reader(folder)
@@ -59,7 +60,7 @@ def write_snapshot(out_dir: str) -> Snapshot:
                 counts = fold_counts(*reader.counts().values())
                 spent = reader.spent_usd()
                 tally = Tally()
-                rows, images = write_tables(reader, folder, tally)
+                rows, images = write_tables(reader, folder, tally, parquet=parquet)
         finally:
             reader.close()
     except OSError as exc:
@@ -101,17 +102,18 @@ class TableProcess:
             except (OSError, BrokenProcessPool):  # no process to be had: this process writes
                 self._fall_back()
 
-    def write(self, out_dir: Path) -> Snapshot:
+    def write(self, out_dir: Path, *, parquet: bool = True) -> Snapshot:
+        """Write the tables (manifest.csv only, without ``parquet``), in the child if there is one."""
         self.start()
         if self._pool is not None:
             try:
-                return self._pool.submit(write_snapshot, str(out_dir)).result()
+                return self._pool.submit(write_snapshot, str(out_dir), parquet).result()
             except BrokenProcessPool:  # the child died (killed, out of memory)
                 self._fall_back()
             except BaseException:  # Ctrl-C during the run's end: stop at once, the write with it
                 self.kill()
                 raise
-        return write_snapshot(str(out_dir))
+        return write_snapshot(str(out_dir), parquet)
 
     def kill(self) -> None:
         """End the child now, mid-write if it is writing: its temporary files are never renamed into

@@ -9,6 +9,7 @@ atomically (temporary file, fsync, rename), so a reader, or an interrupted run, 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -148,16 +149,24 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_tables(store: Store, out_dir: Path, tally: Tally | None = None) -> tuple[int, int]:
-    """Rewrite manifest.csv and metadata.parquet from one pass over the state; return (rows, images).
-    ``tally`` is given each image's flags and hash as it is written (its counts go in the summary)."""
-    from flux_batch.outputs.metadata import MetadataWriter
-
+def write_tables(
+    store: Store, out_dir: Path, tally: Tally | None = None, *, parquet: bool = True
+) -> tuple[int, int]:
+    """Rewrite manifest.csv and (with ``parquet``) metadata.parquet from one pass over the state; return
+    (rows, images). ``tally`` is given each image's flags and hash as it is written (its counts go in the
+    summary). Without ``parquet``, pyarrow is not imported: a running run's checkpoints rewrite manifest.csv
+    only, and metadata.parquet at the run's end (docs/benchmarks.md, "The run's processes together")."""
     meta = store.get_meta("columns", {"vars": [], "inputs": []})
     cols = columns(meta["vars"], meta["inputs"])
     counts = [0, 0]
     tally = tally if tally is not None else Tally()
-    with MetadataWriter(out_dir / METADATA_PARQUET, cols.header, input_kinds(store, cols)) as images:
+    with contextlib.ExitStack() as stack:
+        images = None
+        if parquet:
+            from flux_batch.outputs.metadata import MetadataWriter
+
+            writer = MetadataWriter(out_dir / METADATA_PARQUET, cols.header, input_kinds(store, cols))
+            images = stack.enter_context(writer)
 
         def write(fh: Any) -> None:
             writer = csv.DictWriter(fh, fieldnames=cols.header, extrasaction="ignore")
@@ -166,13 +175,15 @@ def write_tables(store: Store, out_dir: Path, tally: Tally | None = None) -> tup
                 writer.writerow({k: _cell(v) for k, v in record.items()})
                 counts[0] += 1
                 if record["status"] == "succeeded" and record.get("file_name"):
-                    images.add(record)
+                    if images is not None:
+                        images.add(record)
                     counts[1] += 1
                     tally.add(record.get("flags"), record.get("phash"))
 
         _replace(out_dir / MANIFEST_CSV, write)
-    for old in OLD_METADATA:  # a folder holds one metadata file, or imagefolder refuses to load it
-        (out_dir / old).unlink(missing_ok=True)
+    if parquet:
+        for old in OLD_METADATA:  # a folder holds one metadata file, or imagefolder refuses to load it
+            (out_dir / old).unlink(missing_ok=True)
     return counts[0], counts[1]
 
 

@@ -46,6 +46,7 @@ from flux_batch.errors import (
 )
 from flux_batch.jobs.status import PREDICTION_TERMINAL
 from flux_batch.runner.deadline import within
+from flux_batch.runner.prediction_id import valid_id
 
 RUNNING = frozenset({"starting", "processing"})
 TERMINAL = PREDICTION_TERMINAL
@@ -54,9 +55,6 @@ MAX_OUTPUTS = 64
 _RESETS_IN = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s")
 #: "Your rate limit for creating predictions is reduced to 6 requests per minute with a burst of 1 ..."
 _REDUCED_TO = re.compile(r"reduced to (\d+(?:\.\d+)?) requests per minute")
-#: Replicate's ids are 26 lowercase base-32 characters; proxies use their own (UUIDs, upper case). Letters,
-#: digits, ``-`` and ``_`` only, so that an id can never name another path of the API or of the folder.
-PREDICTION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 #: The largest API answer read. A prediction is a few kB; this leaves room for ``data:`` URI outputs (a
 #: sync-mode PNG is a few MB as base64) and refuses the rest before it fills the memory.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -106,13 +104,6 @@ class Prediction:
         raise ProtocolError(f"prediction {self.id}: output is not a URL or a list of URLs: {str(out)[:120]}")
 
 
-def valid_id(value: Any) -> str | None:
-    """``value`` if it is a prediction id flux-batch will use (see ``PREDICTION_ID``), else None."""
-    if isinstance(value, str) and PREDICTION_ID.fullmatch(value):
-        return value
-    return None
-
-
 def checked_id(value: str) -> str:
     """A prediction id read back from the state, checked before it goes into a URL."""
     if valid_id(value) is None:
@@ -146,9 +137,10 @@ def _time(value: Any) -> str | None:
 def parse_prediction(body: Any, *, strict: bool = True) -> Prediction:
     """A :class:`Prediction` from a decoded response body; ProtocolError if it is not one.
 
-    Only the id must be right (a usable id, see ``PREDICTION_ID``); any other field of the wrong type is
-    read as missing. ``strict``: an undocumented status raises UnknownStatusError (polling); otherwise
-    (a create's answer, a listed prediction) it reads as ``starting``, to be polled like any other.
+    Only the id must be right (a usable id, see :mod:`flux_batch.runner.prediction_id`); any other field
+    of the wrong type is read as missing. ``strict``: an undocumented status raises UnknownStatusError
+    (polling); otherwise (a create's answer, a listed prediction) it reads as ``starting``, to be polled
+    like any other.
     """
     if not isinstance(body, Mapping):
         raise ProtocolError(f"expected a prediction object, got: {str(body)[:160]}")

@@ -21,7 +21,7 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,9 @@ from flux_batch.runner.state.store import Store
 #: Images recorded per transaction, and the longest a result waits for its transaction, in seconds.
 RECORD_BATCH = 64
 RECORD_EVERY_S = 1.0
+#: A run that ends with at least this many images still to make starts a helper for them (a worker
+#: process's start and imports cost about as much CPU as this many images).
+HELP_FROM = 64
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,8 @@ class ImageWork:
     async def drain(self) -> None:
         """Wait until every queued image is derived from and recorded. Raises the state's error, if
         recording failed (the images stay unknown; the next run makes them)."""
-        self._draining = True  # the run is over: its own process helps with the rest
+        # The run is over: the rest is helped with, unless so few that a helper's start would cost more.
+        self._draining = self.pending >= HELP_FROM
         while self._queue or self._running:
             if self._running:
                 await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
@@ -124,7 +128,7 @@ class ImageWork:
             if len(self._running) < ahead:
                 pool = (self._pool or _derived.shared_pool)()
             elif self._draining and len(self._running) < ahead + AHEAD_PER_WORKER:
-                pool = threads()  # the event loop is idle now: its process has a core to give
+                pool = self._helper(pool_in_use=(self._pool or _derived.shared_pool)())
             else:
                 break
             item = self._queue.popleft()
@@ -136,6 +140,15 @@ class ImageWork:
                 continue
             self._running.add(future)
             future.add_done_callback(functools.partial(self._finished, item=item, pool=pool))
+
+    def _helper(self, *, pool_in_use: Executor) -> Executor:
+        """Where the run's last images go besides the workers, once its jobs are over and its event loop
+        is idle: one more worker process at the run's own priority (:func:`flux_batch.outputs.derived.
+        helper_pool`; not the run's threads, whose imports would stay in its process for its final tables
+        and report), or this process's threads where the images are not made in processes."""
+        if isinstance(pool_in_use, ProcessPoolExecutor) and pool_in_use not in self._dead:
+            return _derived.helper_pool()
+        return threads()
 
     def _replace(self, pool: Executor) -> None:
         """``pool`` broke (a worker was killed, or ran out of memory): the next image goes to a new one;

@@ -33,6 +33,7 @@ from flux_batch.errors import (
 )
 from flux_batch.jobs import Job
 from flux_batch.jobs.status import JobStatus, fold_counts
+from flux_batch.outputs.derived import end_shared_pool
 from flux_batch.outputs.relayout import relayout
 from flux_batch.outputs.snapshot import Snapshot, TableProcess
 from flux_batch.outputs.tables import write_run_json
@@ -56,6 +57,11 @@ INGEST_SAMPLE = 50
 #: Whether a run writes its tables in a child process (:mod:`flux_batch.outputs.snapshot`); the quick
 #: tests write them in theirs, where a child's start would cost more than their whole run.
 TABLES_IN_CHILD = True
+#: Whether the image worker processes outlive a run (:func:`flux_batch.outputs.derived.shared_pool`). A run
+#: ends them once its images are done, so that their memory is gone before its final tables and report
+#: (the peak of all its processes together, docs/benchmarks.md); the quick tests keep them for the next
+#: test's run, whose own start of a worker would cost more than the run.
+IMAGE_WORKERS_KEPT = False
 
 
 @dataclass(frozen=True)
@@ -221,11 +227,11 @@ async def run_jobs(
             summary: dict[str, Any] = {}
 
             def checkpoint(finished: RunResult | None = None) -> None:
-                """Rewrite manifest.csv, metadata.parquet and run.json from one snapshot of the state
-                (``finished``: how the run ended, for the last one). During the run the executor calls
+                """Rewrite manifest.csv and run.json from one snapshot of the state, and metadata.parquet
+                too in the last one (``finished``: how the run ended). During the run the executor calls
                 this in a worker thread; the tables are written in their own process
-                (:mod:`flux_batch.outputs.snapshot`)."""
-                seen = tables.write(out_dir)
+                (:mod:`flux_batch.outputs.snapshot`), which imports pyarrow only for the last one."""
+                seen = tables.write(out_dir, parquet=finished is not None)
                 new = _summary(seen, executor, started, started_mono, clock, wall_clock, finished)
                 try:
                     write_run_json(out_dir, _run_json(info, new))
@@ -254,6 +260,7 @@ async def run_jobs(
                 on_executor(executor)
             try:
                 result = await executor.run()
+                tables.close()  # no write until the final tables: the child's memory leaves meanwhile
                 if on_end is not None:
                     on_end()
                 try:
@@ -266,6 +273,8 @@ async def run_jobs(
                     result = dataclasses.replace(result, fatal=result.fatal or err)
             finally:
                 images.close()  # what is not made stays unknown, for the next run or the report
+                if not IMAGE_WORKERS_KEPT:
+                    end_shared_pool()  # gone before the final tables and the report
             try:
                 checkpoint(finished=result)
             except StorageError as err:  # the state is intact; the tables are rewritten by the next run

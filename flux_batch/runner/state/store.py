@@ -49,7 +49,7 @@ from flux_batch.errors import DiskFullError, FluxBatchError, StateError, Storage
 from flux_batch.jobs import Job
 from flux_batch.jobs.ids import canonical_json, derive_seed
 from flux_batch.jobs.status import FAILED, IN_PROGRESS, JobStatus, fold_counts
-from flux_batch.runner.client import valid_id
+from flux_batch.runner.prediction_id import valid_id
 from flux_batch.runner.state import queries
 from flux_batch.runner.state.migrations import migrate
 
