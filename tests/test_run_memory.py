@@ -1,13 +1,13 @@
 """The memory of all of a run's processes together (docs/benchmarks.md, "The run's processes together"):
-its checkpoints rewrite manifest.csv without loading pyarrow, its tables' child is not running while
-nothing is written, its image workers are gone before its final tables, and its last images are helped
-by a process, not by the run's own threads (whose imports would stay with the run for its report)."""
+its tables' child is not running while nothing is written, its checkpoints leave metadata.parquet to its
+end, its image workers are gone before its final tables, and its last images are helped by a process, not
+by the run's own threads (whose imports would stay with the run for its final tables and report). That a
+checkpoint does not load pyarrow: tests/test_tables_process.py."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,30 +23,6 @@ from flux_batch.runner.image_work import HELP_FROM, ImageWork
 from flux_batch.runner.state.store import Store
 
 pytestmark = pytest.mark.slow  # spawned processes: a few seconds each
-
-
-@pytest.fixture
-def tables() -> Iterator[TableProcess]:
-    process = TableProcess()
-    try:
-        yield process
-    finally:
-        process.close()
-
-
-def test_a_checkpoint_rewrites_manifest_csv_without_loading_pyarrow(
-    tmp_path: Path, tables: TableProcess
-) -> None:
-    build_folder(tmp_path, 30, tables=False)
-    seen = tables.write(tmp_path, parquet=False)
-    assert (seen.rows, seen.images) == (30, 30)
-    assert len((tmp_path / "manifest.csv").read_text().splitlines()) == 31
-    assert not (tmp_path / "metadata.parquet").exists()
-    assert tables._pool is not None  # written in the child
-    assert tables._pool.submit(eval, "'pyarrow' in __import__('sys').modules").result() is False
-
-    tables.write(tmp_path)  # the final tables: both
-    assert (tmp_path / "metadata.parquet").stat().st_size > 0
 
 
 def _gone(pid: int) -> bool:

@@ -1,6 +1,7 @@
 """A run's tables written in a child process (flux_batch.outputs.snapshot): the same files and figures as
 written in the run's own process, errors as flux-batch's errors, a dead child costing nothing but memory,
-Ctrl-C left to the run, and the run's own process never loading pyarrow (its memory stays with the child).
+Ctrl-C left to the run, the run's own process never loading pyarrow (its memory stays with the child), and
+the child loading it only for the final tables (a checkpoint rewrites manifest.csv alone).
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def test_the_child_writes_the_tables_the_run_s_process_would(tmp_path: Path, tab
     assert (tmp_path / "manifest.csv").read_bytes() == csv
     assert pq.read_table(tmp_path / "metadata.parquet").equals(parquet)
     assert tables._pool is not None  # written in the child, not in this process after a failure
+
+
+def test_a_checkpoint_rewrites_manifest_csv_without_loading_pyarrow(
+    tmp_path: Path, tables: TableProcess
+) -> None:
+    build_folder(tmp_path, 30, tables=False)
+    seen = tables.write(tmp_path, parquet=False)
+    assert (seen.rows, seen.images) == (30, 30)
+    assert len((tmp_path / "manifest.csv").read_text().splitlines()) == 31
+    assert not (tmp_path / "metadata.parquet").exists()
+    assert tables._pool is not None  # written in the child
+    assert tables._pool.submit(eval, "'pyarrow' in __import__('sys').modules").result() is False
+
+    tables.write(tmp_path)  # the final tables: both
+    assert (tmp_path / "metadata.parquet").stat().st_size > 0
 
 
 def test_an_error_in_the_child_comes_back_as_a_storage_error(tmp_path: Path, tables: TableProcess) -> None:

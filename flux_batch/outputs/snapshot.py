@@ -1,9 +1,13 @@
 """The run's tables written from one snapshot of its state, in a process of their own.
 
-:func:`write_snapshot` rewrites ``manifest.csv`` and ``metadata.parquet`` from one read transaction of the
-folder's state and returns what the run's summary takes from that same snapshot (counts, spend, images,
-the quality tally). :class:`TableProcess` calls it in a spawned child process, started at the run's first
-checkpoint, kept for the next ones and its final tables, and ended before the report is written.
+:func:`write_snapshot` rewrites ``manifest.csv`` and ``metadata.parquet`` (or ``manifest.csv`` alone) from
+one read transaction of the folder's state and returns what the run's summary takes from that same
+snapshot (counts, spend, images, the quality tally). :class:`TableProcess` calls it in a spawned child
+process, started at the run's first checkpoint and kept for the next ones, which rewrite ``manifest.csv``
+alone; it ends when the jobs are over. The final tables, both files, are written by a new child once the
+run's last images are made and its image workers are gone, and it ends before the report is written. So
+pyarrow is loaded only for the final tables, in a process that is then the run's only other one (but
+multiprocessing's small resource tracker): the run's processes together peak lower (docs/benchmarks.md, "The run's processes together").
 
 Why a process: pyarrow's first Parquet write leaves about 90 MB with the process that makes it (its
 libraries, and native memory it never gives back: measured with any of its memory pools), and a process's

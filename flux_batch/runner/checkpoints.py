@@ -1,4 +1,5 @@
-"""When to rewrite a running run's tables (manifest.csv, metadata.csv, run.json) from its state.
+"""When to rewrite a running run's tables (manifest.csv and run.json; metadata.parquet waits for the run's
+end, see :mod:`flux_batch.outputs.snapshot`) from its state.
 
 A checkpoint rewrites whole CSV files: on a big folder that takes long enough that, on the event loop,
 every create slot passing meanwhile would be released at once when it ends. So it runs in a thread (the

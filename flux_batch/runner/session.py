@@ -2,8 +2,8 @@
 
 :func:`run_jobs` is what the ``run`` command (and the tests) call with a stream of jobs: it takes the
 folder's lock, loads the jobs into the state store in batches (never the whole graph in memory), resumes
-or starts the executor, rewrites ``manifest.csv``/``metadata.parquet``/``run.json`` as it goes and at the end,
-and writes the report. The exit code follows :mod:`flux_batch.errors`.
+or starts the executor, rewrites ``manifest.csv`` and ``run.json`` as it goes, both with ``metadata.parquet``
+at the end, and writes the report. The exit code follows :mod:`flux_batch.errors`.
 """
 
 from __future__ import annotations
