@@ -7,18 +7,19 @@ process, started at the run's first checkpoint and kept for the next ones, which
 alone; it ends when the jobs are over. The final tables, both files, are written by a new child once the
 run's last images are made and its image workers are gone, and it ends before the report is written. So
 pyarrow is loaded only for the final tables, in a process that is then the run's only other one (but
-multiprocessing's small resource tracker): the run's processes together peak lower (docs/benchmarks.md, "The run's processes together").
+multiprocessing's small resource tracker), and without pandas (:func:`_pyarrow_without_numpy`): the run's
+processes together peak lower (docs/benchmarks.md, "The run's processes together").
 
-Why a process: pyarrow's first Parquet write leaves about 90 MB with the process that makes it (its
-libraries, and native memory it never gives back: measured with any of its memory pools), and a process's
-memory only ever grows to its peak. Written in the run's own process, the tables put that on top of the
-running run for its whole length, and the report on top of both at its end. In a child, it leaves with the
+Why a process: pyarrow's import and first Parquet write leave about 90 MB with the process that makes it (its
+libraries, and pandas with numpy, which its ``pa.array`` imports to check its input: about 50 MB of it), and a
+process's memory only ever grows to its peak. Written in the run's own process, the tables put that on top of
+the running run for its whole length, and the report on top of both at its end. In a child, it leaves with the
 child. The child is spawned like the image workers (:func:`flux_batch.outputs.derived. new_pool`: a blank
-``__main__``, so a user's unguarded script is not run again, and it exits when the run does, killed too),
-and ignores SIGINT: Ctrl-C reaches the whole process group, and the run decides what an interrupt means.
-Files are replaced atomically (temporary name, fsync, rename), so a child killed mid-write leaves the last
-complete tables in place. Ctrl-C during the run's end (a KeyboardInterrupt in the run's process, since the
-jobs are over) stops the child's write at once: the next run writes the tables.
+``__main__``, so a user's unguarded script is not run again, and it exits when the run does, killed too), and
+ignores SIGINT: Ctrl-C reaches the whole process group, and the run decides what an interrupt means. Files are
+replaced atomically (temporary name, fsync, rename), so a child killed mid-write leaves the last complete
+tables in place. Ctrl-C during the run's end (a KeyboardInterrupt in the run's process, since the jobs are
+over) stops the child's write at once: the next run writes the tables.
 
 Errors come back as they were raised (a full disk as :class:`flux_batch.errors.DiskFullError`). A child
 that cannot be started or that dies (killed, out of memory) costs only the memory: the tables are then
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -56,6 +58,8 @@ class Snapshot:
 def write_snapshot(out_dir: str, parquet: bool = True) -> Snapshot:
     """Rewrite ``out_dir``'s tables from one snapshot of its state (a read-only connection of its own);
     manifest.csv only, without ``parquet`` (pyarrow is then not imported)."""
+    if parquet and _IN_CHILD:
+        _pyarrow_without_numpy()
     folder = Path(out_dir)
     try:
         reader = Store.reader(folder)
@@ -72,10 +76,31 @@ def write_snapshot(out_dir: str, parquet: bool = True) -> Snapshot:
     return Snapshot(counts, spent, rows, images, tally.summary())
 
 
+#: Whether this process is a run's tables' child (set by its start).
+_IN_CHILD = False
+
+
+def _pyarrow_without_numpy() -> None:
+    """Import pyarrow without numpy, in the tables' child. ``pa.array``, which makes each column of
+    metadata.parquet, first asks whether its input is a pandas object, and so imports pandas (and numpy)
+    when they are installed: about 50 MB that writing the tables never uses (a 3,000-row write peaked at
+    144 MB with them, 90 MB without; the same bytes written). pyarrow goes without numpy since version 16;
+    an older one, which needs it, is imported with it."""
+    if "pyarrow" in sys.modules or "numpy" in sys.modules:
+        return
+    sys.modules["numpy"] = None  # type: ignore[assignment]  # ``import numpy`` raises ImportError
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:  # a pyarrow that needs numpy
+        del sys.modules["numpy"]
+
+
 def _child_setup(parent: int) -> None:
     """In the child: Ctrl-C is the run's to handle; exit when the run's process ends."""
+    global _IN_CHILD
     from flux_batch.outputs.derived import _exit_with
 
+    _IN_CHILD = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with(parent)
 
