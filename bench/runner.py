@@ -212,8 +212,8 @@ class TreeMemory:
 
 
 def _role(pid: int, here: int) -> str:
-    """What process ``pid`` of the run is: the run's own, an image worker, the tables' writer, or
-    multiprocessing's resource tracker (told apart by its command line)."""
+    """What process ``pid`` of the run is: the run's own, an image worker or the helper of its last images,
+    the tables' writer, or multiprocessing's resource tracker (told apart by its command line)."""
     if pid == here:
         return "run"
     try:
@@ -221,6 +221,8 @@ def _role(pid: int, here: int) -> str:
 
         if pid in (getattr(derived._POOL, "_processes", None) or {}):
             return "image worker"
+        if pid in (getattr(getattr(derived, "_HELPER", None), "_processes", None) or {}):
+            return "image helper"  # the run's last images, since the memory work of #15
     except ImportError:
         pass
     try:
