@@ -69,3 +69,15 @@ def test_tracker_counts_rate_and_eta() -> None:
     snap = tracker.snapshot()
     assert snap.done == 1 and snap.succeeded == 1 and snap.total == 4
     assert snap.rate_per_s == pytest.approx(0.1) and snap.eta_s == pytest.approx(30.0)
+
+
+def test_tracker_holds_only_the_rate_s_window_without_a_progress_view() -> None:
+    """A library run without a progress callback never asks for a snapshot: the finishing times the rate
+    is counted from must not pile up, one a job, for the whole run."""
+    now = [0.0]
+    tracker = Tracker({"a": {"pending": 20_000}}, clock=lambda: now[0], window_s=30.0)
+    for i in range(20_000):
+        now[0] = i / 100  # 100 jobs a second for 200 s
+        tracker.move("a", "pending", "succeeded")
+    assert len(tracker._finished) <= 30 * 100 + 1
+    assert tracker.snapshot().rate_per_s == pytest.approx(100, rel=0.01)

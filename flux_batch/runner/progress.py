@@ -75,11 +75,16 @@ class Tracker:
         if new in DONE and old not in DONE:
             now = self._clock()
             self._finished.extend([now] * min(n, 1000))
+            self._forget(now)  # also without a progress view reading snapshots: a float a job otherwise
+
+    def _forget(self, now: float) -> None:
+        """Drop the finishing times older than the rate's window."""
+        while self._finished and self._finished[0] < now - self._window:
+            self._finished.popleft()
 
     def snapshot(self) -> Snapshot:
         now = self._clock()
-        while self._finished and self._finished[0] < now - self._window:
-            self._finished.popleft()
+        self._forget(now)
         total = sum(sum(v for v in by.values()) for by in self.counts.values())
         done = sum(by.get(s, 0) for by in self.counts.values() for s in DONE)
         busy = {public(s) for s in IN_PROGRESS}
