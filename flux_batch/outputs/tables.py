@@ -165,8 +165,8 @@ def write_tables(
         if parquet:
             from flux_batch.outputs.metadata import MetadataWriter
 
-            writer = MetadataWriter(out_dir / METADATA_PARQUET, cols.header, input_kinds(store, cols))
-            images = stack.enter_context(writer)
+            kinds = input_kinds(store, cols)
+            images = stack.enter_context(MetadataWriter(out_dir / METADATA_PARQUET, cols.header, kinds))
 
         def write(fh: Any) -> None:
             writer = csv.DictWriter(fh, fieldnames=cols.header, extrasaction="ignore")
