@@ -23,6 +23,10 @@ Parts:
   from its start to its first create (the first intent it records) and its peak RSS at that moment, then
   to its end. The stopped folder is kept as ``resume/stopped`` under ``--dir``; ``--resume-from`` that
   folder times the resume again on a copy of it (modification times kept), without the first run.
+  ``--edit`` adds one value to the first stage's ``style`` axis before the resume (an edited manifest: the
+  state's jobs are not trusted, every job is expanded and loaded again, and the new jobs are counted as
+  to do); ``--until-first-create`` stops the resume (SIGKILL) at its first create instead of running it to
+  its end.
 """
 
 from __future__ import annotations
@@ -241,8 +245,24 @@ def browser_figures(page: Path) -> dict[str, float]:
     return figures
 
 
+def edited(text: str) -> str:
+    """The scale manifest with one more value on the first stage's ``style`` axis."""
+    styles = text.split("style: ", 1)[1].split("\n", 1)[0]
+    values = json.loads(styles)
+    return text.replace(styles, json.dumps([*values, f"style {len(values)}"]), 1)
+
+
 def resume_part(
-    sim: Simulator, folder: Path, manifest: Path, jobs: int, stop: str, source: Path | None, keep: bool
+    sim: Simulator,
+    folder: Path,
+    manifest: Path,
+    jobs: int,
+    stop: str,
+    source: Path | None,
+    keep: bool,
+    *,
+    edit: bool = False,
+    until_first_create: bool = False,
 ) -> dict[str, Any]:
     out = folder / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -261,6 +281,10 @@ def resume_part(
         figures["resumed_from"] = str(source)
     figures["done_before_resume"] = done_count(out)
     status = [Child(["status", str(out)]).wait() for _ in range(3)]
+    if edit:
+        manifest.write_text(edited(manifest.read_text(encoding="utf-8")), encoding="utf-8")
+        figures["edited"] = "one value added to the first stage's style axis"
+    figures["load_average_at_resume"] = os.getloadavg()
     resume = Child(run_args(manifest, out, sim), None, every=3600)
     first_create, hwm, cpu = None, 0, 0.0
     while resume._running() and first_create is None:
@@ -276,6 +300,8 @@ def resume_part(
         if row[0] is not None:
             first_create = row[0] - resume.started
             hwm, cpu = proc_kb(resume.proc.pid, "VmHWM"), proc_cpu(resume.proc.pid)
+            if until_first_create:
+                resume.proc.kill()
         time.sleep(0.05)
     end = resume.wait()
     return {
@@ -299,6 +325,10 @@ def main() -> None:
     parser.add_argument("--dir", help="work in this folder (kept) instead of a temporary one")
     parser.add_argument("--stop", choices=("interrupt", "kill"), default="interrupt", help="resume part")
     parser.add_argument("--resume-from", type=Path, help="a stopped folder of this manifest to resume")
+    parser.add_argument("--edit", action="store_true", help="resume with one value added to an axis")
+    parser.add_argument(
+        "--until-first-create", action="store_true", help="stop the resume at its first create"
+    )
     args = parser.parse_args()
     parts = args.parts.split(",")
     root = Path(args.dir or tempfile.mkdtemp(prefix="flux-batch-scale-"))
@@ -318,7 +348,15 @@ def main() -> None:
             print(json.dumps({"report": results["report"]}), flush=True)
         if "resume" in parts:
             results["resume"] = resume_part(
-                sim, root / "resume", manifest, jobs, args.stop, args.resume_from, keep=bool(args.dir)
+                sim,
+                root / "resume",
+                manifest,
+                jobs,
+                args.stop,
+                args.resume_from,
+                keep=bool(args.dir),
+                edit=args.edit,
+                until_first_create=args.until_first_create,
             )
             print(json.dumps({"resume": results["resume"]}), flush=True)
     results["load_average_after"] = os.getloadavg()
