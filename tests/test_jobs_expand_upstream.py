@@ -15,7 +15,7 @@ import pytest
 
 from flux_batch import load
 from flux_batch.jobs import Job, ids
-from flux_batch.jobs.expand import expand, expand_stage
+from flux_batch.jobs.expand import Upstream, expand, expand_stage
 from flux_batch.manifest import Manifest
 
 BFL = "black-forest-labs"
@@ -78,9 +78,33 @@ def test_ids_seeds_and_names_are_pinned(tmp_path: Path) -> None:
 def test_a_stage_alone_expands_as_in_the_whole_stream(tmp_path: Path) -> None:
     manifest = write(tmp_path)
     stream = list(expand(manifest))
+    upstream = Upstream(manifest)  # filled on first need, shared by the stages
     for stage in manifest.stages:
-        alone = list(expand_stage(manifest, stage))
-        assert [j.to_json() for j in alone] == [j.to_json() for j in stream if j.stage == stage.id]
+        wanted = [j.to_json() for j in stream if j.stage == stage.id]
+        assert [j.to_json() for j in expand_stage(manifest, stage)] == wanted
+        assert [j.to_json() for j in expand_stage(manifest, stage, upstream)] == wanted
+
+
+def test_each_job_is_made_once_per_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chain stage used to expand its upstream stages again (night: edit and gen; pair: night,
+    edit and gen twice over...): 42 jobs cost 144 ids. Now one each, and one per job when a stage alone
+    fills an Upstream (the upstream stages once, whoever asks)."""
+    manifest = write(tmp_path)
+    made = count_ids(monkeypatch)
+    assert len(list(expand(manifest))) == 42
+    assert len(made) == 42
+    made.clear()
+    upstream = Upstream(manifest)
+    for stage in reversed(manifest.stages):
+        list(expand_stage(manifest, stage, upstream))
+    assert len(made) == 42 + 6 + 12 + 6  # the stages taken from (gen, edit, night) once more each
+
+
+def count_ids(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    job_id = ids.job_id
+    monkeypatch.setattr(ids, "job_id", lambda *a: made.append(job_id(*a)) or made[-1])
+    return made
 
 
 def test_two_sources_where_and_group_by_take_the_right_images(tmp_path: Path) -> None:
@@ -104,9 +128,7 @@ def test_a_stage_alone_is_expanded_lazily(tmp_path: Path, monkeypatch: pytest.Mo
     """The first jobs of a chain stage come before its upstream stages are expanded to their end (the
     plan's samples take three of each stage's)."""
     manifest = write(tmp_path)
-    made: list[str] = []
-    job_id = ids.job_id
-    monkeypatch.setattr(ids, "job_id", lambda *a: made.append(job_id(*a)) or made[-1])
+    made = count_ids(monkeypatch)
     first = list(itertools.islice(expand_stage(manifest, manifest.stage("night")), 2))
     assert [j.stage for j in first] == ["night", "night"]
     assert len(made) <= 6  # of the 24 jobs of gen, edit and night

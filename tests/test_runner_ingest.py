@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections import Counter
 from pathlib import Path
+
+import pytest
+from test_jobs_expand_upstream import PINNED, count_ids
 
 from flux_batch import load
 from flux_batch.jobs.expand import expand, stage_job_ids
 from flux_batch.jobs.fingerprint import manifest_fingerprint
 from flux_batch.manifest.model import Manifest
+from flux_batch.runner.folder import read_folder
 from flux_batch.runner.session import ingest
 from flux_batch.runner.state.store import Store, done_counts
 
@@ -57,7 +62,7 @@ def test_the_same_manifest_is_not_loaded_twice(tmp_path: Path) -> None:
     assert live(store) == before and store.get_meta("columns") == columns
     store.close()
     counts = done_counts(
-        tmp_path / "out", lambda s: stage_job_ids(manifest, s), fingerprint=manifest_fingerprint(manifest)
+        tmp_path / "out", lambda: stage_job_ids(manifest), fingerprint=manifest_fingerprint(manifest)
     )
     assert counts is not None and counts("gen") == {"pending": 4} and counts("edit") == {"pending": 4}
 
@@ -113,3 +118,35 @@ def test_a_changed_model_schema_file_is_loaded_again(tmp_path: Path) -> None:
     assert load_jobs(store, manifest) is True
     assert {j.id for j in expand(manifest)} == {i for i, _ in live(store)}
     store.close()
+
+
+def test_the_counts_of_an_edited_chain_are_its_jobs_in_the_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``plan`` and a resume count, for each stage of the manifest as it is now, the jobs the folder
+    already has: one more animal (new jobs in every stage) leaves the others' counts as they were.
+    The edited manifest is expanded once for every stage's count, not once per stage (and again for
+    each stage's upstream stages: 208 ids for its 56 jobs)."""
+    (tmp_path / "m.yaml").write_text(PINNED, encoding="utf-8")
+    manifest = load(tmp_path / "m.yaml")
+    store = Store.open(tmp_path / "out")
+    load_jobs(store, manifest)
+    done = {job.id for job in expand(manifest) if job.vars.get("animal") != "fox"}
+    with store._db:
+        store._db.executemany("UPDATE jobs SET status = 'succeeded' WHERE id = ?", [(i,) for i in done])
+    store.close()
+    held = {job.id for job in expand(manifest)}
+    (tmp_path / "m.yaml").write_text(PINNED.replace("[cat, fox, owl]", "[cat, fox, owl, eel]"))
+    edited = load(tmp_path / "m.yaml")
+    made = count_ids(monkeypatch)
+    folder = read_folder(tmp_path / "out", edited)
+    assert folder.done is not None
+    counts = {stage.id: folder.done(stage.id) for stage in edited.stages}
+    made_by_count = len(made)
+    expected: dict[str, Counter[str]] = {stage.id: Counter() for stage in edited.stages}
+    jobs = list(expand(edited))
+    for job in jobs:
+        if job.id in held:
+            expected[job.stage]["succeeded" if job.id in done else "pending"] += 1
+    assert counts == expected and expected["gen"] == {"succeeded": 4, "pending": 2}
+    assert sum(len(j.needs) == 0 for j in jobs) == 8 and made_by_count == len(jobs)

@@ -138,7 +138,7 @@ def test_failure_skips_downstream_transitively(store: Store) -> None:
     )  # fmt: skip
     assert {store.job(j.id).status for j in (b, c)} == {"skipped"}
     ids = {"a": [a.id], "b": [b.id], "c": [c.id, "not-in-the-state"]}
-    count = done_counts(store.path.parent, lambda stage: ids[stage])
+    count = done_counts(store.path.parent, lambda: [(s, i) for s, by in ids.items() for i in by])
     assert count is not None
     assert {s: count(s) for s in ids} == {"a": {"failed": 1}, "b": {"skipped": 1}, "c": {"skipped": 1}}
 
@@ -196,4 +196,4 @@ def test_uploads_errors_and_meta(store: Store) -> None:
 
 
 def test_done_counts_without_state(tmp_path: Path) -> None:
-    assert done_counts(tmp_path, lambda stage: ["x"]) is None
+    assert done_counts(tmp_path, lambda: [("s", "x")]) is None

@@ -1,8 +1,12 @@
 """Expansion: a manifest becomes a deterministic stream of :class:`~flux_batch.jobs.Job` s.
 
 Stages are expanded one after another in topological order. A stage's jobs are its sweep's combinations,
-times each upstream image it takes (an upstream stage is expanded again, streaming, rather than held in
-memory). A job's input is: the manifest's defaults and the stage's literal inputs, then the swept inputs,
+times each upstream image it takes. The upstream images are computed once per pass (:class:`Upstream`):
+while :func:`expand` streams a stage that a later stage takes images from, it keeps what that later stage
+needs of them (the images its ``where`` keeps, as job id, output and variables; never whole jobs), until
+the last stage taking them is expanded; a stage expanded alone streams its upstream stages again instead
+(the plan's samples read a few jobs of each stage), unless given an :class:`Upstream` to fill. A job's
+input is: the manifest's defaults and the stage's literal inputs, then the swept inputs,
 the rendered prompt, and a seed derived from the base seed, the stage and the job's own sweep values
 (plus the upstream job it edits), never from its position. Its id hashes the whole request.
 
@@ -19,7 +23,8 @@ of that job (the manifest checks warn about it, naming the jobs): the API would 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +40,7 @@ SLUG_LENGTH = 32
 SLOT_KEY = "$slot"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpstreamImage:
     """One output image of an upstream job, as fed to the ``input`` of a downstream job."""
 
@@ -58,21 +63,95 @@ class MissingVariableError(ValueError):
 Row = tuple[dict[str, Any], dict[str, Any], dict[str, Any], tuple[UpstreamImage, ...]]
 
 
+#: One upstream image as kept for a later stage: (job id, output index, the job's variables).
+KeptImage = tuple[str, int, Mapping[str, Any]]
+
+
+class Upstream:
+    """The upstream images of one pass over a manifest, each source's computed once.
+
+    Without it, each chain stage expands its upstream stages again from their start, and theirs in turn
+    (an edit of an edit expands three stages): most of the cost of a chain's expansion. :func:`expand`
+    feeds it each stage's jobs as they stream by (:meth:`keep`), keeping of a stage only the images a
+    later source takes, and lets them go after the last stage that takes them (:meth:`release`). Given
+    to :func:`expand_stage` alone, it is filled on first need instead, by expanding the upstream stage
+    (once, whatever the number of stages and sources asking).
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self._manifest = manifest
+        self._images: dict[tuple[str, str], list[KeptImage]] = {}
+        self._last: dict[tuple[str, str], int] = {}  # the index of the last stage taking them
+        self._wanted: dict[str, dict[tuple[str, str], Mapping[str, Any]]] = {}  # stage -> key -> where
+        for index, stage in enumerate(manifest.stages):
+            for source in stage.sources:
+                key = _key(source)
+                self._last[key] = index
+                self._wanted.setdefault(source.stage, {})[key] = source.where
+
+    def images(self, source: ImageSource) -> list[KeptImage]:
+        """The images ``source`` takes, in order."""
+        key = _key(source)
+        kept = self._images.get(key)
+        if kept is None:
+            stage = self._manifest.stage(source.stage)
+            into = self.wanted(stage)  # every source's on that stage, in the one pass
+            deque(self.keep(stage, expand_stage(self._manifest, stage, self), into), maxlen=0)
+            kept = into[key]
+        return kept
+
+    def wanted(self, stage: Stage) -> dict[tuple[str, str], list[KeptImage]]:
+        """Empty lists for the images of ``stage`` that later stages take and that are not kept yet."""
+        return {key: [] for key in self._wanted.get(stage.id, {}) if key not in self._images}
+
+    def keep(
+        self, stage: Stage, jobs: Iterable[Job], into: dict[tuple[str, str], list[KeptImage]]
+    ) -> Iterator[Job]:
+        """Pass ``jobs`` of ``stage`` through, keeping their images ``into`` those lists (from
+        :meth:`wanted`); they are taken when the stage is through."""
+        wheres = [(self._wanted[stage.id][key], kept) for key, kept in into.items()]
+        specs: dict[str, Any] = {}
+        for job in jobs:
+            for where, kept in wheres:
+                if not where or matches(job.vars, where):
+                    spec = specs.get(job.model)
+                    if spec is None:
+                        spec = specs[job.model] = self._manifest.spec(job.model)
+                    kept.extend((job.id, i, job.vars) for i in range(spec.images_per_prediction(job.input)))
+            yield job
+        self._images.update(into)
+
+    def release(self, index: int) -> None:
+        """Let go of the images no stage after the ``index``-th takes."""
+        for key in [key for key in self._images if self._last.get(key, -1) <= index]:
+            del self._images[key]
+
+
+def _key(source: ImageSource) -> tuple[str, str]:
+    return source.stage, ids.canonical_json(source.where)
+
+
 def expand(manifest: Manifest) -> Iterator[Job]:
     """Every job of the manifest, stage by stage in topological order; deterministic."""
-    for stage in manifest.stages:
-        yield from expand_stage(manifest, stage)
+    upstream = Upstream(manifest)
+    for index, stage in enumerate(manifest.stages):
+        wanted = upstream.wanted(stage)
+        jobs = expand_stage(manifest, stage, upstream)
+        yield from upstream.keep(stage, jobs, wanted) if wanted else jobs
+        upstream.release(index)
 
 
-def stage_job_ids(manifest: Manifest, stage_id: str) -> Iterator[str]:
-    """The ids of one stage's jobs, in order (for counting what an output folder already has)."""
-    return (job.id for job in expand_stage(manifest, manifest.stage(stage_id)))
+def stage_job_ids(manifest: Manifest) -> Iterator[tuple[str, str]]:
+    """``(stage, job id)`` of every job, in order, in one pass (for counting what an output folder
+    already has)."""
+    return ((job.stage, job.id) for job in expand(manifest))
 
 
-def expand_stage(manifest: Manifest, stage: Stage) -> Iterator[Job]:
-    """The jobs of one stage, with ids and seeds."""
+def expand_stage(manifest: Manifest, stage: Stage, upstream: Upstream | None = None) -> Iterator[Job]:
+    """The jobs of one stage, with ids and seeds. Its upstream images come from ``upstream`` (computed
+    there once), or without one by expanding its upstream stages again, lazily."""
     seeded: dict[str, bool] = {}  # model -> whether it takes a seed (a model without one gets none)
-    for vars, combo, input, ups in rows(manifest, stage, full=True):
+    for vars, combo, input, ups in rows(manifest, stage, full=True, upstream=upstream):
         model, version = stage.job_model(combo)
         takes_seed = seeded.get(model)
         if takes_seed is None:
@@ -96,7 +175,7 @@ def seed_key(stage: Stage, combo: Mapping[str, Any], ups: tuple[UpstreamImage, .
     return key
 
 
-def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
+def rows(manifest: Manifest, stage: Stage, *, full: bool, upstream: Upstream | None = None) -> Iterator[Row]:
     """``(vars, own sweep values, input, upstream images)`` for each job of ``stage``.
 
     With ``full=False`` (check mode) upstream images are placeholders and no seed is set.
@@ -109,7 +188,7 @@ def rows(manifest: Manifest, stage: Stage, *, full: bool) -> Iterator[Row]:
     slotted = [n for n, v in base.items() if isinstance(v, list) and any(_slot(x) is not None for x in v)]
     drop = _dropped_by_model(manifest, stage) if stage.model_varies else None
     renames = reference_renames(manifest, stage)
-    for choices in _upstream_product(manifest, stage.sources, full):
+    for choices in _upstream_product(manifest, stage.sources, full, upstream):
         ups = tuple(u for choice in choices for u in choice)
         up_vars: dict[str, Any] = {}
         for choice in choices:
@@ -198,27 +277,27 @@ def _choice_vars(choice: tuple[UpstreamImage, ...]) -> Mapping[str, Any]:
 
 
 def _upstream_product(
-    manifest: Manifest, sources: tuple[ImageSource, ...], full: bool
+    manifest: Manifest, sources: tuple[ImageSource, ...], full: bool, upstream: Upstream | None
 ) -> Iterator[tuple[tuple[UpstreamImage, ...], ...]]:
     if not sources:
         yield ()
         return
-    for choice in source_choices(manifest, sources[0], full=full):
-        for rest in _upstream_product(manifest, sources[1:], full):
+    for choice in source_choices(manifest, sources[0], full=full, upstream=upstream):
+        for rest in _upstream_product(manifest, sources[1:], full, upstream):
             yield (choice, *rest)
 
 
 def source_choices(
-    manifest: Manifest, source: ImageSource, *, full: bool
+    manifest: Manifest, source: ImageSource, *, full: bool, upstream: Upstream | None = None
 ) -> Iterator[tuple[UpstreamImage, ...]]:
     """What one source gives each job: one upstream image, or with ``group_by`` every image of a group
     (whose variables are then only the ``group_by`` ones)."""
     if source.group_by is None:
-        for image in upstream_images(manifest, source, full=full):
+        for image in upstream_images(manifest, source, full=full, upstream=upstream):
             yield (image,)
         return
     groups: dict[str, list[UpstreamImage]] = {}
-    for image in upstream_images(manifest, source, full=full):
+    for image in upstream_images(manifest, source, full=full, upstream=upstream):
         shared = {k: image.vars[k] for k in source.group_by if k in image.vars}
         groups.setdefault(ids.canonical_json(shared), []).append(
             UpstreamImage(image.input, image.job_id, image.output, shared)
@@ -227,9 +306,16 @@ def source_choices(
         yield tuple(members)
 
 
-def upstream_images(manifest: Manifest, source: ImageSource, *, full: bool) -> Iterator[UpstreamImage]:
-    """Each output image of the upstream stage's jobs whose variables match ``source.where``."""
+def upstream_images(
+    manifest: Manifest, source: ImageSource, *, full: bool, upstream: Upstream | None = None
+) -> Iterator[UpstreamImage]:
+    """Each output image of the upstream stage's jobs whose variables match ``source.where`` (from
+    ``upstream`` when given, in full mode)."""
     stage = manifest.stage(source.stage)
+    if full and upstream is not None:
+        for job_id, output, vars in upstream.images(source):
+            yield UpstreamImage(source.input, job_id, output, vars)
+        return
     if full:
         for job in expand_stage(manifest, stage):
             if not source.where or matches(job.vars, source.where):

@@ -43,7 +43,7 @@ class Folder:
 def read_folder(out_dir: Path, manifest: Manifest) -> Folder:
     """The folder ``out_dir`` as ``manifest`` would find it (counts of its jobs, spend, owner)."""
     fingerprint = manifest_fingerprint(manifest)
-    done = done_counts(out_dir, lambda stage: stage_job_ids(manifest, stage), fingerprint=fingerprint)
+    done = done_counts(out_dir, lambda: stage_job_ids(manifest), fingerprint=fingerprint)
     if done is None:
         return Folder(out_dir, None, 0.0, _owner_from_run_json(out_dir), fingerprint)
     db = open_readonly(out_dir)

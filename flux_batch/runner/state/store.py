@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
+import operator
 import os
 import sqlite3
 import time
@@ -924,17 +926,18 @@ def open_readonly(out_dir: Path) -> sqlite3.Connection | None:
 
 def done_counts(
     out_dir: Path,
-    job_ids_of: Callable[[str], Iterable[str]],
+    job_ids: Callable[[], Iterable[tuple[str, str]]],
     *,
     batch: int = 900,
     fingerprint: str | None = None,
 ) -> Callable[[str], dict[str, int]] | None:
     """For ``plan``: a function giving, for a stage, its jobs' counts by public status in the folder's state.
 
-    ``job_ids_of(stage)`` yields the ids of the manifest's jobs of that stage, so an edited manifest is
-    counted as it is now (changed jobs are new, not done). When the state's last complete load was of a
-    manifest with this ``fingerprint`` (:mod:`flux_batch.jobs.fingerprint`), its live jobs are those jobs and
-    are counted directly, without expanding the manifest. None when the folder has no state yet.
+    ``job_ids()`` yields ``(stage, job id)`` for every job of the manifest, stage by stage, so an edited
+    manifest is counted as it is now (changed jobs are new, not done); it is read once, at the first
+    question, for every stage. When the state's last complete load was of a manifest with this
+    ``fingerprint`` (:mod:`flux_batch.jobs.fingerprint`), its live jobs are those jobs and are counted
+    directly, without expanding the manifest. None when the folder has no state yet.
     """
     if not (Path(out_dir) / STATE_FILE).exists():
         return None
@@ -942,19 +945,31 @@ def done_counts(
     if live is not None and live[0] == fingerprint:
         by_stage = live[1]
         return lambda stage: dict(by_stage.get(stage, {}))
+    counted: dict[str, dict[str, int]] | None = None
 
     def count(stage: str) -> dict[str, int]:
-        db = open_readonly(out_dir)
-        if db is None:
-            return {}
-        try:
-            return queries.done_in(db, job_ids_of(stage), batch=batch)
-        except sqlite3.Error as exc:
-            raise state_error(exc, Path(out_dir) / STATE_FILE) from exc
-        finally:
-            db.close()
+        nonlocal counted
+        if counted is None:
+            counted = _counts_of(out_dir, job_ids(), batch)
+        return dict(counted.get(stage, {}))
 
     return count
+
+
+def _counts_of(out_dir: Path, job_ids: Iterable[tuple[str, str]], batch: int) -> dict[str, dict[str, int]]:
+    """Counts by stage and public status of the ``(stage, job id)`` the state holds."""
+    db = open_readonly(out_dir)
+    if db is None:
+        return {}
+    try:
+        return {
+            stage: queries.done_in(db, (job_id for _, job_id in pairs), batch=batch)
+            for stage, pairs in itertools.groupby(job_ids, key=operator.itemgetter(0))
+        }
+    except sqlite3.Error as exc:
+        raise state_error(exc, Path(out_dir) / STATE_FILE) from exc
+    finally:
+        db.close()
 
 
 def _live_counts(out_dir: Path) -> tuple[str | None, dict[str, dict[str, int]]] | None:
