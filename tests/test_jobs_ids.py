@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import enum
+import json
+import types
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
 from flux_batch.jobs.ids import SEED_MODULUS, canonical_json, content_hash, derive_seed, job_id, slugify
 
 
@@ -45,3 +54,39 @@ def test_slugify_is_safe() -> None:
     assert slugify("../../etc/passwd") == "etc-passwd"
     assert slugify("日本") == "image"
     assert len(slugify("word " * 40, 20)) <= 20
+
+
+def _normalised_as_specified(value: Any) -> Any:
+    """The normalisation as first written (isinstance checks only): what every id so far was made from."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _normalised_as_specified(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalised_as_specified(v) for v in value]
+    return value
+
+
+class Size(enum.IntEnum):
+    BIG = 2
+
+
+class Ratio(float):
+    pass
+
+
+def test_canonical_json_is_the_specified_one_for_every_kind_of_value() -> None:
+    values = [
+        {"b": [1.0, (2.0, {"c": 3.5})], "a": True, 7: None, "é": "ü", "n": -0.0, "big": 1e20},
+        [Size.BIG, Ratio(4.0), Ratio(4.5), types.MappingProxyType({"z": 1.0}), OrderedDict(y=[2.0])],
+        ("x", 0, False, 12345678901234567890, [], {}),
+        3.0, "s", None,
+    ]  # fmt: skip
+    for value in values:
+        specified = json.dumps(
+            _normalised_as_specified(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+            allow_nan=False,
+        )  # fmt: skip
+        assert canonical_json(value) == specified
+    with pytest.raises(ValueError):
+        canonical_json({"x": [float("nan")]})

@@ -18,8 +18,21 @@ SEED_MODULUS = 2**31
 ID_HEX_DIGITS = 16
 
 
+#: One encoder for every hash (``json.dumps`` with these options builds one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _normalise(value: Any) -> Any:
     # 3 and 3.0 are the same request to the API; hash them alike so YAML spelling does not change ids.
+    # The plain types are told by their exact type first: an isinstance check against Mapping costs more
+    # than the rest of a job's hashing (a subclass, a mapping proxy, take the general rules below).
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_normalise(v) for v in value]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Mapping):
@@ -31,9 +44,7 @@ def _normalise(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys and integral floats as integers: the basis of every hash."""
-    return json.dumps(
-        _normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _ENCODER.encode(_normalise(value))
 
 
 def content_hash(value: Any, digits: int = ID_HEX_DIGITS) -> str:
