@@ -126,6 +126,7 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
     # the memory part: every process of the run
     tree = TreeMemory(timeline=spec.get("timeline")) if spec.get("report") else None
     async with transport_client(spec.get("transport", "aiohttp"), spec["max_in_flight"]) as http:
+        traced = _traced(spec, http)
         cpu0, _ = _usage()
         t0 = time.perf_counter()
         session = await run_jobs(
@@ -139,6 +140,8 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         cpu1, rss = _usage()
     memory = tree.stop() if tree is not None else {}
+    if traced is not None:
+        (Path(spec["trace"]) / "client.json").write_text(json.dumps(traced))
     lost = {k: v for k, v in session.counts.items() if k != "succeeded" and v}
     s = session.summary
     return {
@@ -155,6 +158,15 @@ async def child_flux_batch(spec: dict[str, Any]) -> dict[str, Any]:
         "image_cpu_s": _image_workers_cpu() + _image_cpu_here(),
         **memory,
     }
+
+
+def _traced(spec: dict[str, Any], http: httpx.AsyncClient) -> dict[str, Any] | None:
+    """``--trace``: every create of this run traced (bench/pace_trace.py), or None."""
+    if not spec.get("trace"):
+        return None
+    import pace_trace
+
+    return pace_trace.install_client(http)
 
 
 class TreeMemory:
@@ -374,12 +386,18 @@ def child_main(spec: dict[str, Any]) -> None:
 class Simulator:
     """``flux-batch simulate`` in a subprocess on a free port."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], trace: str | None = None) -> None:
         self.args = ["simulate", "--port", "0", "--seed", "1", *args]
+        self.code = SERVE
+        if trace:  # every create it meters traced (bench/pace_trace.py), written when it stops
+            import pace_trace
+
+            here = str(Path(__file__).resolve().parent)
+            self.code = pace_trace.SERVE_TRACED.format(bench=here, path=str(Path(trace) / "server.json"))
 
     def __enter__(self) -> Simulator:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, *self.args], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", self.code, *self.args], stdout=subprocess.PIPE, text=True
         )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -480,12 +498,20 @@ def scenario(
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
     print(f"running {name} ...", file=sys.stderr, flush=True)
-    with Simulator(sim_args) as sim:
+    with Simulator(sim_args, spec.get("trace")) as sim:
         server_cpu0 = sim.cpu_s()
         result = run_child({**spec, "base": sim.base, "out": str(out)}, timeout)
         server_cpu = sim.cpu_s() - server_cpu0
         stats = sim.stats()
         times = sim.created_times() if spec.get("rate") else []
+    if spec.get("trace"):
+        import pace_trace
+
+        folder = Path(spec["trace"])
+        client, server = (json.loads((folder / f).read_text()) for f in ("client.json", "server.json"))
+        print(f"trace of {name} (kept in {folder}):", file=sys.stderr)
+        for key, value in pace_trace.analyse(client, server, spec["rate"], spec.get("burst", 10)).items():
+            print(f"  {key}: {value}", file=sys.stderr)
     over = over_the_bucket(out, spec) if spec["tool"] == "flux-batch" and spec.get("rate") else None
     shutil.rmtree(out, ignore_errors=True)
     phase_rate, steady_rate, phase_s = rates(times)
@@ -608,6 +634,14 @@ def print_table(results: list[dict[str, Any]]) -> None:
         print(f"| {k.ljust(label)} | {cells} |")
 
 
+def _trace_folder(trace: str | None, sub: str) -> str | None:
+    if not trace:
+        return None
+    folder = Path(trace, sub).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -653,6 +687,12 @@ def main() -> None:
         help="limit, overhead and memory parts: also run flux-batch from this checkout (a folder holding "
         "flux_batch/), to compare two versions in one invocation",
     )
+    parser.add_argument(
+        "--trace",
+        metavar="FOLDER",
+        help="limit part: trace every create of flux-batch's run (and of --before's, in a subfolder) on "
+        "both sides into FOLDER and print where creates bunched (bench/pace_trace.py)",
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before a child is killed")
     args = parser.parse_args()
     if args.child:
@@ -675,9 +715,10 @@ def main() -> None:
             "other_rpm": 10_000_000, "thumbnails": True}  # fmt: skip
     plan: list[tuple[str, list[str], dict[str, Any]]] = []
     if "limit" in parts:
-        plan.append(("flux-batch", limited, fb))
+        plan.append(("flux-batch", limited, {**fb, "trace": _trace_folder(args.trace, "")}))
         if args.before:
-            plan.append(("flux-batch-before", limited, {**fb, "source": args.before}))
+            before_fb = {**fb, "source": args.before, "trace": _trace_folder(args.trace, "before")}
+            plan.append(("flux-batch-before", limited, before_fb))
     if "replicate" in parts:
         plan.append(("replicate", limited, rep))
     if "faults" in parts:
