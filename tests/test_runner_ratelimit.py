@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 
 from flux_batch.ratelimit import TokenBucket
 from flux_batch.runner.ratelimit import Limiter
@@ -245,3 +246,137 @@ async def test_tokens_at_hand_go_to_the_callers_in_line_in_one_turn() -> None:
     assert sum(task.done() for task in tasks) == 10
     await t.drive(tasks)  # type: ignore[arg-type]
     assert t.now == 0.32
+
+
+# -- the short pause after a lone 429 (#15: a second per 429 was most of the gap to the limit) -----------
+
+
+async def _steady(limiter: Limiter, t: FakeTime, n: int = 10) -> float:
+    """Spend the burst and pace ``n`` sends; the last one's token time."""
+    sent = 0.0
+    for _ in range(n):
+        sent = await limiter.acquire()
+    return sent
+
+
+async def test_a_lone_429_to_a_paced_send_pauses_one_token_not_until_the_reset() -> None:
+    t = FakeTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)  # 100/s
+    sent = await _steady(limiter, t)
+    t.now += 0.03  # its answer: "resets in ~1s", a bucket one token short, rounded up
+    limiter.throttled(1.0, sent_at=sent)
+    told = t.now
+    assert round(await limiter.acquire() - told, 6) == 0.01  # one token's time, not a second
+    assert limiter.rate == 100.0 and limiter.short_pause_count == 1
+
+
+async def test_429s_already_on_their_way_keep_the_short_pause_and_are_no_strike() -> None:
+    t = FakeTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)
+    sends = [await limiter.acquire() for _ in range(20)]
+    t.now += 0.03
+    limiter.throttled(1.0, sent_at=sends[10])
+    for sent in sends[11:]:  # the rest of the bunch the server refused, answered one by one
+        t.now += 0.002
+        limiter.throttled(1.0, sent_at=sent)
+    told = t.now
+    assert round(await limiter.acquire() - told, 6) == 0.01
+    assert limiter.rate == 100.0 and limiter.short_pause_count == 1 and limiter.throttle_count == 10
+
+
+async def test_a_second_429_soon_after_a_short_pause_waits_for_the_reset_and_slows_down() -> None:
+    t = FakeTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep, strike_s=5.0)
+    sent = await _steady(limiter, t)
+    limiter.throttled(1.0, sent_at=sent)  # short
+    sent = await _steady(limiter, t, 3)  # sent after the short pause: a new refusal, not the same bunch
+    t.now += 0.5
+    limiter.throttled(1.0, sent_at=sent)
+    told = t.now
+    assert await limiter.acquire() >= told + 1.0  # the server's reset, as before this change
+    assert limiter.rate == 75.0  # and the strike's slow-down
+    assert limiter.short_pause_count == 1
+
+
+async def test_short_pauses_are_few_in_a_window() -> None:
+    t = FakeTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep, strike_s=5.0, short_pauses=3)
+    for _ in range(3):
+        limiter.throttled(1.0, sent_at=await _steady(limiter, t))
+        t.now += 6.0  # a quiet spell each time
+    limiter.throttled(1.0, sent_at=await _steady(limiter, t))  # a fourth within the minute
+    told = t.now
+    assert await limiter.acquire() >= told + 1.0
+    assert limiter.short_pause_count == 3
+    t.now += 60.0  # the window has passed: short again
+    limiter.throttled(1.0, sent_at=await _steady(limiter, t))
+    assert limiter.short_pause_count == 4
+
+
+async def test_a_long_wait_hint_or_a_stated_limit_is_waited_for_in_full() -> None:
+    t = FakeTime()
+    limiter = Limiter(600, burst=10, clock=t.clock, sleep=t.sleep)  # 10/s
+    limiter.throttled(30.0, sent_at=await _steady(limiter, t))  # Replicate's "resets in ~30s"
+    told = t.now
+    assert await limiter.acquire() >= told + 30.0
+    t.now += 60.0
+    low_credit = Limiter(600, burst=10, clock=t.clock, sleep=t.sleep)
+    low_credit.throttled(1.0, limit_rpm=6, sent_at=await _steady(low_credit, t))
+    told = t.now
+    assert await low_credit.acquire() >= told + 1.0
+    assert low_credit.rate == 0.1 and low_credit.short_pause_count == limiter.short_pause_count == 0
+
+
+async def test_an_unknown_send_time_gets_the_reset_pause() -> None:
+    t = FakeTime()
+    limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep)
+    await _steady(limiter, t)
+    limiter.throttled(1.0)  # polls and lists: the caller does not say when it sent
+    told = t.now
+    assert await limiter.acquire() >= told + 1.0
+
+
+async def _against_a_server(
+    limiter: Limiter, t: VirtualTime, server: TokenBucket, n: int
+) -> tuple[int, float]:
+    """``n`` creates by 50 workers through ``limiter`` to ``server``, each answered 20 ms after its token
+    (429 with the whole seconds until the server's next token, and sent again): the 429s, and the lowest
+    rate the limiter went at."""
+    refused = 0
+    left = n
+    lowest = limiter.rate
+
+    async def worker() -> float:
+        nonlocal refused, left, lowest
+        while left > 0:
+            sent = await limiter.acquire()
+            await t.sleep(0.02)
+            wait = server.take(t.now)
+            if wait > 0:
+                refused += 1
+                limiter.throttled(float(max(1, math.ceil(wait))), sent_at=sent)
+                lowest = min(lowest, limiter.rate)
+                continue
+            left -= 1
+            await t.sleep(0.1)  # the prediction
+        return t.now
+
+    tasks = [asyncio.create_task(worker()) for _ in range(50)]
+    await t.drive(tasks)
+    return refused, lowest
+
+
+async def test_a_server_limited_below_the_rate_still_slows_the_runner_with_few_429s() -> None:
+    # The account's real limit is half what the runner was told (another client on the same token): the
+    # short pause must not turn into hammering. Compared with short pauses off (the code before them).
+    results = {}
+    for short in (3, 0):
+        t = VirtualTime()
+        limiter = Limiter(6000, burst=10, clock=t.clock, sleep=t.sleep, short_pauses=short)
+        refused, lowest = await _against_a_server(limiter, t, TokenBucket(50.0, 10), 2000)
+        results[short] = (refused, t.now, lowest, limiter.short_pause_count)
+    (refused, took, lowest, shorts), (refused_before, took_before, _, _) = results[3], results[0]
+    assert lowest <= 50.0  # slowed down to the server's rate or below
+    assert shorts == 1  # the first 429 only; the next came soon after
+    assert refused <= 0.01 * 2000 and refused <= refused_before + 2  # measured: 13 and 13
+    assert took <= took_before * 1.05

@@ -455,7 +455,7 @@ class ApiClient:
         created_after: str,
         created_before: str | None = None,
         *,
-        before_page: Callable[[], Awaitable[None]] | None = None,
+        before_page: Callable[[], Awaitable[object]] | None = None,
         max_pages: int = MAX_LIST_PAGES,
     ) -> AsyncIterator[Prediction]:
         """Predictions created at or after ``created_after`` (and before ``created_before``, ISO 8601),

@@ -121,9 +121,17 @@ class RunContext:
         if isinstance(err, RateLimitedError):
             self.throttled(self.other_limiter, err)
 
-    def throttled(self, limiter: Limiter, err: RateLimitedError, *, stated_limit: bool = False) -> bool:
+    def throttled(
+        self,
+        limiter: Limiter,
+        err: RateLimitedError,
+        *,
+        stated_limit: bool = False,
+        sent_at: float | None = None,
+    ) -> bool:
         """A 429, counted once here whichever request got it, and told to ``limiter``; True when the
-        limit the API stated became the rate (``stated_limit``: creates, whose 429 may state one)."""
+        limit the API stated became the rate (``stated_limit``: creates, whose 429 may state one).
+        ``sent_at``: when the request took its token (what ``limiter.acquire`` returned), if known."""
         self.stats.throttled_429 += 1
         self.tracker.throttled += 1
-        return limiter.throttled(err.retry_after, err.limit_rpm if stated_limit else None)
+        return limiter.throttled(err.retry_after, err.limit_rpm if stated_limit else None, sent_at=sent_at)

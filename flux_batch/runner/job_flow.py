@@ -198,25 +198,29 @@ class JobFlow:
             if self._ctx.stop_submitting:
                 return Outcome.STOPPED
             sent = await self._resolver.resolve(row.send_input())
-            # A downstream job goes ahead of the queued upstream ones: stages overlap, chains finish early.
-            await self._ctx.create_limiter.acquire(first=bool(row.job.needs))
-            if self._ctx.stop_submitting:
-                return Outcome.STOPPED
-            intent = job.intent_at = self._ctx.wall()
-            self._ctx.sent.pop(row.id, None)  # a create sent again goes to the end
-            self._ctx.sent[row.id] = intent
-            self._ctx.store.begin_attempt(row.id, sent, intent, durable=False)
+            self._ctx.store.begin_attempt(row.id, sent, self._ctx.wall(), durable=False)
             self._ctx.set(job, "submitting")
             try:
                 await self._intents_durable()  # fsynced before it is sent; the loop goes on meanwhile
+                # The token last, the moment the create goes: an fsync that was slow (or an event loop
+                # that stalled) meanwhile delays the creates behind it, never sends them together. A
+                # downstream job goes ahead of the queued upstream ones: stages overlap.
+                token = await self._ctx.create_limiter.acquire(first=bool(row.job.needs))
             except asyncio.CancelledError:
                 self._ctx.store.abandon_attempt(row.id, "not sent")
                 raise
+            if self._ctx.stop_submitting:
+                self._ctx.store.abandon_attempt(row.id, "not sent")
+                return Outcome.STOPPED
+            # When it went (after its intent, recorded above): the lower bound of its prediction's time.
+            intent = job.intent_at = self._ctx.wall()
+            self._ctx.sent.pop(row.id, None)  # a create sent again goes to the end
+            self._ctx.sent[row.id] = intent
             try:
                 prediction = await self._post(row, sent, intent)
             except RateLimitedError as err:
                 self._ctx.store.abandon_attempt(row.id, "throttled")
-                self._throttled(err)
+                self._throttled(err, token)
                 continue
             except (InvalidInputError, NotFoundError) as err:
                 self._ctx.store.abandon_attempt(row.id, "rejected")
@@ -335,8 +339,8 @@ class JobFlow:
         self._ctx.stats.retries += 1
         await self._ctx.sleep(REQUEST_BACKOFF(tries, self._ctx.rng))
 
-    def _throttled(self, err: RateLimitedError) -> None:
-        if self._ctx.throttled(self._ctx.create_limiter, err, stated_limit=True):
+    def _throttled(self, err: RateLimitedError, sent_at: float) -> None:
+        if self._ctx.throttled(self._ctx.create_limiter, err, stated_limit=True, sent_at=sent_at):
             self._ctx.notice(
                 f"the API cut creates to {err.limit_rpm:g} a minute ({err.detail}); going on at that rate:"
                 " stop, fix the account and run again to go faster"

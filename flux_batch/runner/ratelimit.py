@@ -13,19 +13,28 @@ the rest at the rate. The server's bucket, which also refilled only up to its bu
 allows. Time comes from an injected clock and sleep (the event loop's by default), so tests move a fake
 clock instead of waiting.
 
-The create stream adapts to 429s (:meth:`Limiter.throttled`). Every 429 pauses all callers until the
-server's reset time. One 429 after a quiet spell is most likely jitter: requests paced right at the limit
-reach the server bunched by the network or its own load. So the rate is cut (by ``slow_down``, a quarter)
-only when another 429 comes within ``strike_s`` seconds after a pause ends: the server's limit is really
-lower (another client on the same token, a proxy with its own limit). The rate then recovers by a quarter
-every ``recovery_s`` seconds without a 429, back to the configured rate. A 429 that states the limit now in
-force (Replicate's low-credit answer: "reduced to 6 requests per minute") sets the rate to it, for the rest
-of the run.
+The create stream adapts to 429s (:meth:`Limiter.throttled`). One 429 after a quiet spell is most likely
+jitter: requests paced right at the limit reach the server bunched by the network or its own load, and the
+runner's bucket, half the server's, never sends more than the server's allows (tokens are taken the moment
+a request goes). Such a 429 pauses every caller for one token's time (1/rate), not until the server's reset:
+the server's bucket is empty, not the server slow, so a second at 6,000 a minute would lose a hundred
+creates for nothing. Only a lone 429 gets that short pause, and only when the server's wait hint is short
+(at most a second or one token's time, rounded up to whole seconds, as a bucket one token short answers):
+after a quiet spell of ``strike_s`` seconds, at most ``short_pauses`` times a ``short_window_s``, at the
+full rate, for a request whose send time the caller gave. Every other 429 pauses all callers until the
+server's reset time: one whose hint is long (Replicate's "resets in ~30s"), or that comes within
+``strike_s`` seconds after a pause ends, short or long. The latter also cuts the rate (by ``slow_down``, a
+quarter): the server's limit is really lower (another client on the same token, a proxy with its own
+limit). The rate then recovers by a quarter every ``recovery_s`` seconds without a 429, back to the
+configured rate. A 429 that states the limit now in force (Replicate's low-credit answer: "reduced to 6
+requests per minute") sets the rate to it, for the rest of the run. 429s that answer requests sent before
+the first of them came back (already on their way) extend its pause, and count as no new strike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -51,6 +60,8 @@ class Limiter:
         recovery_s: float = 5.0,
         strike_s: float = 5.0,
         slow_down: float = 0.75,
+        short_pauses: int = 3,
+        short_window_s: float = 60.0,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
@@ -65,6 +76,12 @@ class Limiter:
         self._hold_until = 0.0
         self._strike_until = float("-inf")  # a 429 before this slows the rate
         self._last_change = 0.0
+        self._short_pauses = short_pauses
+        self._short_window_s = short_window_s
+        self._shorts: deque[float] = deque()  # when the short pauses of the last window began
+        self._episode_at = float("-inf")  # when the latest pause's first 429 came back
+        self._episode_short = False
+        self.short_pause_count = 0
         # Callers waiting behind the head, the ``first`` line ahead of the other; each future is set to True
         # (a token was taken for you: go) or False (you are the head now: wait for a token).
         self._first: deque[asyncio.Future[bool]] = deque()
@@ -88,19 +105,21 @@ class Limiter:
         return (
             f"<Limiter rate={self._bucket.rate * 60:.1f}/min target={self.target_rate * 60:.1f}/min "
             f"tokens={self._bucket.tokens:.2f} waiting={len(self._first) + len(self._queue)} "
-            f"throttled={self.throttle_count}>"
+            f"throttled={self.throttle_count} short={self.short_pause_count}>"
         )
 
-    async def acquire(self, *, first: bool = False) -> None:
-        """Wait for this caller's turn and a token; ``first``: ahead of every caller that did not ask to."""
+    async def acquire(self, *, first: bool = False) -> float:
+        """Wait for this caller's turn and a token; ``first``: ahead of every caller that did not ask to.
+        Returns the clock's time when the token was taken: send right away, and tell :meth:`throttled`
+        this time if the request is answered 429."""
         if self._bucket is None:
-            return
+            return self._clock()
         if self._has_head:
             turn: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             (self._first if first else self._queue).append(turn)
             try:
                 if await turn:
-                    return
+                    return self._clock()
             except asyncio.CancelledError:
                 self._give_back(turn)
                 raise
@@ -110,6 +129,7 @@ class Limiter:
             await self._take()
         finally:
             self._hand_over()
+        return self._clock()
 
     def _hand_over(self) -> None:
         """The head leaves: tokens there are now go to the callers next in line, then the next waits."""
@@ -164,24 +184,42 @@ class Limiter:
             # that only moves when slept on.
             await self._sleep(max(wait, MIN_WAIT_S))
 
-    def throttled(self, retry_after: float | None, limit_rpm: float | None = None) -> bool:
-        """The server said 429: pause everyone for ``retry_after`` seconds (or 1); slow down if it is not
-        the first in a while, or to ``limit_rpm`` if the server stated its limit. True when that stated
-        limit became the rate (it was below the configured one).
-
-        A 429 that arrives during the pause answers a request sent before it (nothing is sent while
-        paused): it extends the pause but does not count as another strike, so one overshoot answered
-        by a burst of 429s slows the stream at most once, not once per request already on its way."""
+    def throttled(
+        self, retry_after: float | None, limit_rpm: float | None = None, *, sent_at: float | None = None
+    ) -> bool:
+        """The server said 429 to a request whose token was taken at ``sent_at`` (this limiter's clock;
+        None if not known): pause everyone, for one token's time or until the server's reset
+        (``retry_after`` seconds, or 1), and slow down, or take ``limit_rpm`` if the server stated its
+        limit, as the module says. True when that stated limit became the rate (it was below the
+        configured one)."""
         bucket = self._bucket
         if bucket is None:
             return False
         now = self._clock()
         self.throttle_count += 1
-        paused = now < self._hold_until
-        self._hold_until = max(self._hold_until, now + (retry_after if retry_after is not None else 1.0))
         stated = per_minute(limit_rpm) if limit_rpm else None
+        lower = stated is not None and stated < self.target_rate
+        # Sent before this pause's first 429 came back: one of the requests already on their way.
+        on_its_way = sent_at is not None and sent_at < self._episode_at
+        if not lower and on_its_way and self._episode_short:
+            self._hold_until = max(self._hold_until, now + 1 / bucket.rate)
+            bucket.tokens = 0.0
+            return False
+        if not lower and not on_its_way and self._may_pause_short(now, sent_at, retry_after):
+            self._shorts.append(now)
+            self.short_pause_count += 1
+            self._episode_at, self._episode_short = now, True
+            self._hold_until = max(self._hold_until, now + 1 / bucket.rate)
+            bucket.tokens = 0.0
+            self._strike_until = self._hold_until + self._strike_s  # another 429 soon: really limited
+            return False
+        paused = now < self._hold_until or on_its_way
+        if not on_its_way:
+            self._episode_at, self._episode_short = now, False
+        self._hold_until = max(self._hold_until, now + (retry_after if retry_after is not None else 1.0))
         adopted = False
-        if stated is not None and stated < self.target_rate:
+        if lower:
+            assert stated is not None
             adopted = True
             self.target_rate = stated
             self._min_rate = min(self._min_rate, stated)
@@ -192,6 +230,22 @@ class Limiter:
         self._last_change = self._hold_until
         self._strike_until = self._hold_until + self._strike_s
         return adopted
+
+    def _may_pause_short(self, now: float, sent_at: float | None, retry_after: float | None) -> bool:
+        """Whether a 429 is the lone one after a quiet spell that a token's pause answers (see above)."""
+        bucket = self._bucket
+        assert bucket is not None
+        while self._shorts and self._shorts[0] <= now - self._short_window_s:
+            self._shorts.popleft()
+        # A bucket one token short answers "resets in ~1s" (whole seconds, at least one).
+        short_hint = max(1.0, math.ceil(1 / bucket.rate - 1e-9))
+        return (
+            sent_at is not None
+            and now >= self._strike_until
+            and bucket.rate >= self.target_rate
+            and (retry_after is None or retry_after <= short_hint)
+            and len(self._shorts) < self._short_pauses
+        )
 
     def _recover(self, now: float) -> None:
         bucket = self._bucket

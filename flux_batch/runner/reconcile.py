@@ -55,7 +55,7 @@ async def find_created(
     sent_input: Mapping[str, Any],
     window: Window,
     is_known: Callable[[str], bool],
-    before_page: Callable[[], Awaitable[None]] | None = None,
+    before_page: Callable[[], Awaitable[object]] | None = None,
 ) -> Found:
     """Look for a prediction created within ``window`` (API epoch seconds) for this request, skipping ones
     already attached to a job (``is_known``). The oldest match wins. ``before_page`` is awaited before each
