@@ -60,11 +60,12 @@ def install_client(http: Any) -> dict[str, Any]:
 
     acquire = ratelimit.Limiter.acquire
 
-    async def traced_acquire(self: Any, *, first: bool = False, **kw: Any) -> None:
-        await acquire(self, first=first, **kw)
+    async def traced_acquire(self: Any, *, first: bool = False, **kw: Any) -> Any:
+        taken = await acquire(self, first=first, **kw)  # the token's time (None before #15's change)
         if getattr(self, "_traced_create", False):
             task = asyncio.current_task()
             token_at[id(task)] = time.time()
+        return taken
 
     init = ratelimit.Limiter.__init__
     made: list[Any] = []
@@ -85,6 +86,7 @@ def install_client(http: Any) -> dict[str, Any]:
                     "mono": self._clock(),
                     "hold_until": self._hold_until,
                     "rate": self.rate,
+                    "short": getattr(self, "short_pause_count", None),
                     "args": [x for x in a if not isinstance(x, Exception)],
                 }
             )
@@ -258,6 +260,7 @@ def analyse(client: dict[str, Any], server: dict[str, Any], rate: float, burst: 
     res["429 episodes (gaps > 1 s)"] = episodes
     holds = client["throttled"]
     res["throttled() calls (create limiter)"] = len(holds)
+    res["short pauses (one token's time)"] = max((h.get("short") or 0 for h in holds), default=0)
     # Time paused: the union of [told, hold_until] on the limiter's clock.
     paused, end = 0.0, float("-inf")
     for h in sorted(holds, key=lambda h: h["mono"]):
