@@ -325,6 +325,10 @@ async def test_a_long_wait_hint_or_a_stated_limit_is_waited_for_in_full() -> Non
     told = t.now
     assert await low_credit.acquire() >= told + 1.0
     assert low_credit.rate == 0.1 and low_credit.short_pause_count == limiter.short_pause_count == 0
+    t.now += 60.0
+    low_credit.throttled(1.0, limit_rpm=6, sent_at=await _steady(low_credit, t, 1))  # stated again
+    told = t.now
+    assert await low_credit.acquire() >= told + 1.0 and low_credit.short_pause_count == 0
 
 
 async def test_an_unknown_send_time_gets_the_reset_pause() -> None:

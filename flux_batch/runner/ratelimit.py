@@ -22,13 +22,14 @@ creates for nothing. Only a lone 429 gets that short pause, and only when the se
 (at most a second or one token's time, rounded up to whole seconds, as a bucket one token short answers):
 after a quiet spell of ``strike_s`` seconds, at most ``short_pauses`` times a ``short_window_s``, at the
 full rate, for a request whose send time the caller gave. Every other 429 pauses all callers until the
-server's reset time: one whose hint is long (Replicate's "resets in ~30s"), or that comes within
-``strike_s`` seconds after a pause ends, short or long. The latter also cuts the rate (by ``slow_down``, a
-quarter): the server's limit is really lower (another client on the same token, a proxy with its own
-limit). The rate then recovers by a quarter every ``recovery_s`` seconds without a 429, back to the
-configured rate. A 429 that states the limit now in force (Replicate's low-credit answer: "reduced to 6
-requests per minute") sets the rate to it, for the rest of the run. 429s that answer requests sent before
-the first of them came back (already on their way) extend its pause, and count as no new strike.
+server's reset time: one whose hint is long (Replicate's "resets in ~30s"), one stating a limit, or one
+that comes within ``strike_s`` seconds after a pause ends, short or long. The latter also cuts the rate
+(by ``slow_down``, a quarter): the server's limit is really lower (another client on the same token, a
+proxy with its own limit). The rate then recovers by a quarter every ``recovery_s`` seconds without a
+429, back to the configured rate. A 429 that states the limit now in force (Replicate's low-credit answer:
+"reduced to 6 requests per minute") sets the rate to it, for the rest of the run. 429s that answer
+requests sent before the first of them came back (already on their way) extend its pause, and count as
+no new strike.
 """
 
 from __future__ import annotations
@@ -201,11 +202,11 @@ class Limiter:
         lower = stated is not None and stated < self.target_rate
         # Sent before this pause's first 429 came back: one of the requests already on their way.
         on_its_way = sent_at is not None and sent_at < self._episode_at
-        if not lower and on_its_way and self._episode_short:
+        if stated is None and on_its_way and self._episode_short:
             self._hold_until = max(self._hold_until, now + 1 / bucket.rate)
             bucket.tokens = 0.0
             return False
-        if not lower and not on_its_way and self._may_pause_short(now, sent_at, retry_after):
+        if stated is None and not on_its_way and self._may_pause_short(now, sent_at, retry_after):
             self._shorts.append(now)
             self.short_pause_count += 1
             self._episode_at, self._episode_short = now, True
