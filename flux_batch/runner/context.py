@@ -58,6 +58,10 @@ class RunContext:
         self.client = client
         self.settings = settings
         self.create_limiter = create_limiter
+        # Creates between their intent and their token (see JobFlow._create): a bounded room, so that a
+        # kill leaves a few seconds of creates' intents unsent, not every job in flight.
+        room = create_limiter.waiting_room()
+        self.token_room = asyncio.Semaphore(room) if room else None
         self.other_limiter = other_limiter
         self.clock = clock
         self.wall = wall_clock

@@ -198,17 +198,26 @@ class JobFlow:
             if self._ctx.stop_submitting:
                 return Outcome.STOPPED
             sent = await self._resolver.resolve(row.send_input())
-            self._ctx.store.begin_attempt(row.id, sent, self._ctx.wall(), durable=False)
-            self._ctx.set(job, "submitting")
+            room = self._ctx.token_room
+            if room is not None:
+                await room.acquire()  # a few seconds of creates hold an intent while waiting for a token
             try:
-                await self._intents_durable()  # fsynced before it is sent; the loop goes on meanwhile
-                # The token last, the moment the create goes: an fsync that was slow (or an event loop
-                # that stalled) meanwhile delays the creates behind it, never sends them together. A
-                # downstream job goes ahead of the queued upstream ones: stages overlap.
-                token = await self._ctx.create_limiter.acquire(first=bool(row.job.needs))
-            except asyncio.CancelledError:
-                self._ctx.store.abandon_attempt(row.id, "not sent")
-                raise
+                if self._ctx.stop_submitting:
+                    return Outcome.STOPPED
+                self._ctx.store.begin_attempt(row.id, sent, self._ctx.wall(), durable=False)
+                self._ctx.set(job, "submitting")
+                try:
+                    await self._intents_durable()  # fsynced before it is sent; the loop goes on meanwhile
+                    # The token last, the moment the create goes: an fsync that was slow (or an event
+                    # loop that stalled) meanwhile delays the creates behind it, never sends them
+                    # together. A downstream job goes ahead of the queued upstream ones: stages overlap.
+                    token = await self._ctx.create_limiter.acquire(first=bool(row.job.needs))
+                except asyncio.CancelledError:
+                    self._ctx.store.abandon_attempt(row.id, "not sent")
+                    raise
+            finally:
+                if room is not None:
+                    room.release()
             if self._ctx.stop_submitting:
                 self._ctx.store.abandon_attempt(row.id, "not sent")
                 return Outcome.STOPPED

@@ -45,6 +45,10 @@ from flux_batch.ratelimit import TokenBucket, per_minute
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 MIN_WAIT_S = 1e-6
+#: Seconds of tokens that callers past the work before their token may wait for at once (see
+#: :meth:`Limiter.waiting_room`): enough to cover a slow fsync, few enough that a kill leaves few intents
+#: unsent.
+WAITING_ROOM_S = 2.0
 
 
 class Limiter:
@@ -99,6 +103,14 @@ class Limiter:
     def burst(self) -> int:
         """Requests this limiter lets go back to back (0 when unlimited)."""
         return int(self._bucket.burst) if self._bucket else 0
+
+    def waiting_room(self, seconds: float = WAITING_ROOM_S) -> int | None:
+        """How many callers may wait for a token at once having done the work that goes before it (the
+        runner: a create's intent, on disk): ``seconds`` of tokens at the configured rate, at least the
+        burst. None when unlimited (a token never waits)."""
+        if self._bucket is None:
+            return None
+        return max(self.burst, math.ceil(self.target_rate * seconds))
 
     def __repr__(self) -> str:
         if self._bucket is None:
