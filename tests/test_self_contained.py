@@ -88,6 +88,7 @@ sys.exit(code or (3 if seen else 0))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(660)  # the quick suite runs here on one core, in-process (the audit hook sees only it)
 def test_the_quick_suite_passes_in_a_copy_with_nothing_beside_it(tmp_path: Path) -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.fail("this check copies the checkout's files as git lists them; run it in a git checkout")
