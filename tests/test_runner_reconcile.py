@@ -207,3 +207,32 @@ async def test_a_killed_runs_create_still_on_its_way_is_waited_for(tmp_path: Pat
     assert result.counts == {"succeeded": 3} and result.summary["reattached"] == 1
     stats = sim.stats()
     assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 3
+
+
+async def test_a_create_whose_intent_took_long_to_be_durable_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second create's intent takes 90 s (fake clock) to be fsynced (a stalled disk), so the request
+    leaves 90 s after its intent was recorded; it is made and answered 502. The window's upper edge was
+    the intent + MAX_SEND_S + LANDING_S (80 s): the prediction, made after it, was not found and was
+    created again (paid twice). The send timeouts bound the time from the send, not from the intent: it
+    must be found and re-attached."""
+    sim = simulator(SimConfig(latency=1.0, faults=(FaultSpec("ambiguous_create", requests=(2, 2)),)))
+    fsyncs = 0
+    sync_wal = Store.sync_wal
+
+    def stalled(store: Store) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        if fsyncs == 2:
+            sim.clock.now += 90.0
+        sync_wal(store)
+
+    monkeypatch.setattr(Store, "sync_wal", stalled)
+    result = await run(sim, base_jobs(3), tmp_path, max_in_flight=1)
+    assert fsyncs >= 2
+    assert result.counts == {"succeeded": 3}
+    assert result.summary["ambiguous_creates"] == 1 and result.summary["reattached"] == 1
+    stats = sim.stats()
+    assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 3
+
