@@ -98,6 +98,14 @@ def test_sent_by_is_bounded_by_the_send_timeouts() -> None:
     assert offsets.window(T, T + 3600, slack_s=0).before == T + MAX_SEND_S + LANDING_S
 
 
+def test_a_create_handed_to_the_client_late_is_bounded_from_then() -> None:
+    """An earlier run's create, sent at some unknown moment before this run started (its intent waited for
+    its fsync and its token): the window reaches that start, whatever the intent."""
+    window = OffsetRange().window(T, T + 3600, slack_s=0, sending=T + 3600)
+    assert window.after == T - UNMEASURED_MARGIN_S
+    assert window.before == T + 3600 + LANDING_S + UNMEASURED_MARGIN_S
+
+
 def test_max_send_covers_the_clients_pool_connect_and_write_timeouts() -> None:
     timeout = ApiClient(httpx.AsyncClient(), "http://api/v1", "t")._timeout()
     assert timeout.pool is not None and timeout.connect is not None and timeout.write is not None

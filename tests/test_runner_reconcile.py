@@ -236,3 +236,26 @@ async def test_a_create_whose_intent_took_long_to_be_durable_is_found(
     stats = sim.stats()
     assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 3
 
+
+async def test_a_killed_runs_create_that_waited_long_for_its_token_is_found(tmp_path: Path) -> None:
+    """A run recorded its intent, waited 150 s (fake clock) for its fsync and its limiter token (a throttled
+    account), sent the create, which was made, and was killed before the answer. The resumed job does not
+    know when it was sent: its window must reach the resume, not end MAX_SEND_S + LANDING_S after the
+    intent (it was created again: paid twice)."""
+    sim = simulator(SimConfig(latency=1.0))
+    jobs = base_jobs(3)
+    store = Store.open(tmp_path, clock=sim.clock)
+    store.begin_ingest()
+    store.add_jobs(jobs)
+    store.prepare_run()
+    first = jobs[0][0].id
+    sent = store.job(first).send_input()
+    store.begin_attempt(first, sent, sim.clock())
+    store.close()
+    sim.clock.now += 150.0  # waiting for its token
+    sim.app.store.create(get_model(SCHNELL), "hidden", dict(sent), sim.clock(), latency=1.0)
+    sim.clock.now += 0.3  # killed
+    result = await run(sim, jobs, tmp_path)
+    assert result.counts == {"succeeded": 3} and result.summary["reattached"] == 1
+    stats = sim.stats()
+    assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 3

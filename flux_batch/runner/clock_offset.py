@@ -25,7 +25,12 @@ where ``landed_by`` (our clock, :func:`landed_by`) is the latest moment the requ
 (a 5xx answer, a timeout, a dropped connection), or, for a create of an earlier run that never got an
 answer, when that run ended (it was gone before this run took the folder's lock); never later than
 ``intent + MAX_SEND_S`` (httpx's pool, connect and write timeouts as
-:class:`~flux_batch.runner.client.ApiClient` sets them). A search that lists nothing before ``landed_by``
+:class:`~flux_batch.runner.client.ApiClient` sets them) for a create sent at ``intent``. An earlier run's
+intent is recorded before its fsync and its limiter token, which have no timeout (a stalled disk, a
+throttled account): when that run sent it is not known, only that it was before this run started, so its
+window reaches this run's start (``sending``). It used to end ``MAX_SEND_S + LANDING_S`` after the
+recorded intent: a create that waited longer for its token was made after the window, not found on
+resume and created again (paid twice). A search that lists nothing before ``landed_by``
 proves nothing, since the request may still be on its way: the caller searches again once it has passed.
 
 Before any create has answered (the first seconds of a run) the range is the old blind allowance, +/-
@@ -88,6 +93,10 @@ class OffsetRange:
         # It disagrees with every earlier answer: a clock was stepped. Cover the old setting and the new.
         return OffsetRange(min(self.low, low), max(self.high, high), self.samples + 1)
 
-    def window(self, intent: float, sent_by: float, slack_s: float = SLACK_S) -> Window:
-        """Where the prediction of a create sent at ``intent`` and gone by ``sent_by`` (our clock) can be."""
-        return Window(intent + self.low - slack_s, landed_by(intent, sent_by) + self.high + slack_s)
+    def window(
+        self, intent: float, sent_by: float, slack_s: float = SLACK_S, *, sending: float | None = None
+    ) -> Window:
+        """Where the prediction of a create sent at ``intent`` and gone by ``sent_by`` (our clock) can be;
+        ``sending``: the latest moment it can have been handed to the client, if later than ``intent``."""
+        start = intent if sending is None else sending
+        return Window(intent + self.low - slack_s, landed_by(start, sent_by) + self.high + slack_s)

@@ -438,9 +438,11 @@ class JobFlow:
             # Sent by an earlier run, maybe under another clock setting: the blind allowance, not this run's
             # measurements (see clock_offset). That run had ended when this one started, but its request
             # may still be on its way.
+            # It waited for its fsync and its token after that intent, for how long is not known: it was
+            # sent at the latest when that run ended, before this one started.
             started = self._ctx.started
-            window = OffsetRange().window(intent, started)
-            found = await self._find(job, json.loads(last.sent_input), window, landed_by(intent, started))
+            window = OffsetRange().window(intent, started, sending=started)
+            found = await self._find(job, json.loads(last.sent_input), window, landed_by(started, started))
             if found is not None:
                 return found
             self._ctx.store.abandon_attempt(job.row.id, "not created")
