@@ -6,11 +6,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from runner_harness import SCHNELL, Sim, base_jobs, run, simulator
 
+from flux_batch.jobs import Job
 from flux_batch.models.catalog import get_model
 from flux_batch.runner.client import ApiClient, parse_prediction
 from flux_batch.runner.clock_offset import Window
@@ -185,13 +187,10 @@ async def test_a_create_faster_than_the_first_ones_of_the_run_is_found(tmp_path:
     assert stats["duplicate_predictions"] == 0 and stats["predictions_created"] == 6
 
 
-async def test_a_killed_runs_create_still_on_its_way_is_waited_for(tmp_path: Path) -> None:
-    """#9.6: a run recorded its intent, sent the create and was killed; the request reaches the API two
-    seconds later, after the next run has started. The resumed job must not conclude "not created" (and
-    create again) before the request can have arrived."""
-    sim, transport = delayed(simulator(SimConfig(latency=1.0)))
-    jobs = base_jobs(3)
-    store = Store.open(tmp_path, clock=sim.clock)
+def killed_with_an_intent(sim: Sim, jobs: list[tuple[Job, float | None]], folder: Path) -> dict[str, Any]:
+    """A run's state in ``folder`` holding ``jobs``, where the first one's create intent was recorded now
+    and never answered (the run was killed): returns the input it sent."""
+    store = Store.open(folder, clock=sim.clock)
     store.begin_ingest()
     store.add_jobs(jobs)
     store.prepare_run()
@@ -199,6 +198,16 @@ async def test_a_killed_runs_create_still_on_its_way_is_waited_for(tmp_path: Pat
     sent = store.job(first).send_input()
     store.begin_attempt(first, sent, sim.clock())
     store.close()
+    return sent
+
+
+async def test_a_killed_runs_create_still_on_its_way_is_waited_for(tmp_path: Path) -> None:
+    """#9.6: a run recorded its intent, sent the create and was killed; the request reaches the API two
+    seconds later, after the next run has started. The resumed job must not conclude "not created" (and
+    create again) before the request can have arrived."""
+    sim, transport = delayed(simulator(SimConfig(latency=1.0)))
+    jobs = base_jobs(3)
+    sent = killed_with_an_intent(sim, jobs, tmp_path)
     sim.clock.now += 0.3  # killed
     transport.land = (sim.clock() + 2.0, sent)
     result = await run(sim, jobs, tmp_path)
@@ -244,14 +253,7 @@ async def test_a_killed_runs_create_that_waited_long_for_its_token_is_found(tmp_
     intent (it was created again: paid twice)."""
     sim = simulator(SimConfig(latency=1.0))
     jobs = base_jobs(3)
-    store = Store.open(tmp_path, clock=sim.clock)
-    store.begin_ingest()
-    store.add_jobs(jobs)
-    store.prepare_run()
-    first = jobs[0][0].id
-    sent = store.job(first).send_input()
-    store.begin_attempt(first, sent, sim.clock())
-    store.close()
+    sent = killed_with_an_intent(sim, jobs, tmp_path)
     sim.clock.now += 150.0  # waiting for its token
     sim.app.store.create(get_model(SCHNELL), "hidden", dict(sent), sim.clock(), latency=1.0)
     sim.clock.now += 0.3  # killed
