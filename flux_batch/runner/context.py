@@ -9,9 +9,10 @@ them is one job and none reaches into another.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flux_batch.errors import FluxBatchError, RateLimitedError
 from flux_batch.runner.client import ApiClient
@@ -60,8 +61,10 @@ class RunContext:
         self.create_limiter = create_limiter
         # Creates between their intent and their token (see JobFlow._create): a bounded room, so that a
         # kill leaves a few seconds of creates' intents unsent, not every job in flight.
-        room = create_limiter.waiting_room()
-        self.token_room = asyncio.Semaphore(room) if room else None
+        room = create_limiter.waiting_room()  # None: no limit, a token never waits
+        self.token_room: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(room) if room else contextlib.nullcontext()
+        )
         self.other_limiter = other_limiter
         self.clock = clock
         self.wall = wall_clock

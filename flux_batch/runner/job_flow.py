@@ -198,10 +198,7 @@ class JobFlow:
             if self._ctx.stop_submitting:
                 return Outcome.STOPPED
             sent = await self._resolver.resolve(row.send_input())
-            room = self._ctx.token_room
-            if room is not None:
-                await room.acquire()  # a few seconds of creates hold an intent while waiting for a token
-            try:
+            async with self._ctx.token_room:  # a few seconds of creates hold an intent waiting for a token
                 if self._ctx.stop_submitting:
                     return Outcome.STOPPED
                 self._ctx.store.begin_attempt(row.id, sent, self._ctx.wall(), durable=False)
@@ -215,9 +212,6 @@ class JobFlow:
                 except asyncio.CancelledError:
                     self._ctx.store.abandon_attempt(row.id, "not sent")
                     raise
-            finally:
-                if room is not None:
-                    room.release()
             if self._ctx.stop_submitting:
                 self._ctx.store.abandon_attempt(row.id, "not sent")
                 return Outcome.STOPPED

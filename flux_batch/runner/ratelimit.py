@@ -211,7 +211,6 @@ class Limiter:
         now = self._clock()
         self.throttle_count += 1
         stated = per_minute(limit_rpm) if limit_rpm else None
-        lower = stated is not None and stated < self.target_rate
         # Sent before this pause's first 429 came back: one of the requests already on their way.
         on_its_way = sent_at is not None and sent_at < self._episode_at
         if stated is None and on_its_way and self._episode_short:
@@ -231,8 +230,7 @@ class Limiter:
             self._episode_at, self._episode_short = now, False
         self._hold_until = max(self._hold_until, now + (retry_after if retry_after is not None else 1.0))
         adopted = False
-        if lower:
-            assert stated is not None
+        if stated is not None and stated < self.target_rate:
             adopted = True
             self.target_rate = stated
             self._min_rate = min(self._min_rate, stated)
