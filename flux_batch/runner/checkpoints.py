@@ -1,5 +1,6 @@
 """When to rewrite a running run's tables (manifest.csv and run.json; metadata.parquet waits for the run's
-end, see :mod:`flux_batch.outputs.snapshot`) from its state.
+end, see :mod:`flux_batch.outputs.snapshot`) from its state, and when to copy its state's write-ahead log
+into the database (:meth:`~flux_batch.runner.state.store.Store.log_checkpoints_elsewhere`).
 
 A checkpoint rewrites whole CSV files: on a big folder that takes long enough that, on the event loop,
 every create slot passing meanwhile would be released at once when it ends. So it runs in a thread (the
@@ -20,13 +21,16 @@ CHECKPOINT_SPACING = 50
 
 
 class Checkpoints:
-    """Schedules ``checkpoint`` (called in a worker thread) at most every ``every_s`` seconds."""
+    """Schedules ``checkpoint`` (called in a worker thread) at most every ``every_s`` seconds, and at least
+    ``spacing`` times its last duration after it ended. ``what`` names it in a notice of its failure."""
 
     def __init__(
         self,
         checkpoint: Callable[[], None] | None,
         *,
         every_s: float,
+        spacing: float = CHECKPOINT_SPACING,
+        what: str = "rewrite the run's tables",
         clock: Callable[[], float],
         stop: Callable[[FluxBatchError], None],
         notice: Callable[[str], None],
@@ -34,6 +38,8 @@ class Checkpoints:
         self._checkpoint = checkpoint
         self._min_every = every_s
         self._every = every_s
+        self._spacing = spacing
+        self._what = what
         self._clock = clock
         self._stop = stop
         self._notice = notice
@@ -59,9 +65,9 @@ class Checkpoints:
         except DiskFullError as err:  # the disk is full: stop now, not at the next image
             self._stop(err)
         except Exception as exc:  # a missed checkpoint must not stop the run; the final one reports errors
-            self._notice(f"could not rewrite the run's tables this time: {exc}")
+            self._notice(f"could not {self._what} this time: {exc}")
         finally:
             self._last = self._clock()
             took = self._last - started
-            self._every = max(self._min_every, CHECKPOINT_SPACING * took)
+            self._every = max(self._min_every, self._spacing * took)
             self.running = None

@@ -255,17 +255,20 @@ def _row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> JobRow:
     )
 
 
-def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, readonly: bool = False, immutable: bool = False, any_thread: bool = False
+) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), WAL, with a busy timeout.
 
     ``immutable`` (read-only) reads the file as it is, with no locks and no ``-wal``/``-shm`` files made:
-    only for a database that no connection has open (see :func:`open_readonly`)."""
+    only for a database that no connection has open (see :func:`open_readonly`). ``any_thread``: used from
+    more than one thread, never two at once."""
     try:
         if readonly:
             uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
             db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=10.0)
         else:
-            db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
+            db = sqlite3.connect(path, isolation_level=None, timeout=10.0, check_same_thread=not any_thread)
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: every commit survives a killed process (the WAL is in the OS); a power
             # failure could lose the last commits, which a resume redoes at no cost, except a create's
@@ -310,6 +313,36 @@ def _create(path: Path, clock: Callable[[], float]) -> None:
         for name in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
             with suppress(OSError):
                 name.unlink(missing_ok=True)
+
+
+#: SQLite's default: a committing connection checkpoints the write-ahead log past this many pages.
+_AUTOCHECKPOINT_PAGES = 1000
+
+
+class _LogCheckpointer:
+    """Copies the write-ahead log into the database (see :meth:`Store.log_checkpoints_elsewhere`)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+        self.checkpoints = 0
+
+    def __repr__(self) -> str:
+        return f"<_LogCheckpointer {self._path} checkpoints={self.checkpoints}>"
+
+    def __call__(self) -> None:
+        try:
+            if self._db is None:
+                self._db = connect(self._path, any_thread=True)
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            raise state_error(exc, self._path) from exc
+        self.checkpoints += 1
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 @_translating
@@ -687,6 +720,31 @@ class Store:
                 (n, job_id),
             )
         return int(n)
+
+    @contextmanager
+    def log_checkpoints_elsewhere(self) -> Iterator[Callable[[], None]]:
+        """Inside, this connection never copies its write-ahead log into the database: the function
+        yielded does (a PASSIVE checkpoint, on a connection of its own, from any one thread at a time).
+
+        SQLite checkpoints in the committing connection once the log passes 1,000 pages (about 4 MB): at
+        6,000 creates a minute that is every second or so, and its copy and the database's fsync held the
+        runner's event loop for up to 4 s on a busy disk (docs/benchmarks.md, "The runner's loop stalls,
+        traced"). A PASSIVE checkpoint takes no lock a writer waits for, and the log is written again from
+        its start once it has all been copied; the caller calls the function often enough to keep it small.
+        Durability is unchanged: the checkpoint fsyncs the log before it copies and the database after."""
+        checkpointer = _LogCheckpointer(self.path)
+        self._autocheckpoint(0)
+        try:
+            yield checkpointer
+        finally:
+            checkpointer.close()
+            self._autocheckpoint(_AUTOCHECKPOINT_PAGES)
+
+    def _autocheckpoint(self, pages: int) -> None:
+        try:
+            self._db.execute(f"PRAGMA wal_autocheckpoint={pages}")
+        except sqlite3.Error as exc:
+            raise state_error(exc, self.path) from exc
 
     def sync_wal(self) -> None:
         """fsync the write-ahead log: every commit made before this call is then durable, as a FULL commit
