@@ -150,6 +150,7 @@ class Executor:
                     await asyncio.wait(list(ctx.tasks.values()))
             finally:
                 await self._log.wait()  # never on a connection being closed
+                self._log = None
         if self._abandoning is not None:
             self._abandoning.cancel()
         ctx.stats.unfinished = len(self._given_up)
