@@ -161,11 +161,11 @@ async def test_an_unexpected_exception_leaves_the_job_recorded_and_the_run_goes_
     real = job_flow_module.JobFlow._record_end
     calls = [0]
 
-    def record_end(self: Any, job: Any, prediction: Any) -> None:
+    def record_end(self: Any, job: Any, prediction: Any, **kw: Any) -> None:
         calls[0] += 1
         if calls[0] == 2:
             raise KeyError("a defect")
-        real(self, job, prediction)
+        real(self, job, prediction, **kw)
 
     monkeypatch.setattr(job_flow_module.JobFlow, "_record_end", record_end)
     sim = simulator()

@@ -1,5 +1,5 @@
 """How many transactions a job costs: a create answered after its prediction ended (``Prefer: wait``)
-records the prediction and its end in one."""
+records the prediction and its end in one, writing the job's row and its attempt's once each."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ async def test_a_create_answered_with_its_end_records_both_in_one_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before, the answer (the prediction id) and the end (its status and output URLs) were two commits;
-    a job had four transactions: intent, answer, end, file and success. Now three."""
+    a job had four transactions: intent, answer, end, file and success. Now three; and the answer's writes
+    the job's row once (twice before, through 'submitted', and the attempt's twice)."""
     statements: list[str] = []
     real_connect = state_module.connect
 
@@ -42,5 +43,7 @@ async def test_a_create_answered_with_its_end_records_both_in_one_transaction(
         tx for tx in transactions if any(s.startswith("UPDATE attempts SET prediction_id") for s in tx)
     ]
     assert len(answers) == 8
-    for tx in answers:  # the end, in the same transaction as the answer
-        assert any(s.startswith("UPDATE jobs SET status = 'downloading'") for s in tx), tx
+    for tx in answers:  # the end, in the same transaction as the answer, each row written once
+        assert any(s.startswith("UPDATE jobs SET prediction_id") and "'downloading'" in s for s in tx), tx
+        assert sum(s.startswith("UPDATE jobs") for s in tx) == 1, tx
+        assert sum(s.startswith("UPDATE attempts") for s in tx) == 1, tx

@@ -109,6 +109,51 @@ def test_a_job_s_last_file_and_its_success_share_one_commit(store: Store) -> Non
     assert [o.flags for o in store.outputs(base.id)] == [None, None]  # quality unknown until derived
 
 
+def _rows(store: Store, job_id: str) -> tuple[object, ...]:
+    db = store._db
+    return (
+        db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchall(),
+        db.execute("SELECT * FROM attempts WHERE job_id = ?", (job_id,)).fetchall(),
+        db.execute("SELECT * FROM outputs WHERE job_id = ?", (job_id,)).fetchall(),
+    )
+
+
+@pytest.mark.parametrize("status", ["succeeded", "failed"])
+def test_an_answer_that_is_already_the_end_is_one_commit_writing_each_row_once(
+    tmp_path: Path, status: str
+) -> None:
+    """A create answered once its prediction ended (Prefer: wait): record_terminal given the answer leaves
+    the state attach then record_terminal leave, in one commit that updates the attempt's row and the
+    job's row once each (twice each before, the job's status passing through 'submitted'); a failure
+    still skips downstream."""
+    states = []
+    for combined in (False, True):
+        store = Store.open(tmp_path / str(combined), clock=lambda: 1000.0)
+        base = make_job("base", "cat")
+        edit = make_job("edit", "gold cat", needs=(base.id,))
+        load(store, [base, edit])
+        store.begin_attempt(base.id, {"prompt": "cat", "seed": 1}, intent_at=999.0)
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        end = dict(status=status, error=None if status == "succeeded" else "nsfw", url_until=4600.0,
+                   urls=("http://x/a.png",) if status == "succeeded" else (),
+                   completed_at="2024-01-01T00:00:02Z", predict_time=1.2)  # fmt: skip
+        if combined:
+            answer = ("p1", "2024-01-01T00:00:00Z")
+            skipped = store.record_terminal(base.id, answer=answer, **end)  # type: ignore[arg-type]
+        else:
+            store.attach(base.id, "p1", "succeeded", "2024-01-01T00:00:00Z")
+            skipped = store.record_terminal(base.id, **end)  # type: ignore[arg-type]
+        store._db.set_trace_callback(None)
+        assert skipped == ({} if status == "succeeded" else {"edit": 1})
+        states.append(_rows(store, base.id))
+        store.close()
+    assert states[0] == states[1]
+    assert statements.count("COMMIT") == 1
+    assert sum(sql.startswith("UPDATE jobs SET") for sql in statements) == 1
+    assert sum(sql.startswith("UPDATE attempts SET") for sql in statements) == 1
+
+
 def test_only_the_intent_commit_is_fsynced(store: Store) -> None:
     job = make_job("base", "cat")
     load(store, [job])

@@ -254,9 +254,7 @@ class JobFlow:
             self._created_any = True
             if prediction.done and _readable_end(prediction):
                 # Answered once it ended (Prefer: wait): its end goes in the same transaction.
-                with self._ctx.store.one_transaction():
-                    self._attach(job, prediction)
-                    self._record_end(job, prediction)
+                self._record_end(job, prediction, answer=True)
             else:
                 self._attach(job, prediction)
             return prediction
@@ -502,14 +500,19 @@ class JobFlow:
             6,
         )
 
-    def _record_end(self, job: Job, prediction: Prediction) -> None:
-        """Record the prediction's final status (its job's end unless it succeeded: then its downloads)."""
+    def _record_end(self, job: Job, prediction: Prediction, *, answer: bool = False) -> None:
+        """Record the prediction's final status (its job's end unless it succeeded: then its downloads);
+        ``answer``: it is the create's answer, and the prediction is recorded with its end."""
         row = job.row
+        record = partial(
+            self._ctx.store.record_terminal,
+            row.id,
+            answer=(prediction.id, prediction.created_at) if answer else None,
+        )
         if prediction.status == "succeeded":
             urls = prediction.output_urls()
             billed = self._billed(row, prediction, len(urls))
-            self._ctx.store.record_terminal(
-                row.id,
+            record(
                 status="succeeded",
                 error=None,
                 urls=urls,
@@ -520,6 +523,8 @@ class JobFlow:
                 predict_time=prediction.predict_time,
                 cost_usd=billed,
             )
+            if answer:
+                self._ctx.set(job, "submitted")
             self._ctx.tracker.spent_usd += job.cost if billed is None else billed
             self._ctx.reserved -= job.cost
             job.cost = 0.0
@@ -529,8 +534,7 @@ class JobFlow:
             "canceled": "the prediction was canceled (past its deadline, or by someone else)",
             "aborted": "the prediction never started before its deadline",
         }.get(prediction.status, f"the prediction ended {prediction.status}")
-        skipped = self._ctx.store.record_terminal(
-            row.id,
+        skipped = record(
             status=prediction.status,
             error=error,
             urls=(),
@@ -538,6 +542,8 @@ class JobFlow:
             completed_at=prediction.completed_at,
             predict_time=prediction.predict_time,
         )
+        if answer:
+            self._ctx.set(job, "submitted")
         self._ctx.set(job, prediction.status, message=error)
         for stage, n in skipped.items():
             self._ctx.tracker.move(stage, "pending", "skipped", n)

@@ -4,7 +4,8 @@ Write-ahead discipline lives here as the only way to change a job:
 
 1. :meth:`Store.begin_attempt` records the intent (the exact input about to be sent) *before* a create;
 2. :meth:`Store.attach` records the prediction id as soon as the create's response arrives;
-3. :meth:`Store.record_terminal` records the prediction's end (and its output URLs);
+3. :meth:`Store.record_terminal` records the prediction's end (and its output URLs); a create answered
+   once its prediction had ended records 2 and 3 together (its ``answer``);
 4. :meth:`Store.record_download` records a file only once it is safely in place.
 
 Every write is its own short transaction, so a crash at any point leaves a state from which a resume knows
@@ -357,7 +358,6 @@ class Store:
         self._input_names: dict[str, None] = {}
         self._seq = 0
         self._loading = False  # jobs are being (re)loaded in this session: see begin_ingest
-        self._joined = False  # writes go into one_transaction's
 
     @classmethod
     def open(cls, out_dir: Path, *, clock: Callable[[], float] = time.time) -> Store:
@@ -405,23 +405,8 @@ class Store:
             self._db.execute("COMMIT")
 
     @contextmanager
-    def one_transaction(self) -> Iterator[None]:
-        """Every write inside is one transaction: committed at the end, or none of it on an error."""
-        with self._tx():
-            outer, self._joined = self._joined, True
-            try:
-                yield
-            finally:
-                self._joined = outer
-
-    @contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """A write transaction (or a part of :meth:`one_transaction`'s); ``durable`` fsyncs its commit
-        before returning (once per create; never inside another)."""
-        if self._joined:
-            assert not durable, "a durable commit cannot be part of another transaction"
-            yield self._db
-            return
+        """A write transaction; ``durable`` fsyncs its commit before returning (once per create)."""
         if durable:
             self._db.execute("PRAGMA synchronous=FULL")
         try:
@@ -799,17 +784,29 @@ class Store:
         completed_at: str | None,
         predict_time: float | None,
         cost_usd: float | None = None,
+        answer: tuple[str, str | None] | None = None,
     ) -> dict[str, int]:
         """The job's prediction ended. On success the job moves to ``downloading`` with its output URLs;
         otherwise its downstream jobs are skipped (returned: how many, by stage). ``cost_usd``: what the
-        API billed, replacing the estimate."""
+        API billed, replacing the estimate. ``answer``: the prediction (its id and ``created_at``) is the
+        create's answer, given once it had ended (``Prefer: wait``): :meth:`attach` and this in one
+        transaction, which writes the attempt's row and the job's once each."""
+        also: dict[str, Any] = {}
         with self._tx() as db:
-            db.execute(
-                "UPDATE attempts SET outcome = ? WHERE job_id = ? AND prediction_id = (SELECT prediction_id"
-                " FROM jobs"
-                " WHERE id = ?)",
-                (status, job_id, job_id),
-            )
+            if answer is None:
+                db.execute(
+                    "UPDATE attempts SET outcome = ? WHERE job_id = ? AND prediction_id = (SELECT"
+                    " prediction_id FROM jobs WHERE id = ?)",
+                    (status, job_id, job_id),
+                )
+            else:
+                also = {"prediction_id": answer[0], "created_at": answer[1]}
+                db.execute(
+                    "UPDATE attempts SET prediction_id = ?, outcome = ? WHERE job_id = ? AND n = (SELECT"
+                    " attempts FROM jobs WHERE id = ?)",
+                    (answer[0], status, job_id, job_id),
+                )
+            columns = "".join(f"{name} = ?, " for name in also)
             if status == "succeeded":
                 db.execute("DELETE FROM outputs WHERE job_id = ?", (job_id,))
                 db.executemany(
@@ -817,16 +814,15 @@ class Store:
                     [(job_id, i, url, url_until) for i, url in enumerate(urls)],
                 )
                 db.execute(
-                    "UPDATE jobs SET status = 'downloading', completed_at = ?, predict_time = ?,"
+                    f"UPDATE jobs SET {columns}status = 'downloading', completed_at = ?, predict_time = ?,"
                     " error = NULL, cost_usd = COALESCE(?, cost_usd) WHERE id = ?",
-                    (completed_at, predict_time, cost_usd, job_id),
+                    (*also.values(), completed_at, predict_time, cost_usd, job_id),
                 )
             else:
                 db.execute(
-                    "UPDATE jobs SET status = ?, error = ?, completed_at = ?, predict_time = ?, finished_at"
-                    " = ?"
-                    " WHERE id = ?",
-                    (status, error, completed_at, predict_time, self._clock(), job_id),
+                    f"UPDATE jobs SET {columns}status = ?, error = ?, completed_at = ?, predict_time = ?,"
+                    " finished_at = ? WHERE id = ?",
+                    (*also.values(), status, error, completed_at, predict_time, self._clock(), job_id),
                 )
                 return self._skip_dependents(db, job_id)
         return {}
