@@ -356,8 +356,8 @@ class ApiClient:
         headers: Mapping[str, str],
         read_timeout: float | None,
     ) -> tuple[httpx.Response, bytes]:
-        """The request, and its answer read as a stream up to the size cap (a buffered copy of the answer
-        for the error translation, and the body)."""
+        """The request, and its answer read as a stream up to the size cap (an error's as a buffered copy,
+        for the error translation; a success's as received, closed), and the body."""
         async with self._http.stream(
             method,
             url,
@@ -387,6 +387,8 @@ class ApiClient:
                     raise too_big
                 chunks.append(chunk)
         content = b"".join(chunks)
+        if not is_error:  # only its status is read: no copy
+            return response, content
         plain = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
         copy = httpx.Response(response.status_code, headers=plain, content=content, request=response.request)
         return copy, content

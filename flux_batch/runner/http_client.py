@@ -142,13 +142,8 @@ class Transport(AiohttpTransport):
         except (aiohttp.ClientError, httpx.TransportError) as exc:
             raise translate(exc) from exc
         assert isinstance(response.stream, httpx.AsyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Body(response.stream),
-            request=request,
-            extensions=response.extensions,
-        )
+        response.stream = _Body(response.stream)  # in place: a second Response would copy the headers
+        return response
 
 
 def http_client(max_in_flight: int) -> httpx.AsyncClient:
