@@ -4,6 +4,7 @@ API host, and the connection limit."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import re
 import socket
 import socketserver
@@ -215,6 +216,44 @@ async def test_each_answer_is_one_response_object(monkeypatch: pytest.MonkeyPatc
                     assert answer.status_code == 200 and len(await answer.aread()) > 0
     assert prediction.status == "succeeded"
     assert len(built) == 20
+
+
+def setting_a_cookie(app: Asgi) -> Asgi:
+    """``app``, whose answers to ``/v1/models`` set a cookie."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and scope["path"] == "/v1/models":
+                message = {**message, "headers": [*message["headers"], (b"set-cookie", b"affinity=a1")]}
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    return wrapped
+
+
+async def test_cookies_are_read_only_from_answers_that_set_some(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The standard library's jar is asked only about an answer with a Set-Cookie header (before, about
+    every answer: 20 times here), and still keeps that cookie for the next requests."""
+    read: list[str] = []
+    real_extract = http.cookiejar.CookieJar.extract_cookies
+
+    def extract(self: http.cookiejar.CookieJar, response: Any, request: Any) -> None:
+        read.append(request.get_full_url())
+        real_extract(self, response, request)
+
+    monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", extract)
+    with serve_in_thread(setting_a_cookie(create_app(SimConfig(latency=0)))) as base:
+        async with http_client(4) as client:
+            api = ApiClient(client, base + "/v1", "r8_test")
+            for i in range(10):
+                prediction = await api.create(
+                    SCHNELL, None, {"prompt": f"x{i}", "megapixels": "0.25"}, wait=5
+                )
+                assert (await client.get(prediction.output_urls()[0])).status_code == 200
+            assert read == []
+            await client.get(base + "/v1/models")
+            assert read == [base + "/v1/models"] and client.cookies.get("affinity") == "a1"
 
 
 def redirecting(to: str) -> Asgi:

@@ -19,7 +19,8 @@ What this module adds to ``httpx_aiohttp.AiohttpTransport``:
   ambiguous at load average 13, each settled by listing; httpcore, which checks the socket, had 1). Here
   the most recently used idle connection is taken, and only if its socket has nothing to read (a
   server's close is something to read); it is the check httpcore makes.
-- **No second cookie jar.** httpx keeps the cookies; aiohttp's session is given a dummy jar.
+- **No second cookie jar.** httpx keeps the cookies; aiohttp's session is given a dummy jar. httpx reads
+  an answer's cookies only when it sets some (:class:`_Cookies`).
 - **The connection limit** (``max_connections``) covers every prediction in flight plus ``HEADROOM``.
 
 TLS is httpx's own context (``httpx.create_ssl_context``): the system's store, or ``SSL_CERT_FILE`` /
@@ -146,6 +147,18 @@ class Transport(AiohttpTransport):
         return response
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookies, read from an answer only when it has a ``Set-Cookie`` (or ``Set-Cookie2``) header,
+    the only headers the standard library's jar reads: for every answer httpx otherwise builds a urllib
+    request and response for that jar to find nothing (3.6 % of the runner's event loop at 6,000 creates a
+    minute, profiled). tests/test_runner_http_client.py fails if httpx stops using it."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
 def http_client(max_in_flight: int) -> httpx.AsyncClient:
     """The ``httpx.AsyncClient`` that ``flux-batch run`` uses against a real API or a served simulator:
     room for ``max_in_flight`` held creates plus ``HEADROOM``, idle connections kept ``KEEPALIVE_S``."""
@@ -153,4 +166,6 @@ def http_client(max_in_flight: int) -> httpx.AsyncClient:
     limits = httpx.Limits(
         max_connections=total, max_keepalive_connections=total, keepalive_expiry=KEEPALIVE_S
     )
-    return httpx.AsyncClient(transport=Transport(limits=limits), follow_redirects=True)
+    client = httpx.AsyncClient(transport=Transport(limits=limits), follow_redirects=True)
+    client._cookies = _Cookies()  # httpx has no public way to give a client its Cookies object
+    return client
