@@ -170,6 +170,28 @@ def test_only_the_intent_commit_is_fsynced(store: Store) -> None:
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
+def test_a_job_writes_few_pages_of_log(tmp_path: Path) -> None:
+    """Intent, answer with its end, file with its success: the log receives about 12 pages a job (18 with
+    the index of jobs by stage and status, which each status change rewrote); the counts by stage and
+    status are the same without it."""
+    store = Store.open(tmp_path)
+    jobs = [make_job("base", f"cat {i}", seed=i) for i in range(300)]
+    load(store, jobs)
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store._db.execute("PRAGMA wal_autocheckpoint=0")
+    for i, job in enumerate(jobs[:200]):
+        store.begin_attempt(job.id, dict(job.input), 1000.0 + i, durable=False)
+        store.record_terminal(
+            job.id, status="succeeded", error=None, urls=(f"http://x/{i}.png",), url_until=4600.0,
+            completed_at=None, predict_time=1.0, answer=(f"p{i}", None),
+        )  # fmt: skip
+        store.record_download(job.id, 0, FileInfo(f"images/base/{i}.png", "ab" * 32, 10, 4, 4), last=True)
+    frames = ((tmp_path / "state.db-wal").stat().st_size - 32) / (4096 + 24)
+    assert frames / 200 < 16
+    assert store.counts() == {"base": {"succeeded": 200, "pending": 100}}
+    store.close()
+
+
 def test_failure_skips_downstream_transitively(store: Store) -> None:
     a = make_job("a", "x")
     b = make_job("b", "y", needs=(a.id,))

@@ -112,11 +112,20 @@ def m004_image_quality(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE outputs ADD COLUMN flags TEXT")
 
 
+def m005_no_stage_status_index(db: sqlite3.Connection) -> None:
+    """Drop the index of jobs by (stage, status): every status change of a job rewrote it (about 6 of the
+    18 to 20 pages a job wrote to the log), and the only query it served, the counts by stage and status
+    of the live jobs, read every job's row through it anyway (66 ms at 100,000 jobs; 55 ms scanning the
+    table without it)."""
+    db.execute("DROP INDEX IF EXISTS jobs_stage_status")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     m001_initial,
     m002_thumbnails,
     m003_file_times,
     m004_image_quality,
+    m005_no_stage_status_index,
 )
 
 
