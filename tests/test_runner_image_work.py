@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import write_manifest
@@ -180,3 +182,37 @@ def test_a_stopped_runs_report_makes_nothing_and_shows_the_images(tmp_path: Path
             assert PENDING_FILL not in {color for _, color in image.convert("RGB").getcolors(1 << 24)}
     write_report(folder.out)  # the next report makes them
     assert len(list((folder.out / ".thumbs").rglob("*.webp"))) == 12
+
+
+def test_the_number_of_cores_is_read_once_not_per_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How many images go to the workers at once depends on the cores, which the C library reads from
+    /sys at every call: read when the work starts (before: at every image queued and every image done)."""
+    calls: list[int] = []
+    real = os.cpu_count
+
+    def cpu_count() -> int | None:
+        calls.append(1)
+        return real()
+
+    class Unmade(Executor):  # every image comes back unreadable at once: only the queueing is measured
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+            future: Future[Any] = Future()
+            future.set_result(None)
+            return future
+
+    async def queue_50() -> int:
+        store = Store.open(tmp_path)
+        try:
+            monkeypatch.setattr(os, "cpu_count", cpu_count)
+            work = ImageWork(store, tmp_path, pool=Unmade)
+            for i in range(50):
+                work.add("job", i, f"images/a/{i}.png", "ab" * 32)
+            await work.drain()
+            return work.pending
+        finally:
+            store.close()
+
+    assert asyncio.run(queue_50()) == 0
+    assert len(calls) == 1

@@ -71,6 +71,8 @@ class ImageWork:
         self._results: list[tuple[Item, Derived]] = []
         self._last_record = clock()
         self._dead: set[Executor] = set()
+        # Once: the number of cores is read from /sys at every call (twice an image, 1 % of a run's loop).
+        self._ahead = workers() * AHEAD_PER_WORKER
         self._closed = False
         self._draining = False
         self.error: FluxBatchError | None = None
@@ -123,7 +125,7 @@ class ImageWork:
             self._queue.clear()
             return
         loop = asyncio.get_running_loop()
-        ahead = workers() * AHEAD_PER_WORKER
+        ahead = self._ahead
         while self._queue:
             if len(self._running) < ahead:
                 pool = (self._pool or _derived.shared_pool)()
