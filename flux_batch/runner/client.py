@@ -282,6 +282,8 @@ class ApiClient:
         self._deadline_s = CALL_DEADLINE_S if deadline_s is None else deadline_s
         self._max_answer = max_answer_bytes
         self.calls: Counter[str] = Counter()
+        # A model's create URL, parsed once: httpx parses a URL given as text at every request (18 us).
+        self._create_urls: dict[str, httpx.URL] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -320,7 +322,10 @@ class ApiClient:
         try:
             # Per-read timeouts restart with every byte: only an overall deadline bounds a trickling answer.
             response, content = await within(
-                deadline, self._send(method, url, json_body, params, files, all_headers, read_timeout)
+                deadline,
+                self._send(
+                    method, self._target(kind, url), json_body, params, files, all_headers, read_timeout
+                ),
             )
         except asyncio.TimeoutError as exc:
             raise TransportError(
@@ -346,10 +351,19 @@ class ApiClient:
                 status=response.status_code,
             ) from exc
 
+    def _target(self, kind: str, url: str) -> httpx.URL | str:
+        """``url`` as given to httpx: a create's parsed once (the same few URLs), any other as text."""
+        if kind != "create":
+            return url
+        parsed = self._create_urls.get(url)
+        if parsed is None:
+            parsed = self._create_urls[url] = httpx.URL(url)
+        return parsed
+
     async def _send(
         self,
         method: str,
-        url: str,
+        url: httpx.URL | str,
         json_body: Any,
         params: Mapping[str, str] | None,
         files: Any,
