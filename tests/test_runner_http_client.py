@@ -179,16 +179,20 @@ def recording(app: Asgi, seen: list[tuple[str, Any, str]]) -> Asgi:
     return wrapper
 
 
+async def creates_and_downloads(http: httpx.AsyncClient, base: str, n: int = 10) -> None:
+    """``n`` creates through the API client, each one's output downloaded: ``2 n`` requests."""
+    client = ApiClient(http, base + "/v1", "r8_test")
+    for i in range(n):
+        prediction = await client.create(SCHNELL, None, {"prompt": f"x{i}", "megapixels": "0.25"}, wait=5)
+        assert prediction.status == "succeeded"
+        assert (await http.get(prediction.output_urls()[0])).status_code == 200
+
+
 async def test_connections_are_kept_alive_between_requests() -> None:
     seen: list[tuple[str, Any, str]] = []
     with serve_in_thread(recording(create_app(SimConfig(latency=0)), seen)) as base:
         async with http_client(4) as http:
-            client = ApiClient(http, base + "/v1", "r8_test")
-            for i in range(10):
-                prediction = await client.create(
-                    SCHNELL, None, {"prompt": f"x{i}", "megapixels": "0.25"}, wait=5
-                )
-                assert (await http.get(prediction.output_urls()[0])).status_code == 200
+            await creates_and_downloads(http, base)
     assert len(seen) == 20
     assert len({client for _, client, _ in seen}) == 1  # one connection for all twenty requests
 
@@ -206,15 +210,8 @@ async def test_each_answer_is_one_response_object(monkeypatch: pytest.MonkeyPatc
 
     with serve_in_thread(create_app(SimConfig(latency=0))) as base:
         async with http_client(4) as http:
-            client = ApiClient(http, base + "/v1", "r8_test")
             monkeypatch.setattr(httpx.Response, "__init__", counted)
-            for i in range(10):
-                prediction = await client.create(
-                    SCHNELL, None, {"prompt": f"x{i}", "megapixels": "0.25"}, wait=5
-                )
-                async with http.stream("GET", prediction.output_urls()[0]) as answer:
-                    assert answer.status_code == 200 and len(await answer.aread()) > 0
-    assert prediction.status == "succeeded"
+            await creates_and_downloads(http, base)
     assert len(built) == 20
 
 
@@ -245,12 +242,7 @@ async def test_cookies_are_read_only_from_answers_that_set_some(monkeypatch: pyt
     monkeypatch.setattr(http.cookiejar.CookieJar, "extract_cookies", extract)
     with serve_in_thread(setting_a_cookie(create_app(SimConfig(latency=0)))) as base:
         async with http_client(4) as client:
-            api = ApiClient(client, base + "/v1", "r8_test")
-            for i in range(10):
-                prediction = await api.create(
-                    SCHNELL, None, {"prompt": f"x{i}", "megapixels": "0.25"}, wait=5
-                )
-                assert (await client.get(prediction.output_urls()[0])).status_code == 200
+            await creates_and_downloads(client, base)
             assert read == []
             await client.get(base + "/v1/models")
             assert read == [base + "/v1/models"] and client.cookies.get("affinity") == "a1"
