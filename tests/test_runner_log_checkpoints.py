@@ -83,8 +83,8 @@ async def test_during_a_run_only_the_checkpointer_copies_the_log_and_keeps_it_sm
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """2,000 jobs at 6,000 creates a minute: between two of the checkpointer's copies the database file
-    never changes (the loop's connection copied nothing), and the log stays half a second of commits
-    (about 1,100 pages of 4 KB here: a job writes about 22 pages over its transactions)."""
+    never changes (the loop's connection copied nothing), and the log stays about half a second of
+    commits (a job writes about 14 pages of 4 KB over its transactions)."""
     copies = [0]
     real = Store.log_checkpoints_elsewhere
 

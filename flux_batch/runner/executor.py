@@ -53,8 +53,8 @@ __all__ = [
 ABANDON_WAIT_AFTER_S = 2.0
 #: The state's write-ahead log is copied into its database this often during a run, in a worker thread
 #: (never by the event loop's own connection: :meth:`Store.log_checkpoints_elsewhere`), and at least its
-#: last copy's duration after it. At 6,000 creates a minute half a second of commits is about 1,100 pages
-#: of log (4.5 MB), what SQLite's own automatic checkpoint let it reach (1,000 pages).
+#: last copy's duration after it. At 6,000 creates a minute half a second of commits is about 700 pages
+#: of log (2.8 MB; a job writes about 14), below what SQLite's own automatic checkpoint let it reach.
 LOG_CHECKPOINT_EVERY_S = 0.5
 
 
@@ -139,15 +139,7 @@ class Executor:
                 notice=ctx.notice,
             )
             try:
-                try:
-                    for row in self._store.in_progress():
-                        if not await self._admit(row):
-                            break
-                    await self._dispatch()
-                except (StateError, StorageError) as err:  # the store failed under the dispatcher itself
-                    ctx.stop_everything(err)
-                while ctx.tasks:
-                    await asyncio.wait(list(ctx.tasks.values()))
+                await self._run_jobs()
             finally:
                 await self._log.wait()  # never on a connection being closed
                 self._log = None
@@ -162,6 +154,19 @@ class Executor:
             stats=ctx.stats,
             api_calls=dict(self._client.calls),
         )
+
+    async def _run_jobs(self) -> None:
+        """Resume the jobs in progress, then start the others as slots free up; return once all ended."""
+        ctx = self._ctx
+        try:
+            for row in self._store.in_progress():
+                if not await self._admit(row):
+                    break
+            await self._dispatch()
+        except (StateError, StorageError) as err:  # the store failed under the dispatcher itself
+            ctx.stop_everything(err)
+        while ctx.tasks:
+            await asyncio.wait(list(ctx.tasks.values()))
 
     def _in_flight_cap(self) -> int:
         """How many jobs may be in flight now (see :mod:`flux_batch.runner.in_flight`)."""
